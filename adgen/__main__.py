@@ -1,0 +1,164 @@
+"""The CLI: `python -m adgen generate|presets|demo-model|download` (never imports gradio)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .errors import AdgenError, InputError, ModelError, PresetError
+
+# A field's CLI flag, so an error names what the user typed.
+FLAGS = {
+    "product name": "--product", "category": "--category", "key features": "--features",
+    "target audience": "--audience", "scene/mood": "--scene", "brand colours": "--colors", "ad copy": "--copy",
+    "preset": "--preset", "LoRA scale": "--lora-scale", "prompt": "--prompt", "seed": "--seed",
+    "width": "--size (width)", "height": "--size (height)", "size": "--size", "aspect": "--aspect", "steps": "--steps",
+    "count": "--count", "image": "--image", "strength": "--strength", "out": "--out",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, no usage dump
+        print(f"error: {message} (see --help)", file=sys.stderr)
+        sys.exit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m adgen", description="AdGen: product ad images with Z-Image-Turbo.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    gen = commands.add_parser("generate", help="generate ad images; prints one JSON object")
+    gen.add_argument("--product", required=True, help="product name (Korean or English)")
+    gen.add_argument("--category", default="")
+    gen.add_argument("--features", default="", help='key features, comma-separated: "a, b"')
+    gen.add_argument("--audience", default="", help="target audience")
+    gen.add_argument("--scene", default="", help="scene / mood")
+    gen.add_argument("--colors", default="", help="brand colours")
+    gen.add_argument("--copy", default="", help="ad copy (headline)")
+    gen.add_argument("--preset", default="photo", help="style preset (see `presets`)")
+    gen.add_argument("--lora-scale", help="LoRA strength 0..2 (default: the preset's)")
+    gen.add_argument("--prompt", help="use this prompt instead of the built one")
+    gen.add_argument("--no-product-focus", action="store_true", help="allow people/faces; drop the product-hero clause")
+    gen.add_argument("--seed", help="0..4294967295 (default: random, reported)")
+    size = gen.add_mutually_exclusive_group()
+    size.add_argument("--size", help="WIDTHxHEIGHT, multiples of 16 from 256 to 2048 (default 1024x1024)")
+    size.add_argument("--aspect", help="aspect preset: 1:1, 4:5, 3:4, 2:3, 9:16, 5:4, 4:3, 3:2, 16:9")
+    gen.add_argument("--steps", help="denoising steps 1..50 (default 8, ZIT's)")
+    gen.add_argument("--count", default="1", help="images 1..8; image i uses seed + i")
+    gen.add_argument("--image", help="product photo (PNG/JPEG/WebP) for image-to-image")
+    gen.add_argument("--strength", default="0.6", help="image-to-image: how much to repaint, 0.05..1")
+    gen.add_argument("--out", default="outputs", help="folder for the PNGs (default ./outputs)")
+    gen.add_argument("--model", help="auto (default), demo, a local folder or a Hugging Face repo id")
+    gen.add_argument("--no-cache", action="store_true", help="neither read nor write the result cache")
+
+    lst = commands.add_parser("presets", help="list the style presets")
+    lst.add_argument("--json", action="store_true")
+    demo = commands.add_parser("demo-model", help="write the embedded demo model to a folder")
+    demo.add_argument("--out", required=True)
+    dl = commands.add_parser("download", help="fetch Z-Image-Turbo and the presets' hub LoRAs (needs internet)")
+    dl.add_argument("--repo", default=None, help="model repo (default Tongyi-MAI/Z-Image-Turbo)")
+    return parser
+
+
+def cmd_generate(args: argparse.Namespace) -> dict:
+    from .cache import ResultCache
+    from .engine import Engine, quiet_libraries
+    from .images import read_image_file
+    from .models import cache_dir
+    from .request import AdRequest, Product, aspect_size, parse_size
+
+    # 1. check every input before anything is loaded or written
+    product = Product(name=args.product, category=args.category, features=args.features, audience=args.audience,
+                      scene=args.scene, colors=args.colors, copy=args.copy)
+    width = height = None
+    if args.size:
+        width, height = parse_size(args.size)
+    elif args.aspect:
+        width, height = aspect_size(args.aspect)
+    image = read_image_file(args.image) if args.image else None
+    request = AdRequest(product=product, preset=args.preset, lora_scale=args.lora_scale, prompt=args.prompt,
+                        product_focus=not args.no_product_focus, seed=args.seed, width=width, height=height,
+                        steps=args.steps, count=args.count, image=image, strength=args.strength)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise InputError("out", f"{out} exists and is not a folder")
+    # 2. generate (the engine checks the preset and its LoRA before any work)
+    quiet_libraries()
+    engine = Engine(args.model, cache=ResultCache(cache_dir() / "results"))
+    result = engine.generate(request, use_cache=not args.no_cache)
+    # 3. write the PNGs (atomically) and report
+    from .cache import write_atomic
+
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for item in result.images:
+        path = out / f"adgen-{item.seed}-{item.key[:10]}.png"
+        write_atomic(path, item.png)
+        paths.append(str(path))
+    return {"images": paths, "seeds": [i.seed for i in result.images], "cached": [i.cached for i in result.images],
+            "prompt": result.prompt, "model": result.model, "seconds": round(result.seconds, 3)}
+
+
+def cmd_presets(args: argparse.Namespace) -> dict | None:
+    from .presets import load_presets
+
+    presets = load_presets()
+    if args.json:
+        return {name: p.model_dump(exclude={"kind"}) for name, p in presets.items()}
+    for p in presets.values():
+        lora = f"LoRA {p.lora.file or p.lora.repo} x{p.lora.scale}" if p.lora else "no LoRA"
+        print(f"{p.name:16} {p.label:16} {lora:34} {p.description}")
+    return None
+
+
+def cmd_demo_model(args: argparse.Namespace) -> dict:
+    from .demo_model import build_demo_model
+    from .engine import quiet_libraries
+
+    out = Path(args.out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise InputError("out", f"{out} must be a new or empty folder")
+    quiet_libraries()
+    build_demo_model(out)
+    return {"model": str(out), "load_with": f"ZImagePipeline.from_pretrained({str(out)!r})"}
+
+
+def cmd_download(args: argparse.Namespace) -> dict:
+    from .engine import hub_lora
+    from .models import ZIT_REPO, download_model
+    from .presets import load_presets
+
+    path = download_model(args.repo or ZIT_REPO)  # progress bars on stderr
+    loras = [str(hub_lora(p.lora.repo, p.lora.weight_name or "")) for p in load_presets().values()
+             if p.lora and p.lora.repo]
+    return {"model": str(path), "loras": loras}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    command = {"generate": cmd_generate, "presets": cmd_presets, "demo-model": cmd_demo_model,
+               "download": cmd_download}[args.command]
+    try:
+        report = command(args)
+    except InputError as exc:
+        flag = FLAGS.get(exc.field, exc.field)
+        print(f"error: {flag}: {str(exc).removeprefix(exc.field + ': ')}", file=sys.stderr)
+        return 2
+    except (PresetError, ModelError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except AdgenError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    if report is not None:
+        print(json.dumps(report, ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

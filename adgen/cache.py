@@ -1,0 +1,113 @@
+"""Content-addressed result cache on disk.
+
+An entry is one PNG at `ROOT/ab/abcdef....png`, named by its key (see `request.image_key`).
+Writes are atomic (temp file in the same folder, fsync, rename), so a crash leaves either the
+whole entry or none; a reader also checks every entry (PNG CRCs and the key embedded in it)
+and deletes, never serves, one that fails. Size is capped by evicting least recently used
+entries (a hit refreshes the entry's mtime).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from PIL import Image
+
+from .metadata import read_params
+
+_KEY = re.compile(r"[0-9a-f]{64}")
+TMP_PREFIX = ".tmp-"
+STALE_TMP_SECONDS = 3600
+
+
+class ResultCache:
+    """PNG results by key, at most `max_bytes` on disk."""
+
+    def __init__(self, root: Path | str, max_bytes: int = 2 * 1024**3):
+        self.root = Path(root)
+        self.max_bytes = max_bytes
+        self._lock = threading.Lock()
+
+    def path(self, key: str) -> Path:
+        if not _KEY.fullmatch(key):
+            raise ValueError(f"cache key must be 64 hex digits (got {key!r})")
+        return self.root / key[:2] / f"{key}.png"
+
+    def get(self, key: str) -> bytes | None:
+        """The entry's bytes if present and intact; a damaged entry is deleted and None returned."""
+        path = self.path(key)
+        try:
+            data = path.read_bytes()
+        except OSError:
+            return None
+        if not self._intact(data, key):
+            path.unlink(missing_ok=True)
+            return None
+        try:
+            os.utime(path)  # least-recently-used order
+        except OSError:
+            pass
+        return data
+
+    def put(self, key: str, data: bytes) -> Path:
+        """Store `data` under `key` atomically; returns the entry's path."""
+        path = self.path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, data)
+        self.evict()
+        return path
+
+    def evict(self) -> int:
+        """Delete least recently used entries (and stale temp files) until within the cap; returns bytes freed."""
+        with self._lock:
+            entries, total, now = [], 0, time.time()
+            for path in self.root.glob("*/*"):
+                try:
+                    stat = path.stat()
+                except OSError:
+                    continue
+                if path.name.startswith(TMP_PREFIX):
+                    if now - stat.st_mtime > STALE_TMP_SECONDS:  # left by a killed writer
+                        path.unlink(missing_ok=True)
+                    continue
+                entries.append((stat.st_mtime, stat.st_size, path))
+                total += stat.st_size
+            freed = 0
+            for _, size, path in sorted(entries):
+                if total - freed <= self.max_bytes:
+                    break
+                path.unlink(missing_ok=True)
+                freed += size
+            return freed
+
+    def size_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.root.glob("*/*.png"))
+
+    @staticmethod
+    def _intact(data: bytes, key: str) -> bool:
+        try:
+            with Image.open(io.BytesIO(data)) as image:
+                image.verify()  # chunk CRCs and the IEND marker: catches truncation and bit rot
+            return read_params(data).get("key") == key
+        except Exception:  # any decoding failure means "not intact"
+            return False
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so that readers see the old file, or the whole new one, never a part."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=TMP_PREFIX)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,110 @@
+"""Generation parameters in PNG text chunks, written and read back.
+
+Two chunks, like AUTOMATIC1111 plus an exact one: `parameters` (human-readable, A1111's layout, so
+other tools show it) and `adgen` (JSON, read back into an `AdRequest`). Nothing time-dependent is
+written, so the same request gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+from pathlib import Path
+
+from PIL import Image, PngImagePlugin
+
+from .errors import InputError
+from .prompts import Settings
+from .request import AdRequest, Product
+
+FORMAT_VERSION = 1
+
+
+def params_of(request: AdRequest, settings: Settings, seed: int, model: str, key: str, lora: str | None) -> dict:
+    """The JSON-able parameters of image `seed` of `request` run with `settings`."""
+    return {
+        "adgen": FORMAT_VERSION,
+        "product": dataclasses.asdict(request.product),
+        "preset": request.preset,
+        "lora": lora,
+        "lora_scale": settings.lora_scale,
+        "prompt_override": request.prompt,
+        "product_focus": request.product_focus,
+        "seed": seed,
+        "width": settings.width,
+        "height": settings.height,
+        "steps": settings.steps,
+        "strength": request.strength if request.image is not None else None,
+        "prompt": settings.prompt,
+        "model": model,
+        "key": key,
+    }
+
+
+def a1111_text(params: dict) -> str:
+    """A1111's 'parameters' layout: the prompt, then 'Key: value, ...' on the last line."""
+    fields = [
+        f"Steps: {params['steps']}", "Sampler: FlowMatchEuler", "CFG scale: 0", f"Seed: {params['seed']}",
+        f"Size: {params['width']}x{params['height']}", f"Model: {params['model']}", f"Style: {params['preset']}",
+    ]
+    if params.get("lora"):
+        fields.append(f"LoRA: {params['lora']}")
+    if params.get("lora_scale") is not None:
+        fields.append(f"LoRA scale: {params['lora_scale']}")
+    if params.get("strength") is not None:
+        fields.append(f"Denoising strength: {params['strength']}")
+    return f"{params['prompt']}\n" + ", ".join(fields)
+
+
+def png_bytes(image: Image.Image, params: dict) -> bytes:
+    """Encode `image` as PNG with both parameter chunks."""
+    info = PngImagePlugin.PngInfo()
+    info.add_itxt("parameters", a1111_text(params))
+    info.add_itxt("adgen", json.dumps(params, ensure_ascii=False, sort_keys=True))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", pnginfo=info)
+    return buffer.getvalue()
+
+
+def read_params(source: bytes | str | Path) -> dict:
+    """The `adgen` parameters embedded in a PNG made by AdGen."""
+    data = Path(source).read_bytes() if isinstance(source, (str, Path)) else source
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            # Our chunks precede the pixel data, so `info` has them without decoding the image;
+            # `text` (which decodes) is the fallback for files re-saved by other tools.
+            text = image.info.get("adgen") if image.format == "PNG" else None
+            if text is None and image.format == "PNG":
+                text = image.text.get("adgen")  # type: ignore[attr-defined]
+    except Exception as exc:  # Pillow raises many kinds for a non-image
+        raise InputError("image", f"not a readable PNG ({exc.__class__.__name__})") from None
+    if not text:
+        raise InputError("image", "has no AdGen parameters (only PNGs saved by AdGen carry them)")
+    try:
+        params = json.loads(text)
+    except json.JSONDecodeError:
+        raise InputError("image", "its AdGen parameters are damaged (not JSON)") from None
+    if not isinstance(params, dict) or params.get("adgen") != FORMAT_VERSION:
+        raise InputError("image", f"its AdGen parameters are of an unknown version ({params.get('adgen')!r})")
+    return params
+
+
+def request_from_params(params: dict, image: bytes | None = None) -> AdRequest:
+    """Rebuild the request that made one image (count 1, its own seed). An img2img image needs its photo."""
+    try:
+        return AdRequest(
+            product=Product(**params["product"]),
+            preset=params["preset"],
+            lora_scale=params["lora_scale"],
+            prompt=params["prompt_override"],
+            product_focus=params["product_focus"],
+            seed=params["seed"],
+            width=params["width"],
+            height=params["height"],
+            steps=params["steps"],
+            image=image,
+            strength=params["strength"] if params.get("strength") is not None else 0.6,
+        )
+    except (KeyError, TypeError) as exc:
+        raise InputError("image", f"its AdGen parameters lack a field ({exc})") from None

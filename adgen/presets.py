@@ -1,0 +1,180 @@
+"""Style presets: data files in `presets/` checked by one schema (unknown keys rejected).
+
+A user adds a style by dropping one `.yaml`/`.yml`/`.json` file into `presets/`; its file name
+(without extension) is the preset's name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import string
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import InputError, PresetError
+from .request import MAX_LORA_SCALE, MAX_SIDE, MAX_STEPS, MIN_SIDE, SIDE_MULTIPLE
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+PRESET_SUFFIXES = (".yaml", ".yml", ".json")
+_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+_REPO = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+
+
+def lora_dirs() -> list[Path]:
+    """Folders a preset's local LoRA file may live in: `loras/` and `$ADGEN_LORA_DIR` (os.pathsep-separated)."""
+    dirs = [PROJECT_DIR / "loras"]
+    dirs += [Path(p).expanduser() for p in os.environ.get("ADGEN_LORA_DIR", "").split(os.pathsep) if p]
+    return dirs
+
+
+class LoraSpec(BaseModel):
+    """A LoRA: a local `file` (inside the allowed folders) or a hub `repo` + `weight_name`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    file: str | None = None
+    repo: str | None = None
+    weight_name: str | None = None
+    scale: Annotated[float, Field(ge=0.0, le=MAX_LORA_SCALE)] = 1.0
+
+    @field_validator("file", "weight_name")
+    @classmethod
+    def _safetensors_only(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        path = Path(value)
+        if path.is_absolute() or ".." in path.parts or "\\" in value:
+            raise ValueError(f"must be a relative path inside the LoRA folders, without '..' (got {value!r})")
+        if path.suffix != ".safetensors":
+            raise ValueError(f"must be a .safetensors file; pickled weights are never loaded (got {value!r})")
+        return value
+
+    @field_validator("repo")
+    @classmethod
+    def _repo_id(cls, value: str | None) -> str | None:
+        if value is not None and not _REPO.fullmatch(value):
+            raise ValueError(f"must be a Hugging Face repo id like 'owner/name' (got {value!r})")
+        return value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> LoraSpec:
+        if (self.file is None) == (self.repo is None):
+            raise ValueError("give exactly one of 'file' (local) or 'repo' (+ 'weight_name', hub)")
+        if self.repo and not self.weight_name:
+            raise ValueError("a hub LoRA needs 'weight_name', the .safetensors file inside the repo")
+        return self
+
+
+class StylePreset(BaseModel):
+    """One image style: label, description, prompt template, optional LoRA and defaults."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    label: str = Field(min_length=1, max_length=60)
+    description: str = Field(min_length=1, max_length=300)
+    prompt: str = Field(min_length=1, max_length=2000)
+    lora: LoraSpec | None = None
+    steps: Annotated[int, Field(ge=1, le=MAX_STEPS)] | None = None
+    width: Annotated[int, Field(ge=MIN_SIDE, le=MAX_SIDE, multiple_of=SIDE_MULTIPLE)] | None = None
+    height: Annotated[int, Field(ge=MIN_SIDE, le=MAX_SIDE, multiple_of=SIDE_MULTIPLE)] | None = None
+    order: int = 100  # position in lists; lower first
+    kind: Literal["style"] = "style"
+
+    @field_validator("prompt")
+    @classmethod
+    def _template(cls, value: str) -> str:
+        try:
+            fields = [f for _, f, _, _ in string.Formatter().parse(value) if f is not None]
+        except ValueError as exc:
+            raise ValueError(f"is not a valid template ({exc}); write literal braces as {{{{ }}}}") from None
+        if fields != ["subject"]:
+            raise ValueError(f"must contain {{subject}} exactly once and no other {{field}} (found {fields})")
+        return value
+
+    def render(self, subject: str) -> str:
+        return self.prompt.format(subject=subject)
+
+
+def load_preset(path: Path) -> StylePreset:
+    """Read and check one preset file; errors name the file and the field."""
+    name = path.stem
+    if not _NAME.fullmatch(name):
+        raise PresetError(f"{path}: the file name must be lowercase letters, digits, '_' or '-' (got {name!r})")
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise PresetError(f"{path}: cannot be read as {path.suffix[1:].upper()}: {exc}") from None
+    if not isinstance(data, dict):
+        raise PresetError(f"{path}: must be a mapping of fields (label, description, prompt, ...)")
+    if "name" in data:
+        raise PresetError(f"{path}: name: not a field; the file name ({name!r}) is the preset's name")
+    try:
+        return StylePreset(name=name, **data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "(file)"
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            message = f"unknown field; allowed: {', '.join(_allowed_fields(err['loc']))}"
+        raise PresetError(f"{path}: {where}: {message}") from None
+
+
+def _allowed_fields(loc: tuple) -> list[str]:
+    model = LoraSpec if loc and loc[0] == "lora" else StylePreset
+    return [f for f in model.model_fields if f not in ("name", "kind")]
+
+
+def preset_dir() -> Path:
+    """$ADGEN_PRESETS_DIR, else the project's `presets/`."""
+    return Path(os.environ.get("ADGEN_PRESETS_DIR") or PROJECT_DIR / "presets").expanduser()
+
+
+def load_presets(directory: Path | str | None = None) -> dict[str, StylePreset]:
+    """All presets in `directory` (default `preset_dir()`), ordered by (`order`, name); PresetError on a bad file."""
+    directory = Path(directory) if directory is not None else preset_dir()
+    if not directory.is_dir():
+        raise PresetError(f"{directory}: presets folder not found")
+    presets = [load_preset(p) for p in sorted(directory.iterdir()) if p.suffix in PRESET_SUFFIXES]
+    names = [p.name for p in presets]
+    duplicate = next((n for n in names if names.count(n) > 1), None)
+    if duplicate:
+        raise PresetError(f"{directory}: two files define the preset {duplicate!r}; keep one")
+    if not presets:
+        raise PresetError(f"{directory}: no preset files (.yaml, .yml or .json)")
+    return {p.name: p for p in sorted(presets, key=lambda p: (p.order, p.name))}
+
+
+def get_preset(presets: dict[str, StylePreset], name: str) -> StylePreset:
+    if name not in presets:
+        raise InputError("preset", f"unknown style {name!r}; choose one of {', '.join(presets)}")
+    return presets[name]
+
+
+def resolve_lora_file(spec: LoraSpec, dirs: list[Path] | None = None, must_exist: bool = True) -> Path | None:
+    """The local file of a `file:` LoRA, refused if it resolves (symlinks too) outside the allowed folders.
+
+    With `must_exist=False` only the containment is checked (None when the file is absent).
+    """
+    assert spec.file is not None
+    dirs = lora_dirs() if dirs is None else dirs
+    for base in dirs:
+        candidate = (base / spec.file).resolve()
+        if not candidate.is_relative_to(base.resolve()):
+            raise InputError("lora", f"{spec.file!r} points outside the allowed LoRA folders ({_names(dirs)})")
+        if candidate.is_file():
+            return candidate
+    if not must_exist:
+        return None
+    raise InputError("lora", f"file {spec.file!r} not found in the LoRA folders ({_names(dirs)}); "
+                     "put a Z-Image-Turbo LoRA .safetensors there or set ADGEN_LORA_DIR")
+
+
+def _names(dirs: list[Path]) -> str:
+    return ", ".join(str(d) for d in dirs)

@@ -1,0 +1,71 @@
+"""Product + style preset -> the positive prompt (pure; no model)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .presets import StylePreset
+from .request import DEFAULT_SIZE, DEFAULT_STEPS, AdRequest, Product
+
+# ZIT has no negative prompt (no CFG), so the product-focus policy is said in the positive prompt.
+PRODUCT_FOCUS = (
+    "The product is the hero of the image: centred, fully visible and in sharp focus. "
+    "No people, no faces, no hands, no human figures."
+)
+COPY_SPACE = "Leave calm, uncluttered space for a headline."
+
+
+def describe_product(product: Product) -> str:
+    """'NAME (CATEGORY), featuring A, B' — the {subject} of a preset's template."""
+    subject = product.name
+    if product.category:
+        subject += f" ({product.category})"
+    if product.features:
+        subject += ", featuring " + ", ".join(product.features)
+    return subject
+
+
+def build_prompt(product: Product, preset: StylePreset, product_focus: bool = True, include_copy: bool = True) -> str:
+    """The full prompt for one product in one style.
+
+    `include_copy=False` is for the composed ad, whose copy is drawn as its own text layer:
+    the model is then asked for space for it instead of the text itself.
+    """
+    parts = [preset.render(describe_product(product))]
+    if product.scene:
+        parts.append(f"Scene and mood: {product.scene}.")
+    if product.colors:
+        parts.append(f"Brand colours: {product.colors}.")
+    if product.audience:
+        parts.append(f"Made to appeal to {product.audience}.")
+    if product.copy:
+        parts.append(f'The advertising headline reads "{product.copy}".' if include_copy else COPY_SPACE)
+    if product_focus:
+        parts.append(PRODUCT_FOCUS)
+    return " ".join(p.strip() for p in parts)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What a request runs with once the preset's defaults are applied."""
+
+    prompt: str
+    width: int
+    height: int
+    steps: int
+    lora_scale: float | None  # None: the style has no LoRA
+
+
+def settings_for(request: AdRequest, preset: StylePreset, include_copy: bool = True) -> Settings:
+    """Request values first, then the preset's defaults, then ZIT's (1024x1024, 8 steps)."""
+    prompt = request.prompt or build_prompt(request.product, preset, request.product_focus, include_copy)
+    scale = None
+    if preset.lora is not None:
+        scale = request.lora_scale if request.lora_scale is not None else preset.lora.scale
+    return Settings(
+        prompt=prompt,
+        width=request.width or preset.width or DEFAULT_SIZE[0],
+        height=request.height or preset.height or DEFAULT_SIZE[1],
+        steps=request.steps or preset.steps or DEFAULT_STEPS,
+        lora_scale=scale,
+    )

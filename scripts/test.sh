@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The README's test command. On a fresh machine it installs what the tests need, then runs them:
+# Debian's chromium (browser tests) and fonts-nanum (Hangul) when missing, and the pinned Python
+# packages. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+[ -d /usr/share/fonts/truetype/nanum ] || missing+=(fonts-nanum)
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "installing ${missing[*]} (apt)" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+python3 -m pip install -q -r requirements-dev.txt
+exec python3 -m pytest "$@"

@@ -1,0 +1,137 @@
+"""The CLI: one JSON object out, and for bad input one `error:` line, exit 2, nothing written."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from diffusers import ZImagePipeline
+from PIL import Image
+
+from adgen.__main__ import main
+from conftest import ROOT
+
+
+def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "adgen", *args], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=300)
+
+
+def test_generate_prints_one_json_object_and_writes_pngs(tmp_path):
+    out = tmp_path / "out"
+    args = ["generate", "--product", "제주 감귤 주스", "--features", "100% 착즙, no sugar", "--copy", "오늘만 ₩9,900",
+            "--preset", "anime", "--seed", "5", "--size", "256x320", "--count", "2", "--out", str(out)]
+    code = ("import sys, runpy; sys.argv = ['adgen'] + sys.argv[1:]; "
+            "from adgen.__main__ import main; rc = main(sys.argv[1:]); "
+            "assert 'gradio' not in sys.modules, 'the CLI imported gradio'; sys.exit(rc)")
+    done = subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True, text=True,
+                          env=dict(os.environ), timeout=300)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert set(report) == {"images", "seeds", "cached", "prompt", "model", "seconds"}
+    assert report["seeds"] == [5, 6] and report["cached"] == [False, False]
+    assert report["model"] == "demo model (random weights)"
+    assert "제주 감귤 주스" in report["prompt"]
+    for path in report["images"]:
+        assert Image.open(path).size == (256, 320)
+    again = run_cli(*args)
+    assert json.loads(again.stdout)["cached"] == [True, True]
+    assert json.loads(again.stdout)["images"] == report["images"]
+
+
+def test_random_seed_is_reported(tmp_path, capsys):
+    assert main(["generate", "--product", "Lamp", "--size", "256x256", "--steps", "1", "--out", str(tmp_path)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert 0 <= report["seeds"][0] <= 2**32 - 1
+    assert f"adgen-{report['seeds'][0]}-" in report["images"][0]
+
+
+BAD = [
+    (["--product", ""], "error: --product: must not be empty"),
+    (["--product", "   "], "error: --product: must not be empty"),
+    (["--product", "x", "--size", "1000x1000"], "error: --size (width): must be a multiple of 16 (got 1000; try 992)"),
+    (["--product", "x", "--size", "256x4096"], "error: --size (height): must be from 256 to 2048 (got 4096)"),
+    (["--product", "x", "--size", "big"], "error: --size: must look like WIDTHxHEIGHT"),
+    (["--product", "x", "--seed", "-1"], "error: --seed: must be from 0 to 4294967295 (got -1)"),
+    (["--product", "x", "--seed", "4294967296"], "error: --seed: must be from 0 to 4294967295"),
+    (["--product", "x", "--seed", "1.5"], "error: --seed: must be a whole number"),
+    (["--product", "x", "--count", "0"], "error: --count: must be from 1 to 8 (got 0)"),
+    (["--product", "x", "--count", "9"], "error: --count: must be from 1 to 8 (got 9)"),
+    (["--product", "x", "--steps", "99"], "error: --steps: must be from 1 to 50"),
+    (["--product", "x", "--preset", "nope"], "error: --preset: unknown style 'nope'; choose one of photo, anime"),
+    (["--product", "x", "--aspect", "7:3"], "error: --aspect: must be one of 1:1, 4:5"),
+    (["--product", "x", "--lora-scale", "9"], "error: --lora-scale: must be from 0.0 to 2.0"),
+    (["--product", "x", "--image", "/no/such.png"], "error: --image: file not found: /no/such.png"),
+    (["--product", "x", "--image", "{notimage}"], "error: --image: is not a readable PNG, JPEG or WebP image"),
+    (["--product", "x", "--image", "{dir}"], "error: --image: not a file"),
+    (["--product", "x", "--size", "512x512", "--aspect", "1:1"], "error: argument --aspect: not allowed with"),
+    (["--product", "bad\x07name"], "error: --product: must not contain control characters (found U+0007)"),
+    (["--product", "x", "--copy", "y" * 501], "error: --copy: must be at most 500 characters (got 501)"),
+    (["--product", "x", "--model", "no/such-repo"], "error: model: cannot download no/such-repo"),
+    (["--product", "x", "--model", "/nonexistent/folder"], "error: model: /nonexistent/folder is not a diffusers"),
+    (["--product", "x", "--out", "{file}"], "error: --out: {file} exists and is not a folder"),
+    (["--bogus"], "error: the following arguments are required: --product"),
+]
+
+
+def exit_code(argv: list[str]) -> int:
+    """`main`'s exit status, whether it returns it or argparse exits with it."""
+    try:
+        return main(argv)
+    except SystemExit as done:
+        return done.code
+
+
+@pytest.mark.parametrize(("args", "message"), BAD)
+def test_bad_input_one_line_exit_2_nothing_written(tmp_path, capsys, demo_cache, args, message):
+    names = {"notimage": tmp_path / "notes.png", "dir": tmp_path, "file": tmp_path / "taken"}
+    names["notimage"].write_text("plain text")
+    names["file"].write_text("x")
+    fill = {k: str(v) for k, v in names.items()}
+    args, message = [a.format(**fill) for a in args], message.format(**fill)
+    before = sorted(demo_cache.rglob("*"))
+    out = tmp_path / "out"
+    out_args = [] if "--out" in args else ["--out", str(out)]
+    assert exit_code(["generate", *args, *out_args]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(message), err
+    assert "Traceback" not in err
+    assert not out.exists() and sorted(demo_cache.rglob("*")) == before
+
+
+def test_preset_with_escaping_lora_path_exits_2(tmp_path, monkeypatch, capsys):
+    presets = tmp_path / "presets"
+    presets.mkdir()
+    (presets / "evil.yaml").write_text("label: E\ndescription: d\nprompt: '{subject}'\n"
+                                       "lora: {file: ../../etc/evil.safetensors}\n")
+    monkeypatch.setenv("ADGEN_PRESETS_DIR", str(presets))
+    assert main(["generate", "--product", "x", "--preset", "evil", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {presets / 'evil.yaml'}: lora.file: must be a relative path inside the LoRA")
+    assert not (tmp_path / "o").exists()
+
+
+def test_presets_command_lists_styles(capsys):
+    assert main(["presets"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == ["photo", "anime", "semi_realistic"]
+    assert main(["presets", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["anime"]["lora"]["scale"] == 0.8
+
+
+def test_demo_model_command_writes_a_loadable_pipeline(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo-model", "--out", str(out)]) == 0
+    assert json.loads(capsys.readouterr().out)["model"] == str(out)
+    pipe = ZImagePipeline.from_pretrained(out)
+    assert pipe("x", height=256, width=256, num_inference_steps=1, guidance_scale=0.0).images[0].size == (256, 256)
+    assert (out / "loras" / "anime.safetensors").is_file()
+    assert main(["demo-model", "--out", str(out)]) == 2  # never over an existing model
+    assert "must be a new or empty folder" in capsys.readouterr().err
+
+
+def test_download_offline_says_how_to_get_the_weights(capsys):
+    assert main(["download"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: model: cannot download Tongyi-MAI/Z-Image-Turbo") and "--model PATH" in err

@@ -1,0 +1,194 @@
+"""The engine on the embedded demo pipeline, for real: determinism, cache, styles, stop, unload."""
+
+import gc
+import shutil
+import threading
+import weakref
+
+import numpy as np
+import pytest
+from diffusers import ZImagePipeline
+from safetensors.torch import load_file, save_file
+
+from adgen.engine import Engine
+from adgen.errors import GenerationStopped, InputError
+from adgen.models import resolve_model
+from adgen.presets import load_presets
+from conftest import pixels, small
+
+
+def test_same_request_gives_identical_bytes(engine, demo_source, tmp_path, product):
+    first = engine.generate(small(product, count=2), use_cache=False)
+    other = Engine(demo_source, cache=None, device="cpu")  # a second process would build this afresh
+    second = other.generate(small(product, count=2))
+    assert [i.png for i in first.images] == [i.png for i in second.images]
+    assert first.images[0].png != first.images[1].png  # image i uses seed + i
+    assert [i.seed for i in first.images] == [42, 43]
+
+
+def test_image_i_equals_image_zero_of_seed_plus_i(engine, product):
+    batch = engine.generate(small(product, seed=10, count=3), use_cache=False)
+    third = engine.generate(small(product, seed=12), use_cache=False)
+    assert batch.images[2].png == third.images[0].png
+
+
+def test_a_cache_hit_never_touches_the_pipeline(engine, demo_source, cache, product):
+    made = engine.generate(small(product, count=2))
+    assert [i.cached for i in made.images] == [False, False]
+    fresh = Engine(demo_source, cache=cache, device="cpu")
+    hit = fresh.generate(small(product, count=2))
+    assert [i.cached for i in hit.images] == [True, True]
+    assert [i.png for i in hit.images] == [i.png for i in made.images]
+    assert (fresh.loads, fresh.runs, fresh.encodes) == (0, 0, 0)
+    assert fresh.state == "unloaded"
+    partial = fresh.generate(small(product, count=3))  # seeds 42, 43 cached; 44 is new
+    assert [i.cached for i in partial.images] == [True, True, False] and fresh.runs == 1
+
+
+def test_a_damaged_cache_entry_is_regenerated(engine, cache, product):
+    made = engine.generate(small(product)).images[0]
+    cache.path(made.key).write_bytes(made.png[:100])
+    again = engine.generate(small(product)).images[0]
+    assert not again.cached and again.png == made.png
+    assert cache.get(made.key) == made.png
+
+
+def test_style_switch_changes_the_image_without_reloading_the_model(engine, product):
+    fixed = dict(prompt="one prompt for every style")
+    photo = engine.generate(small(product, preset="photo", **fixed)).images[0]
+    anime = engine.generate(small(product, preset="anime", **fixed)).images[0]
+    semi = engine.generate(small(product, preset="semi_realistic", **fixed)).images[0]
+    back = engine.generate(small(product, preset="photo", **fixed), use_cache=False).images[0]
+    anime_again = engine.generate(small(product, preset="anime", **fixed), use_cache=False).images[0]
+    assert len({photo.png, anime.png, semi.png}) == 3
+    assert back.png == photo.png and anime_again.png == anime.png
+    assert engine.loads == 1  # the base model was loaded once
+    assert engine.lora_loads == 2 and sorted(engine.loaded_loras) == ["anime", "semi_realistic"]
+    assert engine.encodes == 1  # same prompt: the text encoder ran once
+
+
+def test_lora_scale_zero_equals_no_lora(engine, product):
+    fixed = dict(prompt="one prompt for every style")
+    none = engine.generate(small(product, preset="photo", **fixed)).images[0]
+    zero = engine.generate(small(product, preset="anime", lora_scale=0.0, **fixed)).images[0]
+    half = engine.generate(small(product, preset="anime", lora_scale=0.5, **fixed)).images[0]
+    assert np.array_equal(pixels(zero.png), pixels(none.png))
+    assert not np.array_equal(pixels(half.png), pixels(none.png))
+    assert zero.key != none.key  # different settings, different cache entries
+
+
+def test_a_changed_model_misses_the_cache(engine, demo_source, cache, tmp_path, product):
+    first = engine.generate(small(product)).images[0]
+    copy = tmp_path / "changed-model"
+    shutil.copytree(demo_source.path, copy)
+    weights = copy / "vae" / "diffusion_pytorch_model.safetensors"
+    tensors = load_file(weights)
+    name = sorted(tensors)[0]
+    tensors[name] = tensors[name] + 0.01
+    save_file(tensors, weights, metadata={"format": "pt"})
+    changed = Engine(resolve_model(str(copy)), cache=cache, device="cpu")
+    assert changed.model_fingerprint() != engine.model_fingerprint()
+    second = changed.generate(small(product)).images[0]
+    assert not second.cached and second.key != first.key
+
+
+def test_a_changed_lora_file_misses_the_cache_and_reloads(engine, product):
+    first = engine.generate(small(product, preset="anime")).images[0]
+    lora = engine.source.path / "loras" / "anime.safetensors"
+    original = lora.read_bytes()
+    try:
+        tensors = load_file(lora)
+        tensors = {k: v * 2 for k, v in tensors.items()}
+        save_file(tensors, lora, metadata={"format": "pt"})
+        second = engine.generate(small(product, preset="anime")).images[0]
+    finally:
+        lora.write_bytes(original)
+    assert not second.cached and second.key != first.key and second.png != first.png
+    assert engine.lora_loads == 2 and engine.loads == 1
+
+
+def test_every_supported_size_up_to_2048(engine, product):
+    for width, height in [(2048, 2048), (2048, 256), (256, 2048), (720, 1280)]:
+        image = engine.generate(small(product, width=width, height=height, steps=1), use_cache=False).images[0]
+        assert pixels(image.png).shape == (height, width, 3)
+
+
+def test_progress_is_reported_per_step_and_stop_ends_the_run(engine, product):
+    seen = []
+    engine.generate(small(product, count=2, steps=3), progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(1, 6), (2, 6), (3, 6), (4, 6), (5, 6), (6, 6)]
+
+    def stop_at_two(done, total):
+        if done == 2:
+            engine.stop()
+
+    with pytest.raises(GenerationStopped) as stopped:
+        engine.generate(small(product, seed=7, steps=8), progress=stop_at_two)
+    assert (stopped.value.step, stopped.value.total) == (2, 8)
+    after = engine.generate(small(product, seed=7, steps=8))  # the next run works and runs fully
+    assert not after.images[0].cached and engine.cache.get(after.images[0].key) is not None
+
+
+def test_concurrent_first_requests_load_the_model_once(demo_source, cache, product):
+    engine = Engine(demo_source, cache=cache, device="cpu")
+    results, errors = [], []
+
+    def run(seed):
+        try:
+            results.append(engine.generate(small(product, seed=seed, steps=2)))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(s,)) for s in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(results) == 4 and engine.loads == 1
+
+
+def test_img2img_shares_the_loaded_weights(engine, product):
+    photo = engine.generate(small(product)).images[0].png
+    out = engine.generate(small(product, image=photo, strength=0.5)).images[0]
+    assert engine._img2img.transformer is engine._pipe.transformer
+    assert engine._img2img.text_encoder is engine._pipe.text_encoder
+    assert engine.loads == 1 and pixels(out.png).shape == (256, 256, 3)
+    other = engine.generate(small(product, image=photo, strength=0.9)).images[0]
+    assert other.key != out.key
+
+
+def test_unload_frees_the_pipeline(engine, product):
+    engine.generate(small(product, steps=1))
+    ref = weakref.ref(engine._pipe.transformer)
+    engine.unload()
+    gc.collect()
+    assert ref() is None and engine.state == "unloaded" and engine.loaded_loras == []
+    engine.generate(small(product, steps=1, seed=9))
+    assert engine.loads == 2 and engine.state == "ready"
+
+
+def test_unknown_preset_and_escaping_lora_fail_before_any_work(engine, demo_source, tmp_path, monkeypatch, product):
+    with pytest.raises(InputError, match="unknown style 'nope'"):
+        engine.generate(small(product, preset="nope"))
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "sneaky.yaml").write_text("label: S\ndescription: d\nprompt: '{subject}'\n"
+                                                "lora: {file: link.safetensors}\n")
+    loras = tmp_path / "loras"
+    loras.mkdir()
+    (loras / "link.safetensors").symlink_to("/etc/hostname")
+    monkeypatch.setenv("ADGEN_LORA_DIR", str(loras))
+    sneaky = Engine(demo_source, cache=None, presets=load_presets(tmp_path / "p"), device="cpu")
+    with pytest.raises(InputError, match="outside the allowed LoRA folders"):
+        sneaky.generate(small(product, preset="sneaky"))
+    assert engine.runs == 0 and sneaky.loads == 0
+
+
+def test_the_demo_model_loads_with_from_pretrained_from_its_folder(demo_source):
+    pipe = ZImagePipeline.from_pretrained(demo_source.path)
+    assert type(pipe.transformer).__name__ == "ZImageTransformer2DModel"
+    assert type(pipe.text_encoder).__name__ == "Qwen3Model"
+    assert type(pipe.tokenizer).__name__ == "Qwen2Tokenizer"
+    assert pipe.vae.config.latent_channels == 16 and pipe.vae_scale_factor == 8
+    assert pipe.scheduler.config.shift == 3.0 and pipe.scheduler.config.use_dynamic_shifting is False
+    image = pipe("빨간 사과", height=256, width=256, num_inference_steps=2, guidance_scale=0.0).images[0]
+    assert image.size == (256, 256)
