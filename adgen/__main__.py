@@ -63,10 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_generate(args: argparse.Namespace) -> dict:
-    from .cache import ResultCache
+    from .cache import default_cache, write_atomic
     from .engine import Engine, quiet_libraries
     from .images import read_image_file
-    from .models import cache_dir
     from .request import AdRequest, Product, aspect_size, parse_size
 
     # 1. check every input before anything is loaded or written
@@ -86,11 +85,9 @@ def cmd_generate(args: argparse.Namespace) -> dict:
         raise InputError("out", f"{out} exists and is not a folder")
     # 2. generate (the engine checks the preset and its LoRA before any work)
     quiet_libraries()
-    engine = Engine(args.model, cache=ResultCache(cache_dir() / "results"))
+    engine = Engine(args.model, cache=default_cache())
     result = engine.generate(request, use_cache=not args.no_cache)
     # 3. write the PNGs (atomically) and report
-    from .cache import write_atomic
-
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     for item in result.images:

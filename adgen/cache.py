@@ -99,6 +99,15 @@ class ResultCache:
             return False
 
 
+def default_cache() -> ResultCache:
+    """The cache at $ADGEN_CACHE_DIR/results, capped by $ADGEN_CACHE_MAX_MB (default 2048)."""
+    from .models import cache_dir
+    from .request import check_int
+
+    megabytes = check_int("ADGEN_CACHE_MAX_MB", os.environ.get("ADGEN_CACHE_MAX_MB", "2048"), 1, 10**7)
+    return ResultCache(cache_dir() / "results", max_bytes=megabytes * 1024 * 1024)
+
+
 def write_atomic(path: Path, data: bytes) -> None:
     """Write `data` to `path` so that readers see the old file, or the whole new one, never a part."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=TMP_PREFIX)

@@ -124,6 +124,26 @@ class Engine:
             self.active_style, self.state = None, "unloaded"
         flush_memory()
 
+    def describe(self) -> dict:
+        """The model's state for the panel and logs (lock-free reads of plain attributes)."""
+        return {"state": self.state, "model": self.source.label, "demo": self.source.is_demo,
+                "device": self.device.type, "dtype": str(self.dtype).removeprefix("torch."),
+                "loras": list(self._adapters), "style": self.active_style, "error": self.error}
+
+    def load_in_background(self) -> threading.Thread:
+        """Start loading now so the first request finds the model ready; errors show in `describe()`."""
+        self.state = "loading"
+
+        def run():
+            try:
+                self.load()
+            except Exception:  # reported through self.state / self.error
+                pass
+
+        thread = threading.Thread(target=run, name="adgen-load", daemon=True)
+        thread.start()
+        return thread
+
     def stop(self) -> None:
         """Ask the running generation to end at its next step boundary."""
         self._stop.set()

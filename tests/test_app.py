@@ -1,0 +1,178 @@
+"""The Gradio shell: build_demo without launching, handlers called directly, and the API over HTTP."""
+
+import socket
+from pathlib import Path
+
+import gradio as gr
+import pytest
+from gradio_client import Client
+from PIL import Image
+
+import app
+from adgen.engine import Engine
+from adgen.metadata import read_params
+
+FORM = dict(name="탄산수", category="drink", features="lemon, zero sugar", audience="", scene="", colors="",
+            copy="여름 한정!", photo=None, style="photo", lora_scale=1.0, focus=True, prompt="", seed=11,
+            random_seed=False, width=256, height=256, steps=2, count=2, auto_prompt="", history=[])
+
+
+class FakeProgress:
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, value, desc=None):
+        self.calls.append(value)
+
+
+@pytest.fixture
+def handlers(engine, tmp_path):
+    demo = app.build_demo(engine, outputs=tmp_path / "outputs")
+    assert isinstance(demo, gr.Blocks)
+    return demo.handlers
+
+
+def generate(handlers, **changes):
+    form = {**FORM, **changes}
+    return handlers.generate(**form, progress=FakeProgress())
+
+
+def test_build_demo_does_not_load_the_model(engine, tmp_path):
+    app.build_demo(engine, outputs=tmp_path)
+    assert engine.loads == 0 and engine.state == "unloaded"
+
+
+def test_generate_returns_png_gallery_newest_request_first(handlers):
+    gallery, history, info, last_seed, download = generate(handlers)
+    assert [caption for _, caption in gallery] == ["seed 11 · 256x256", "seed 12 · 256x256"]
+    assert last_seed == 11 and "**seed** 11" in info and "demo model (random weights)" in info
+    assert Image.open(download).format == "PNG" and read_params(Path(download).read_bytes())["seed"] == 11
+    gallery, history, *_ = generate(handlers, seed=20, count=1, history=history)
+    assert [caption for _, caption in gallery] == ["seed 20 · 256x256", "seed 11 · 256x256", "seed 12 · 256x256"]
+    gallery, history, info, *_ = generate(handlers, seed=20, count=1, history=history)
+    assert "from the cache" in info and gallery[0][1].endswith("· cache")
+
+
+def test_progress_moves_per_step(handlers):
+    progress = FakeProgress()
+    handlers.generate(**{**FORM, "count": 1, "steps": 3}, progress=progress)
+    assert progress.calls[-3:] == [(1, 3), (2, 3), (3, 3)]
+
+
+@pytest.mark.parametrize(
+    ("changes", "says"),
+    [
+        ({"name": ""}, "product name: must not be empty"),
+        ({"width": 1000}, "width: must be a multiple of 16"),
+        ({"count": 5}, "image count: must be from 1 to 4"),
+        ({"style": "nope"}, "preset: unknown style 'nope'"),
+        ({"seed": -5}, "seed: must be from 0 to 4294967295"),
+        ({"photo": "/no/such/file.png"}, "product photo: file not found"),
+    ],
+)
+def test_bad_input_is_a_clear_gradio_error(handlers, engine, changes, says):
+    with pytest.raises(gr.Error) as err:
+        generate(handlers, **changes)
+    assert says in str(err.value)
+    assert generate(handlers)[0]  # and the app keeps serving
+
+
+def test_a_corrupt_upload_is_refused(handlers, tmp_path):
+    bad = tmp_path / "photo.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10)
+    with pytest.raises(gr.Error, match="product photo: is not a readable PNG"):
+        generate(handlers, photo=str(bad))
+
+
+def test_prompt_preview_follows_the_form_but_keeps_a_users_edit(handlers):
+    args = ["Cola", "", "", "", "", "", "", "photo", True]
+    text, auto = handlers.preview("", "", *args)
+    assert text == auto and text.startswith("Professional commercial product photograph of Cola")
+    text2, auto2 = handlers.preview(text, auto, "Cola", "", "", "", "", "", "", "anime", True)
+    assert text2 == auto2 and text2.startswith("Anime style")
+    mine = "my own prompt"
+    assert handlers.preview(mine, auto2, "Cola", "", "", "", "", "", "", "photo", False)[0] == mine
+
+
+def test_an_edited_prompt_overrides_and_an_unedited_one_does_not(handlers):
+    _, _, info, *_ = generate(handlers, prompt="a custom prompt", auto_prompt="the built one", count=1)
+    assert "**prompt:** a custom prompt" in info
+    _, _, info, *_ = generate(handlers, prompt="the built one", auto_prompt="the built one", count=1)
+    assert "**prompt:** Professional commercial product photograph of 탄산수" in info
+
+
+def test_load_from_image_restores_every_setting(handlers):
+    *_, download = generate(handlers, style="anime", lora_scale=0.6, focus=False, width=512, height=640, count=1)
+    values = handlers.load_from_image(download)
+    assert values[:7] == ["탄산수", "drink", "lemon, zero sugar", "", "", "", "여름 한정!"]
+    style, scale, focus, prompt, auto, seed, random_seed, aspect, width, height = values[7:]
+    assert (style, scale, focus, seed, random_seed, aspect, width, height) == ("anime", 0.6, False, 11, False,
+                                                                               "custom", 512, 640)
+    assert prompt == auto and prompt.startswith("Anime style")
+
+
+def test_load_from_a_foreign_png_is_a_clear_error(handlers, tmp_path):
+    path = tmp_path / "plain.png"
+    Image.new("RGB", (8, 8)).save(path)
+    with pytest.raises(gr.Error, match="has no AdGen parameters"):
+        handlers.load_from_image(str(path))
+
+
+def test_style_info_shows_the_lora_slider_only_for_lora_styles(handlers):
+    text, slider = handlers.style_info("anime")
+    assert "LoRA default scale 0.8" in text and slider["visible"] is True and slider["value"] == 0.8
+    assert handlers.style_info("photo")[1]["visible"] is False
+
+
+def test_vram_panel_in_cpu_mode_and_unload(handlers):
+    generate(handlers, count=1)
+    text = handlers.vram()
+    assert "CPU mode" in text and "process RSS" in text and "system RAM" in text
+    assert "model: **ready** · demo model (random weights) · cpu · float32" in text
+    assert "model: **unloaded**" in handlers.unload()
+    assert "CPU mode" in handlers.free_memory()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def served(demo_source, cache, tmp_path):
+    """The app launched on a free port (in this process), its URL, then closed."""
+    engine = Engine(demo_source, cache=cache, device="cpu")
+    demo = app.build_demo(engine, outputs=tmp_path / "outputs")
+    port = free_port()
+    demo.queue(default_concurrency_limit=1).launch(server_name="127.0.0.1", server_port=port,
+                                                   prevent_thread_lock=True, quiet=True,
+                                                   allowed_paths=[str(tmp_path / "outputs")])
+    yield f"http://127.0.0.1:{port}/", engine
+    demo.close()
+
+
+def test_gradio_client_gets_an_image_from_generate(served):
+    url, engine = served
+    client = Client(url, verbose=False)
+    gallery, info, download = client.predict("Aurora earbuds", "", "", "", "", "", "", None, "anime", 0.8, True,
+                                             "", 3, False, 256, 256, 2, 1, api_name="/generate")
+    assert Image.open(gallery[0]["image"]).size == (256, 256)
+    assert read_params(Path(download).read_bytes())["seed"] == 3 and engine.runs == 1
+    with pytest.raises(Exception, match="product name: must not be empty"):
+        client.predict("", "", "", "", "", "", "", None, "photo", 1, True, "", 3, False, 256, 256, 2, 1,
+                       api_name="/generate")
+
+
+def test_stop_ends_the_run_within_a_step_and_the_next_generate_works(handlers, engine):
+    class StopAtFirstStep(FakeProgress):
+        def __call__(self, value, desc=None):
+            super().__call__(value, desc)
+            if value == (1, 8):
+                handlers.stop()
+
+    progress = StopAtFirstStep()
+    with pytest.raises(gr.Error, match="generation stopped by the user after step 1 of 8"):
+        handlers.generate(**{**FORM, "steps": 8, "count": 1}, progress=progress)
+    assert progress.calls[-1] == (1, 8)
+    assert generate(handlers, seed=99, count=1)[3] == 99
