@@ -15,7 +15,8 @@ FLAGS = {
     "target audience": "--audience", "scene/mood": "--scene", "brand colours": "--colors", "ad copy": "--copy",
     "preset": "--preset", "LoRA scale": "--lora-scale", "prompt": "--prompt", "seed": "--seed",
     "width": "--size (width)", "height": "--size (height)", "size": "--size", "aspect": "--aspect", "steps": "--steps",
-    "count": "--count", "image": "--image", "strength": "--strength", "out": "--out",
+    "count": "--count", "image": "--image", "product photo": "--image", "out": "--out", "sub-copy": "--subcopy",
+    "text style": "--text-style", "text position": "--text-position", "background": "--background",
 }
 
 
@@ -47,8 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
     size.add_argument("--aspect", help="aspect preset: 1:1, 4:5, 3:4, 2:3, 9:16, 5:4, 4:3, 3:2, 16:9")
     gen.add_argument("--steps", help="denoising steps 1..50 (default 8, ZIT's)")
     gen.add_argument("--count", default="1", help="images 1..8; image i uses seed + i")
-    gen.add_argument("--image", help="product photo (PNG/JPEG/WebP) for image-to-image")
-    gen.add_argument("--strength", default="0.6", help="image-to-image: how much to repaint, 0.05..1")
+    gen.add_argument("--image", help="product photo (PNG/JPEG/WebP; transparent PNG or a plain backdrop)")
+    gen.add_argument("--subcopy", default="", help="ad copy's second, smaller line")
+    gen.add_argument("--text-style", default="extrude_3d", help="copy style: extrude_3d, gold, neon, outline")
+    gen.add_argument("--text-position", default="auto", help="copy position: auto, top, center, bottom")
+    gen.add_argument("--background", default="inpaint", choices=["inpaint", "t2i"],
+                     help="with --image: repaint around the product (inpaint) or generate a scene and composite")
     gen.add_argument("--out", default="outputs", help="folder for the PNGs (default ./outputs)")
     gen.add_argument("--model", help="auto (default), demo, a local folder or a Hugging Face repo id")
     gen.add_argument("--no-cache", action="store_true", help="neither read nor write the result cache")
@@ -76,26 +81,51 @@ def cmd_generate(args: argparse.Namespace) -> dict:
         width, height = parse_size(args.size)
     elif args.aspect:
         width, height = aspect_size(args.aspect)
-    image = read_image_file(args.image) if args.image else None
+    image = read_image_file(args.image, "product photo") if args.image else None
     request = AdRequest(product=product, preset=args.preset, lora_scale=args.lora_scale, prompt=args.prompt,
                         product_focus=not args.no_product_focus, seed=args.seed, width=width, height=height,
-                        steps=args.steps, count=args.count, image=image, strength=args.strength)
+                        steps=args.steps, count=args.count, image=image)
+    spec = None
+    if image is not None or product.copy or args.subcopy:  # the three-step ad
+        from .ad import AdSpec
+        from .typography import load_text_styles
+
+        if args.text_style not in load_text_styles():
+            raise InputError("text style", f"unknown {args.text_style!r}; choose one of "
+                             f"{', '.join(load_text_styles())}")
+        spec = AdSpec(request, subcopy=args.subcopy, text_style=args.text_style, text_position=args.text_position,
+                      background=args.background)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise InputError("out", f"{out} exists and is not a folder")
     # 2. generate (the engine checks the preset and its LoRA before any work)
     quiet_libraries()
     engine = Engine(args.model, cache=default_cache())
-    result = engine.generate(request, use_cache=not args.no_cache)
-    # 3. write the PNGs (atomically) and report
+    if spec is None:
+        result = engine.generate(request, use_cache=not args.no_cache)
+        items = [(i.seed, i.key, {"final": i.png}, i.cached) for i in result.images]
+    else:
+        from .ad import AdMaker
+
+        result = AdMaker(engine).make(spec, use_cache=not args.no_cache)
+        items = [(a.seed, a.keys["final"], a.files, a.cached["final"]) for a in result.images]
+    # 3. write the PNGs (atomically; intermediates beside the final ad) and report
     out.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for item in result.images:
-        path = out / f"adgen-{item.seed}-{item.key[:10]}.png"
-        write_atomic(path, item.png)
-        paths.append(str(path))
-    return {"images": paths, "seeds": [i.seed for i in result.images], "cached": [i.cached for i in result.images],
-            "prompt": result.prompt, "model": result.model, "seconds": round(result.seconds, 3)}
+    report: dict = {"images": [], "seeds": [], "cached": []}
+    for seed, key, files, cached in items:
+        stem = out / f"adgen-{seed}-{key[:10]}"
+        written = {}
+        for step, data in files.items():
+            path = stem.with_name(stem.name + ("" if step == "final" else f".{step}") + ".png")
+            write_atomic(path, data)
+            written[step] = str(path)
+        report["images"].append(written.pop("final"))
+        report["seeds"].append(seed)
+        report["cached"].append(cached)
+        if spec is not None:
+            report.setdefault("steps", []).append(written)
+    report.update(prompt=result.prompt, model=result.model, seconds=round(result.seconds, 3))
+    return report
 
 
 def cmd_presets(args: argparse.Namespace) -> dict | None:

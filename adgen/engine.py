@@ -68,7 +68,7 @@ class Engine:
         # Counters the tests and the panel read: loads of the base model, LoRA loads,
         # text-encoder calls and denoising runs.
         self.loads = self.lora_loads = self.encodes = self.runs = 0
-        self._pipe = self._img2img = None
+        self._pipe = self._img2img = self._inpaint = None
         self._fingerprint: str | None = None
         self._adapters: dict[str, str] = {}  # adapter name -> LoRA file fingerprint
         self._embeds: OrderedDict[str, list[torch.Tensor]] = OrderedDict()
@@ -118,7 +118,7 @@ class Engine:
     def unload(self) -> None:
         """Drop the pipeline and everything derived from it, and give the memory back."""
         with self._gpu_lock, self._load_lock:
-            self._pipe = self._img2img = None
+            self._pipe = self._img2img = self._inpaint = None
             self._adapters.clear()
             self._embeds.clear()
             self.active_style, self.state = None, "unloaded"
@@ -158,11 +158,13 @@ class Engine:
         lora = self._lora_file(preset)
         lora_id = lora_fingerprint(lora) if lora else None
         photo = decode_image(request.image) if request.image is not None else None
+        mask = decode_image(request.mask, "mask").convert("L") if request.mask is not None else None
         common = dict(
             model=self.model_fingerprint(), prompt=settings.prompt, preset=preset.name, lora=lora_id,
             lora_scale=settings.lora_scale, width=settings.width, height=settings.height, steps=settings.steps,
             image=hashlib.sha256(request.image).hexdigest() if request.image is not None else None,
             strength=request.strength if photo is not None else None,
+            mask=hashlib.sha256(request.mask).hexdigest() if request.mask is not None else None,
         )
         keys = {seed: image_key(seed=seed, **common) for seed in request.seeds()}
         cache = self.cache if use_cache else None
@@ -173,14 +175,14 @@ class Engine:
                 done[seed] = ImageResult(data, seed, key, cached=True)
         pending = {seed: key for seed, key in keys.items() if seed not in done}
         if pending:
-            for seed, png in self._run(request, preset, settings, lora, lora_id, photo, pending, progress):
+            for seed, png in self._run(request, preset, settings, lora, lora_id, photo, mask, pending, progress):
                 done[seed] = ImageResult(png, seed, keys[seed], cached=False)
                 if cache:
                     cache.put(keys[seed], png)
         return AdResult(tuple(done[s] for s in keys), settings, self.source.label, self.source.is_demo,
                         time.perf_counter() - start)
 
-    def _run(self, request, preset, settings, lora, lora_id, photo, keys: dict[int, str], progress):
+    def _run(self, request, preset, settings, lora, lora_id, photo, mask, keys: dict[int, str], progress):
         """Yield (seed, png) for each seed in `keys`, on the pipeline, one run at a time per process."""
         pipe = self.load()
         out_of_memory = False
@@ -188,10 +190,11 @@ class Engine:
             self._stop.clear()
             try:
                 self._apply_style(pipe, preset, lora, lora_id, settings.lora_scale)
-                runner = self._img2img_pipe(pipe) if photo is not None else pipe
+                kind = "inpaint" if mask is not None else "img2img"
+                runner = pipe if photo is None else self._derived(pipe, kind)
                 embeds = self._encode(pipe, settings.prompt)
                 for n, (seed, key) in enumerate(keys.items()):
-                    image = self._call(runner, embeds, settings, seed, photo, request.strength,
+                    image = self._call(runner, embeds, settings, seed, photo, mask, request.strength,
                                        _Steps(progress, self._stop, n, len(keys)))
                     lora_name = preset.name if lora is not None else None
                     yield seed, png_bytes(image, params_of(request, settings, seed, self.source.label, key, lora_name))
@@ -202,7 +205,7 @@ class Engine:
             raise OutOfMemory("the GPU ran out of memory; memory was freed. Try a smaller size, fewer images, "
                               "or a memory mode that offloads (--memory offload)")
 
-    def _call(self, runner, embeds, settings: Settings, seed: int, photo, strength: float, steps: _Steps):
+    def _call(self, runner, embeds, settings: Settings, seed: int, photo, mask, strength: float, steps: _Steps):
         kwargs = dict(
             prompt_embeds=embeds, height=settings.height, width=settings.width,
             num_inference_steps=settings.steps, guidance_scale=0.0,  # ZIT: no CFG; diffusers' default is 5
@@ -211,6 +214,8 @@ class Engine:
         )
         if photo is not None:
             kwargs.update(image=fit_to(photo.convert("RGB"), settings.width, settings.height), strength=strength)
+        if mask is not None:
+            kwargs.update(mask_image=fit_to(mask, settings.width, settings.height))
         self.runs += 1
         return runner(**kwargs).images[0]
 
@@ -226,13 +231,17 @@ class Engine:
             self._embeds.popitem(last=False)
         return embeds
 
-    def _img2img_pipe(self, pipe):
-        if self._img2img is None:
-            from diffusers import ZImageImg2ImgPipeline
+    def _derived(self, pipe, kind: str):
+        """The img2img or inpaint pipeline, made once with `from_pipe`: it shares every module, no second copy."""
+        attribute = f"_{kind}"
+        if getattr(self, attribute) is None:
+            from diffusers import ZImageImg2ImgPipeline, ZImageInpaintPipeline
 
-            self._img2img = ZImageImg2ImgPipeline.from_pipe(pipe)  # shares every module: no second copy
-            self._img2img.set_progress_bar_config(disable=True)
-        return self._img2img
+            cls = ZImageInpaintPipeline if kind == "inpaint" else ZImageImg2ImgPipeline
+            derived = cls.from_pipe(pipe)
+            derived.set_progress_bar_config(disable=True)
+            setattr(self, attribute, derived)
+        return getattr(self, attribute)
 
     # -- styles --------------------------------------------------------------------------------
     def _lora_file(self, preset: StylePreset) -> Path | None:

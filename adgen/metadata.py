@@ -36,6 +36,7 @@ def params_of(request: AdRequest, settings: Settings, seed: int, model: str, key
         "height": settings.height,
         "steps": settings.steps,
         "strength": request.strength if request.image is not None else None,
+        "draw_copy": request.draw_copy,
         "prompt": settings.prompt,
         "model": model,
         "key": key,
@@ -105,6 +106,7 @@ def request_from_params(params: dict, image: bytes | None = None) -> AdRequest:
             steps=params["steps"],
             image=image,
             strength=params["strength"] if params.get("strength") is not None else 0.6,
+            draw_copy=params.get("draw_copy", True),
         )
     except (KeyError, TypeError) as exc:
         raise InputError("image", f"its AdGen parameters lack a field ({exc})") from None

@@ -56,9 +56,9 @@ class Settings:
     lora_scale: float | None  # None: the style has no LoRA
 
 
-def settings_for(request: AdRequest, preset: StylePreset, include_copy: bool = True) -> Settings:
+def settings_for(request: AdRequest, preset: StylePreset) -> Settings:
     """Request values first, then the preset's defaults, then ZIT's (1024x1024, 8 steps)."""
-    prompt = request.prompt or build_prompt(request.product, preset, request.product_focus, include_copy)
+    prompt = request.prompt or build_prompt(request.product, preset, request.product_focus, request.draw_copy)
     scale = None
     if preset.lora is not None:
         scale = request.lora_scale if request.lora_scale is not None else preset.lora.scale

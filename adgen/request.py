@@ -142,8 +142,10 @@ class AdRequest:
     height: int | None = None
     steps: int | None = None  # None: the preset's default, else ZIT's 8
     count: int = 1
-    image: bytes | None = field(default=None, repr=False)  # product photo for img2img
-    strength: float = 0.6  # img2img: how much of the photo is repainted
+    image: bytes | None = field(default=None, repr=False)  # start image for img2img / inpaint
+    strength: float = 0.6  # img2img / inpaint: how much is repainted
+    mask: bytes | None = field(default=None, repr=False)  # inpaint: white = repaint, black = keep
+    draw_copy: bool = True  # False when the copy is drawn as its own layer (the composed ad)
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -165,8 +167,11 @@ class AdRequest:
             set_(self, "steps", check_int("steps", self.steps, 1, MAX_STEPS))
         set_(self, "count", check_int("count", self.count, 1, MAX_COUNT))
         set_(self, "strength", _check_float("strength", self.strength, 0.05, 1.0))
-        if self.image is not None and not isinstance(self.image, bytes):
-            raise InputError("image", "must be the bytes of an image file")
+        for name in ("image", "mask"):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), bytes):
+                raise InputError(name, "must be the bytes of an image file")
+        if self.mask is not None and self.image is None:
+            raise InputError("mask", "needs an image to inpaint")
 
     def resolved(self) -> AdRequest:
         """This request with a concrete seed (a random one when none was given)."""

@@ -29,8 +29,11 @@ def test_generate_prints_one_json_object_and_writes_pngs(tmp_path):
                           env=dict(os.environ), timeout=300)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
-    assert set(report) == {"images", "seeds", "cached", "prompt", "model", "seconds"}
+    assert set(report) == {"images", "seeds", "cached", "steps", "prompt", "model", "seconds"}  # --copy: an ad
     assert report["seeds"] == [5, 6] and report["cached"] == [False, False]
+    for final, steps in zip(report["images"], report["steps"]):
+        assert set(steps) == {"background", "copy_layer"}
+        assert all(path.startswith(final.removesuffix(".png")) for path in steps.values())
     assert report["model"] == "demo model (random weights)"
     assert "제주 감귤 주스" in report["prompt"]
     for path in report["images"]:
@@ -43,6 +46,7 @@ def test_generate_prints_one_json_object_and_writes_pngs(tmp_path):
 def test_random_seed_is_reported(tmp_path, capsys):
     assert main(["generate", "--product", "Lamp", "--size", "256x256", "--steps", "1", "--out", str(tmp_path)]) == 0
     report = json.loads(capsys.readouterr().out)
+    assert set(report) == {"images", "seeds", "cached", "prompt", "model", "seconds"}  # no copy, no photo: plain
     assert 0 <= report["seeds"][0] <= 2**32 - 1
     assert f"adgen-{report['seeds'][0]}-" in report["images"][0]
 
@@ -72,6 +76,12 @@ BAD = [
     (["--product", "x", "--model", "/nonexistent/folder"], "error: model: /nonexistent/folder is not a diffusers"),
     (["--product", "x", "--out", "{file}"], "error: --out: {file} exists and is not a folder"),
     (["--bogus"], "error: the following arguments are required: --product"),
+    (["--product", "x", "--copy", "a", "--text-style", "glitter"], "error: --text-style: unknown 'glitter'"),
+    (["--product", "x", "--copy", "a", "--text-position", "left"], "error: --text-position: must be one of auto"),
+    (["--product", "x", "--copy", "🍊"], "error: --copy: the font"),
+    (["--product", "x", "--copy", "가" * 500, "--subcopy", "나" * 400, "--size", "256x256"],
+     "error: --copy: is too long to fit"),
+    (["--product", "x", "--subcopy", "\x07"], "error: --subcopy: must not contain control characters"),
 ]
 
 
@@ -98,6 +108,20 @@ def test_bad_input_one_line_exit_2_nothing_written(tmp_path, capsys, demo_cache,
     assert err.count("\n") == 1 and err.startswith(message), err
     assert "Traceback" not in err
     assert not out.exists() and sorted(demo_cache.rglob("*")) == before
+
+
+def test_product_photo_and_korean_copy_make_the_three_step_ad(tmp_path, capsys):
+    from test_compose import bottle
+
+    bottle().save(tmp_path / "bottle.png")
+    args = ["generate", "--product", "탄산수", "--image", str(tmp_path / "bottle.png"), "--copy", "여름 한정 30%",
+            "--subcopy", "₩9,900", "--text-style", "gold", "--text-position", "top", "--size", "256x320",
+            "--seed", "1", "--steps", "2", "--out", str(tmp_path / "out")]
+    assert main(args) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert set(report["steps"][0]) == {"cutout", "mask", "background", "copy_layer"}
+    assert Image.open(report["steps"][0]["cutout"]).size == (80, 180)
+    assert Image.open(report["images"][0]).size == (256, 320)
 
 
 def test_preset_with_escaping_lora_path_exits_2(tmp_path, monkeypatch, capsys):

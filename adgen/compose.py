@@ -1,0 +1,119 @@
+"""Product cutout, placement, contact shadow and the final composite (CPU only, pure Pillow/NumPy)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+from scipy import ndimage
+
+from .errors import InputError
+
+BACKGROUND_TOLERANCE = 28  # max per-channel distance from the backdrop colour still counted as backdrop
+MIN_PART = 0.0005  # foreground specks smaller than this share of the photo are dropped
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where the product goes: its centre (fractions of the canvas) and its height (fraction of the canvas)."""
+
+    x: float = 0.5
+    y: float = 0.6  # the lower middle
+    scale: float = 0.45
+
+    def __post_init__(self) -> None:
+        for name, lo, hi in (("x", 0.0, 1.0), ("y", 0.0, 1.0), ("scale", 0.05, 1.0)):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not lo <= value <= hi:
+                raise InputError(f"placement {name}", f"must be from {lo} to {hi} (got {value!r})")
+
+
+def auto_mask(photo: Image.Image, tolerance: int = BACKGROUND_TOLERANCE) -> Image.Image:
+    """The product's mask (L, 255 = product): the photo's alpha if it has one, else its plain backdrop removed.
+
+    The backdrop colour is the median of the border; pixels near it *and connected to the border* are
+    backdrop, so light areas inside the product stay.
+    """
+    if photo.mode == "RGBA":
+        alpha = photo.getchannel("A")
+        if alpha.getextrema()[0] < 255:
+            return alpha.point(lambda a: 255 if a >= 128 else 0)
+    rgb = np.asarray(photo.convert("RGB"), dtype=np.int16)
+    border = np.concatenate([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]])
+    backdrop = np.median(border, axis=0)
+    near = np.abs(rgb - backdrop).max(axis=2) <= tolerance
+    labels, _ = ndimage.label(near)
+    edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    background = np.isin(labels, edge[edge > 0])
+    product = ~background
+    parts, count = ndimage.label(product)
+    if count:
+        sizes = ndimage.sum(product, parts, range(1, count + 1))
+        keep = np.flatnonzero(sizes >= MIN_PART * product.size) + 1
+        product = np.isin(parts, keep)
+    share = product.mean()
+    if share < 0.01 or share > 0.98:
+        raise InputError("product photo", "no plain backdrop to remove: upload a PNG with transparency, or a photo "
+                         "on a plain single-colour backdrop, or paint the mask")
+    return Image.fromarray((product * 255).astype(np.uint8), "L")
+
+
+def cutout(photo: Image.Image, mask: Image.Image | None = None) -> Image.Image:
+    """The product as RGBA, cropped to its mask's bounding box (`mask` from the user, else `auto_mask`)."""
+    mask = (mask or auto_mask(photo)).convert("L").resize(photo.size)
+    mask = mask.point(lambda a: 255 if a >= 128 else 0)
+    box = mask.getbbox()
+    if box is None:
+        raise InputError("product mask", "is empty: paint the product white")
+    product = photo.convert("RGB").copy()
+    product.putalpha(mask)
+    return product.crop(box)
+
+
+def place(product: Image.Image, size: tuple[int, int], placement: Placement) -> tuple[Image.Image, tuple]:
+    """The product scaled and positioned on a transparent canvas of `size`; returns (layer, box)."""
+    width, height = size
+    target_h = placement.scale * height
+    ratio = min(target_h / product.height, 0.9 * width / product.width)
+    w, h = max(1, round(product.width * ratio)), max(1, round(product.height * ratio))
+    scaled = product.resize((w, h), Image.Resampling.LANCZOS) if (w, h) != product.size else product
+    left = min(max(round(placement.x * width - w / 2), 0), width - w)
+    top = min(max(round(placement.y * height - h / 2), 0), height - h)
+    layer = Image.new("RGBA", size, (0, 0, 0, 0))
+    layer.paste(scaled, (left, top))
+    return layer, (left, top, left + w, top + h)
+
+
+def inpaint_inputs(layer: Image.Image, grey: int = 128) -> tuple[Image.Image, Image.Image]:
+    """The inpaint pipeline's image (product on flat grey) and mask (white = repaint, i.e. not the product)."""
+    canvas = Image.new("RGB", layer.size, (grey, grey, grey))
+    canvas.paste(layer, (0, 0), layer)
+    repaint = layer.getchannel("A").point(lambda a: 0 if a >= 128 else 255)
+    return canvas, repaint
+
+
+def contact_shadow(size: tuple[int, int], box: tuple, strength: int = 110) -> Image.Image:
+    """A soft dark ellipse under the product's base, as an RGBA layer."""
+    left, top, right, bottom = box
+    w, h = right - left, bottom - top
+    shadow = Image.new("L", size, 0)
+    rx, ry = 0.45 * w, max(2.0, 0.06 * h)
+    cx, cy = (left + right) / 2, bottom - ry * 0.3
+    ImageDraw.Draw(shadow).ellipse((cx - rx, cy - ry, cx + rx, cy + ry), fill=strength)
+    shadow = shadow.filter(ImageFilter.GaussianBlur(max(1.0, ry * 0.8)))
+    layer = Image.new("RGBA", size, (0, 0, 0, 0))
+    layer.putalpha(shadow)
+    return layer
+
+
+def composite(background: Image.Image, product_layer: Image.Image | None, box: tuple | None,
+              copy_layer: Image.Image | None) -> Image.Image:
+    """Step 3: background + contact shadow + the product's own pixels + the copy layer, as RGB."""
+    final = background.convert("RGBA")
+    if product_layer is not None and box is not None:
+        final.alpha_composite(contact_shadow(final.size, box))
+        final.alpha_composite(product_layer)  # the product's pixels, untouched by the model
+    if copy_layer is not None:
+        final.alpha_composite(copy_layer)
+    return final.convert("RGB")

@@ -1,0 +1,300 @@
+"""Stylized ad copy as a transparent RGBA layer: Hangul-capable fonts, wrap-and-shrink layout, effects.
+
+Text styles are data (`presets/text/*.yaml`, one schema, unknown keys refused) like image styles.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+import numpy as np
+import yaml
+from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageFont
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import AdgenError, InputError, PresetError
+from .presets import PROJECT_DIR
+
+POSITIONS = ("auto", "top", "center", "bottom")
+FONT_DIRS = ["/usr/share/fonts/truetype/nanum", "/usr/share/fonts/opentype/noto", "/usr/share/fonts/truetype/noto"]
+FONT_FILES = {  # best first
+    "extrabold": ["NanumGothicExtraBold.ttf", "NanumSquareEB.ttf", "NanumSquareB.ttf", "NanumGothicBold.ttf",
+                  "NotoSansCJK-Black.ttc", "NotoSansCJK-Bold.ttc"],
+    "bold": ["NanumGothicBold.ttf", "NanumSquareB.ttf", "NanumBarunGothicBold.ttf", "NotoSansCJK-Bold.ttc"],
+}
+MISSING = "\U0010fffd"  # a private-use code point no font draws: its bitmap is the missing-glyph box
+_COLOR = r"^#[0-9a-fA-F]{6}([0-9a-fA-F]{2})?$"
+Color = Annotated[str, Field(pattern=_COLOR)]
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]  # of the font size
+
+
+class FontError(AdgenError):
+    """No font that can draw Hangul."""
+
+
+class _Part(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Stroke(_Part):
+    width: Fraction = 0.05
+    color: Color = "#000000"
+
+
+class Shadow(_Part):
+    dx: Fraction = 0.04
+    dy: Fraction = 0.06
+    blur: Fraction = 0.05
+    color: Color = "#00000099"
+
+
+class Extrude(_Part):
+    depth: Fraction = 0.1
+    color: Color = "#555555"
+
+
+class Glow(_Part):
+    radius: Fraction = 0.25
+    color: Color = "#00E5FF"
+
+
+class TextStyle(_Part):
+    """One ad-copy look: fill (flat or top-to-bottom gradient) and optional stroke, shadow, extrusion, glow."""
+
+    name: str
+    label: str = Field(min_length=1, max_length=60)
+    description: str = Field(min_length=1, max_length=300)
+    fill: Annotated[list[Color], Field(min_length=1, max_length=2)]
+    stroke: Stroke | None = None
+    shadow: Shadow | None = None
+    extrude: Extrude | None = None
+    glow: Glow | None = None
+    weight: Literal["bold", "extrabold"] = "extrabold"
+    order: int = 100
+
+
+def text_style_dir() -> Path:
+    return Path(os.environ.get("ADGEN_TEXT_STYLES_DIR") or PROJECT_DIR / "presets" / "text")
+
+
+def load_text_styles(directory: Path | None = None) -> dict[str, TextStyle]:
+    """All text styles, ordered; errors name file and field."""
+    directory = directory or text_style_dir()
+    styles = []
+    for path in sorted(directory.glob("*.y*ml")):
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+            if not isinstance(data, dict):
+                raise PresetError(f"{path}: must be a mapping of fields")
+            styles.append(TextStyle(name=path.stem, **data))
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            message = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
+            raise PresetError(f"{path}: {'.'.join(map(str, err['loc']))}: {message}") from None
+        except yaml.YAMLError as exc:
+            raise PresetError(f"{path}: cannot be read as YAML: {exc}") from None
+    if not styles:
+        raise PresetError(f"{directory}: no text style files (.yaml)")
+    return {s.name: s for s in sorted(styles, key=lambda s: (s.order, s.name))}
+
+
+# -- fonts ---------------------------------------------------------------------------------------
+@lru_cache(maxsize=8)
+def find_font(weight: str = "extrabold") -> Path:
+    """A font file that draws Hangul: $ADGEN_FONT, else Nanum/Noto in the usual places, else fontconfig's."""
+    explicit = os.environ.get("ADGEN_FONT")
+    candidates = [Path(explicit)] if explicit else []
+    candidates += [Path(d) / f for f in FONT_FILES[weight] for d in FONT_DIRS]
+    if shutil.which("fc-list"):
+        listed = subprocess.run(["fc-list", ":lang=ko", "file"], capture_output=True, text=True).stdout
+        candidates += sorted(Path(line.split(":")[0]) for line in listed.splitlines() if line.strip())
+    for path in candidates:
+        if path.is_file() and not missing_glyphs(path, "한글"):
+            return path
+    raise FontError("no Hangul-capable font found: install Debian's fonts-nanum (apt-get install fonts-nanum; "
+                    "on Spaces it is in packages.txt) or set ADGEN_FONT=/path/to/font.ttf")
+
+
+def missing_glyphs(font_path: Path, text: str) -> list[str]:
+    """The characters of `text` that `font_path` would draw as its missing-glyph box (tofu)."""
+    font = _font(str(font_path), 32)
+    tofu = np.asarray(font.getmask(MISSING))
+    missing = []
+    for char in dict.fromkeys(c for c in text if not c.isspace()):
+        glyph = np.asarray(font.getmask(char))
+        if glyph.shape == tofu.shape and np.array_equal(glyph, tofu):
+            missing.append(char)
+    return missing
+
+
+@lru_cache(maxsize=64)
+def _font(path: str, size: int) -> ImageFont.FreeTypeFont:
+    return ImageFont.truetype(path, size)
+
+
+# -- layout --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Layout:
+    lines: tuple[str, ...]
+    sub_lines: tuple[str, ...]
+    size: int
+    sub_size: int
+    width: int
+    height: int
+
+
+def wrap(text: str, font: ImageFont.FreeTypeFont, max_width: int) -> list[str]:
+    """Greedy word wrap; a word wider than the line is broken between characters (Korean included)."""
+    lines: list[str] = []
+    for paragraph in text.splitlines() or [""]:
+        line = ""
+        for word in re.findall(r"\S+", paragraph):
+            trial = f"{line} {word}".strip()
+            if font.getlength(trial) <= max_width:
+                line = trial
+                continue
+            if line:
+                lines.append(line)
+            line = ""
+            for char in word:
+                if font.getlength(line + char) > max_width and line:
+                    lines.append(line)
+                    line = ""
+                line += char
+        lines.append(line)
+    return [line for line in lines if line]
+
+
+def fit(copy: str, subcopy: str, font_path: Path, max_width: int, max_height: int, start: int, minimum: int) -> Layout:
+    """The largest font size (shrinking by 10%) at which the wrapped copy fits max_width x max_height."""
+    size = start
+    while True:
+        sub_size = max(8, round(size * 0.45))
+        font, sub_font = _font(str(font_path), size), _font(str(font_path), sub_size)
+        lines, sub_lines = wrap(copy, font, max_width), wrap(subcopy, sub_font, max_width)
+        spacing = round(size * 0.18)
+        height = len(lines) * (size + spacing) + (len(sub_lines) * (sub_size + spacing) + spacing if sub_lines else 0)
+        width = max([font.getlength(line) for line in lines] + [sub_font.getlength(line) for line in sub_lines])
+        if height <= max_height and width <= max_width:
+            return Layout(tuple(lines), tuple(sub_lines), size, sub_size, int(np.ceil(width)), height)
+        if size <= minimum:
+            raise InputError("ad copy", f"is too long to fit a {max_width}x{max_height} text area even at "
+                             f"{minimum}px; shorten it or use a larger image")
+        size = max(minimum, int(size * 0.9))
+
+
+# -- rendering -----------------------------------------------------------------------------------
+def render_copy(copy: str, subcopy: str, size: tuple[int, int], style: TextStyle, position: str = "auto",
+                avoid: tuple | None = None, background: Image.Image | None = None) -> tuple[Image.Image, tuple]:
+    """The copy as a transparent layer of `size`, and the box it occupies."""
+    if position not in POSITIONS:
+        raise InputError("text position", f"must be one of {', '.join(POSITIONS)} (got {position!r})")
+    font_path, layout = layout_copy(copy, subcopy, size, style)
+    width, height = size
+    block = _draw_block(layout, font_path, style)
+    pad = (block.width - layout.width) // 2, (block.height - layout.height) // 2
+    x = (width - layout.width) // 2
+    y = _choose_y(position, layout.height, size, avoid, background)
+    layer = Image.new("RGBA", size, (0, 0, 0, 0))
+    layer.paste(block, (x - pad[0], y - pad[1]))  # a plain copy onto empty pixels; effects past the edge clip
+    return layer, (x, y, x + layout.width, y + layout.height)
+
+
+def layout_copy(copy: str, subcopy: str, size: tuple[int, int], style: TextStyle) -> tuple[Path, Layout]:
+    """The font and wrapped layout of the copy on a canvas of `size`; refuses glyphs the font lacks and copy
+    too long to fit. Cheap: callers check with it before any GPU work."""
+    font_path = find_font(style.weight)
+    missing = missing_glyphs(font_path, copy + subcopy)
+    if missing:
+        raise InputError("ad copy", f"the font {font_path.name} has no glyph for {''.join(missing)!r}; "
+                         "remove those characters (emoji are not supported)")
+    width, height = size
+    layout = fit(copy, subcopy, font_path, int(width * 0.86), int(height * 0.3), max(12, round(height * 0.11)),
+                 max(10, round(height * 0.025)))
+    return font_path, layout
+
+
+def _choose_y(position: str, block_h: int, size: tuple[int, int], avoid, background) -> int:
+    width, height = size
+    margin = round(height * 0.05)
+    spots = {"top": margin, "center": (height - block_h) // 2, "bottom": height - block_h - margin}
+    if position != "auto":
+        return spots[position]
+    grey = np.asarray(background.convert("L"), dtype=np.float32) if background is not None else None
+
+    def cost(name: str) -> tuple[float, float]:
+        top, bottom = spots[name], spots[name] + block_h
+        overlap = max(0, min(bottom, avoid[3]) - max(top, avoid[1])) if avoid else 0
+        busy = float(grey[top:bottom].std()) if grey is not None else 0.0
+        return overlap, busy  # never over the product if avoidable; then the calmest band
+
+    return spots[min(("top", "bottom", "center"), key=cost)]
+
+
+def _draw_block(layout: Layout, font_path: Path, style: TextStyle) -> Image.Image:
+    size = layout.size
+    pad = round(size * 0.5)
+    w, h = layout.width + 2 * pad, layout.height + 2 * pad
+    stroke = round(style.stroke.width * size) if style.stroke else 0
+    glyphs, outline = Image.new("L", (w, h), 0), Image.new("L", (w, h), 0)
+    y = pad
+    spacing = round(size * 0.18)
+    for lines, font_size in ((layout.lines, layout.size), (layout.sub_lines, layout.sub_size)):
+        font = _font(str(font_path), font_size)
+        if lines is layout.sub_lines and lines:
+            y += spacing
+        for line in lines:
+            x = pad + (layout.width - font.getlength(line)) / 2
+            ImageDraw.Draw(glyphs).text((x, y), line, font=font, fill=255)
+            ImageDraw.Draw(outline).text((x, y), line, font=font, fill=255, stroke_width=stroke, stroke_fill=255)
+            y += font_size + spacing
+    out = Image.new("RGBA", (w, h), (0, 0, 0, 0))
+    if style.shadow:
+        s = style.shadow
+        blurred = outline.filter(ImageFilter.GaussianBlur(max(0.5, s.blur * size)))
+        out.alpha_composite(_solid(blurred, s.color), (round(s.dx * size), round(s.dy * size)))
+    if style.glow:
+        for radius in (style.glow.radius * size, style.glow.radius * size / 3):
+            out.alpha_composite(_solid(outline.filter(ImageFilter.GaussianBlur(radius)), style.glow.color))
+    if style.extrude:
+        depth = max(1, round(style.extrude.depth * size))
+        for step in range(depth, 0, -1):
+            out.alpha_composite(_solid(outline, _shade(style.extrude.color, 1 - 0.4 * step / depth)), (step, step))
+    if style.stroke:
+        out.alpha_composite(_solid(outline, style.stroke.color))
+    out.alpha_composite(_gradient(glyphs, style.fill))
+    return out
+
+
+def _rgba(color: str) -> tuple[int, int, int, int]:
+    value = color.lstrip("#")
+    return tuple(int(value[i:i + 2], 16) for i in (0, 2, 4)) + ((int(value[6:8], 16),) if len(value) == 8 else (255,))
+
+
+def _shade(color: str, factor: float) -> str:
+    r, g, b, a = _rgba(color)
+    return "#" + "".join(f"{round(c * factor):02x}" for c in (r, g, b)) + f"{a:02x}"
+
+
+def _solid(mask: Image.Image, color: str) -> Image.Image:
+    r, g, b, a = _rgba(color)
+    layer = Image.new("RGBA", mask.size, (r, g, b, 0))
+    layer.putalpha(ImageChops.multiply(mask, Image.new("L", mask.size, a)))
+    return layer
+
+
+def _gradient(mask: Image.Image, colors: list[str]) -> Image.Image:
+    top, bottom = _rgba(colors[0]), _rgba(colors[-1])
+    ramp = np.linspace(0.0, 1.0, mask.height, dtype=np.float32)[:, None, None]
+    rgb = np.asarray(top[:3], np.float32) * (1 - ramp) + np.asarray(bottom[:3], np.float32) * ramp
+    rgb = np.broadcast_to(rgb, (mask.height, mask.width, 3)).round().astype(np.uint8)
+    layer = Image.fromarray(rgb, "RGB").convert("RGBA")
+    layer.putalpha(mask)
+    return layer
