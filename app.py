@@ -7,6 +7,7 @@ into `gr.Error`. Nothing loads or launches at import time.
 from __future__ import annotations
 
 import argparse
+import io
 import logging
 import os
 from pathlib import Path
@@ -14,16 +15,20 @@ from pathlib import Path
 import gradio as gr
 from PIL import Image
 
+from adgen.ad import AdMaker, AdSpec
 from adgen.cache import default_cache, write_atomic
+from adgen.compose import Placement, auto_mask
 from adgen.engine import Engine, quiet_libraries
 from adgen.errors import AdgenError, InputError
-from adgen.images import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, read_image_file
+from adgen.images import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, decode_image, read_image_file
 from adgen.metadata import read_params
 from adgen.models import cache_dir
 from adgen.monitor import render, snapshot
 from adgen.presets import StylePreset
 from adgen.prompts import build_prompt
 from adgen.request import ASPECTS, AdRequest, Product, check_int
+from adgen.request import random_seed as new_seed
+from adgen.typography import POSITIONS
 
 log = logging.getLogger("adgen.app")
 MAX_HISTORY = 48
@@ -44,6 +49,7 @@ class Handlers:
 
     def __init__(self, engine: Engine, outputs: Path):
         self.engine, self.outputs = engine, outputs
+        self.maker = AdMaker(engine)
 
     @property
     def presets(self) -> dict[str, StylePreset]:
@@ -76,9 +82,15 @@ class Handlers:
 
     # -- generation --------------------------------------------------------------------------
     def generate(self, name, category, features, audience, scene, colors, copy, photo, style, lora_scale, focus,
-                 prompt, seed, random_seed, width, height, steps, count, auto_prompt="", history=None,
+                 prompt, seed, random_seed, width, height, steps, count, subcopy="", text_style="extrude_3d",
+                 text_position="auto", background="inpaint", place_x=0.5, place_y=0.6, place_scale=0.45, mask=None,
+                 auto_prompt="", history=None,
                  progress=gr.Progress()):  # noqa: B008 - Gradio injects progress through this default
-        """Generate, newest first in this session's gallery; returns (gallery, history, info, seed, file)."""
+        """Generate, newest first in this session's gallery.
+
+        With a product photo or ad copy this is the three-step ad (cutout and background, copy layer,
+        composite), else a plain image. Returns (gallery, history, info, seed, file, cutout, background, copy).
+        """
         history = list(history or [])
         try:
             request = AdRequest(
@@ -90,31 +102,59 @@ class Handlers:
                 count=check_int("image count", count, 1, UI_MAX_COUNT),
                 image=read_image_file(photo, "product photo") if photo else None,
             )
+            ad = request.image is not None or bool(request.product.copy) or bool((subcopy or "").strip())
+            if ad:
+                spec = AdSpec(request, subcopy=subcopy or "", text_style=text_style, text_position=text_position,
+                              placement=Placement(float(place_x), float(place_y), float(place_scale)),
+                              background=background, mask=mask_png(mask) if photo else None)
             if self.engine.state != "ready":
                 progress(0, desc="Loading the model…")
-            result = self.engine.generate(request, progress=lambda done, total: progress((done, total),
-                                                                                         desc="Denoising"))
+            report = lambda done, total: progress((done, total), desc="Denoising")  # noqa: E731
+            if ad:
+                result = self.maker.make(spec, progress=report)
+                items = [(a.seed, a.keys["final"], a.files, a.cached) for a in result.images]
+            else:
+                result = self.engine.generate(request, progress=report)
+                items = [(i.seed, i.key, {"final": i.png}, {"final": i.cached}) for i in result.images]
         except AdgenError as exc:
             raise gr.Error(str(exc)) from None
         except Exception as exc:  # a bug: keep serving, say what happened, log the traceback
             log.exception("generation failed")
             raise gr.Error(f"unexpected error ({exc.__class__.__name__}): {exc}") from None
-        entries = [self._save(item, result) for item in result.images]
+        size = Image.open(io.BytesIO(items[0][2]["final"])).size
+        entries = [self._save(*item, result, size) for item in items]
         history = (entries + history)[:MAX_HISTORY]  # newest request first, its images in seed order
-        return gallery_of(history), history, info_of(entries[0]), entries[0]["seed"], entries[0]["path"]
+        first = entries[0]
+        return (gallery_of(history), history, info_of(first), first["seed"], first["path"],
+                *(first["steps"].get(step) for step in ("cutout", "background", "copy_layer")))
 
-    def _save(self, item, result) -> dict:
+    def _save(self, seed, key, files, cached, result, size) -> dict:
+        """Write the final PNG and its intermediates under outputs/ (content-addressed names)."""
         self.outputs.mkdir(parents=True, exist_ok=True)
-        path = self.outputs / f"adgen-{item.seed}-{item.key[:10]}.png"
-        if not path.exists():
-            write_atomic(path, item.png)
-        s = result.settings
-        return {"path": str(path), "seed": item.seed, "prompt": s.prompt, "size": f"{s.width}x{s.height}",
-                "seconds": round(result.seconds, 2), "cached": item.cached, "model": result.model}
+        paths = {}
+        for step, data in files.items():
+            path = self.outputs / (f"adgen-{seed}-{key[:10]}" + ("" if step == "final" else f".{step}") + ".png")
+            if not path.exists():
+                write_atomic(path, data)
+            paths[step] = str(path)
+        return {"path": paths.pop("final"), "steps": paths, "seed": seed, "prompt": result.prompt,
+                "size": f"{size[0]}x{size[1]}", "seconds": round(result.seconds, 2), "cached": cached["final"],
+                "step_cache": {k: v for k, v in cached.items() if k != "final"}, "model": result.model}
+
+    def auto_mask_for(self, photo):
+        """The automatic product mask of a newly uploaded photo, for the mask editor."""
+        if not photo:
+            return None
+        try:
+            mask = auto_mask(decode_image(read_image_file(photo, "product photo"), "product photo"))
+        except AdgenError as exc:
+            gr.Warning(str(exc))
+            return None
+        return {"background": mask.convert("RGB"), "layers": [], "composite": mask.convert("RGB")}
 
     def select(self, history, evt: gr.SelectData):
         entry = (history or [])[evt.index]
-        return info_of(entry), entry["path"]
+        return info_of(entry), entry["path"], *(entry["steps"].get(s) for s in ("cutout", "background", "copy_layer"))
 
     def stop(self) -> None:
         self.engine.stop()
@@ -150,14 +190,29 @@ class Handlers:
         return self.vram()
 
 
+def mask_png(editor) -> bytes | None:
+    """The mask editor's picture (white = product) as PNG bytes; None when nothing is there."""
+    picture = editor.get("composite") if isinstance(editor, dict) else editor
+    if picture is None:
+        return None
+    if isinstance(picture, (str, Path)):
+        picture = Image.open(picture)
+    buffer = io.BytesIO()
+    picture.convert("L").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def gallery_of(history: list[dict]) -> list[tuple[str, str]]:
     return [(e["path"], f"seed {e['seed']} · {e['size']}" + (" · cache" if e["cached"] else "")) for e in history]
 
 
 def info_of(entry: dict) -> str:
     source = "from the cache" if entry["cached"] else "generated"
+    steps = entry.get("step_cache") or {}
+    kept = " · steps: " + ", ".join(f"{k.replace('_', ' ')} {'(kept)' if v else '(new)'}"
+                                    for k, v in steps.items()) if steps else ""
     return (f"**seed** {entry['seed']} · **size** {entry['size']} · **time** {entry['seconds']} s · {source} · "
-            f"{entry['model']}\n\n**prompt:** {entry['prompt']}")
+            f"{entry['model']}{kept}\n\n**prompt:** {entry['prompt']}")
 
 
 def on_gpu(fn):
@@ -215,6 +270,22 @@ def build_demo(engine: Engine, outputs: Path | None = None) -> gr.Blocks:
                         height = gr.Slider(256, 2048, value=1024, step=16, label="Height")
                         steps = gr.Slider(1, 50, value=8, step=1, label="Steps (Z-Image-Turbo: 8)")
                         count = gr.Slider(1, UI_MAX_COUNT, value=1, step=1, label="Images")
+                    with gr.Tab("Ad layout"):
+                        subcopy = gr.Textbox(label="Sub-line (smaller second line of copy)")
+                        text_style = gr.Radio([(t.label, n) for n, t in h.maker.text_styles.items()],
+                                              value=next(iter(h.maker.text_styles)), label="Copy style")
+                        text_position = gr.Radio(list(POSITIONS), value="auto", label="Copy position (auto: the "
+                                                 "calmest band that does not cover the product)")
+                        background = gr.Radio([("Repaint around the product (inpaint)", "inpaint"),
+                                               ("New scene, then composite (text-to-image)", "t2i")],
+                                              value="inpaint", label="Background")
+                        with gr.Row():
+                            place_x = gr.Slider(0, 1, value=0.5, step=0.01, label="Product centre x")
+                            place_y = gr.Slider(0, 1, value=0.6, step=0.01, label="Product centre y")
+                            place_scale = gr.Slider(0.05, 1, value=0.45, step=0.01, label="Product height")
+                        mask = gr.ImageEditor(label="Product mask: white = product (paint to correct)", type="pil",
+                                              image_mode="RGB", brush=gr.Brush(colors=["#FFFFFF", "#000000"]),
+                                              sources=[], elem_id="mask-editor")
                     with gr.Tab("Load from image"):
                         png = gr.File(label="Drop a PNG made by AdGen to restore its settings", file_types=[".png"])
                 gr.Examples(EXAMPLES, inputs=product, label="Examples")
@@ -223,9 +294,22 @@ def build_demo(engine: Engine, outputs: Path | None = None) -> gr.Blocks:
                     stop = gr.Button("Stop", variant="stop", elem_id="stop")
             with gr.Column(scale=7):
                 gallery = gr.Gallery(label="Results (newest first)", format="png", columns=2, height=560,
-                                     elem_id="gallery")
+                                     object_fit="contain", elem_id="gallery")
                 info = gr.Markdown(elem_id="result-info")
                 download = gr.File(label="Download PNG (parameters embedded)")
+                with gr.Row():  # the ad's kept steps, each redoable alone
+                    with gr.Column(min_width=120):
+                        cutout_view = gr.Image(label="1a. Cutout", format="png", interactive=False, height=180,
+                                               elem_id="step-cutout")
+                        redo_cutout = gr.Button("Redo cutout (with my mask)", size="sm")
+                    with gr.Column(min_width=120):
+                        background_view = gr.Image(label="1b. Background", format="png", interactive=False,
+                                                   height=180, elem_id="step-background")
+                        redo_background = gr.Button("New background", size="sm")
+                    with gr.Column(min_width=120):
+                        copy_view = gr.Image(label="2. Copy layer", format="png", interactive=False, height=180,
+                                            elem_id="step-copy")
+                        redo_copy = gr.Button("Redo copy (same background)", size="sm")
 
         # The prompt preview follows the form; the user's own edit is kept.
         form = [*product, style, focus]
@@ -238,12 +322,22 @@ def build_demo(engine: Engine, outputs: Path | None = None) -> gr.Blocks:
         reuse.click(lambda s: (s if s is not None else 0, False), last_seed, [seed, random_seed], **hidden)
 
         inputs = [*product, photo, style, lora_scale, focus, prompt, seed, random_seed, width, height, steps, count,
+                  subcopy, text_style, text_position, background, place_x, place_y, place_scale, mask,
                   auto_prompt, history]
-        run = go.click(on_gpu(h.generate), inputs, [gallery, history, info, last_seed, download],
-                       api_name="generate", concurrency_limit=1, concurrency_id="gpu")
+        outputs = [gallery, history, info, last_seed, download, cutout_view, background_view, copy_view]
+        generate = on_gpu(h.generate)
+        gpu = dict(concurrency_limit=1, concurrency_id="gpu")
+        run = go.click(generate, inputs, outputs, api_name="generate", **gpu)
+        photo.change(h.auto_mask_for, photo, mask, **hidden)
+        # Redo one step: same seed (the other steps come from their caches) or a new background seed.
+        same_seed = (lambda s: (s if s is not None else 0, False), last_seed, [seed, random_seed])
+        redo_copy.click(*same_seed, **hidden).then(generate, inputs, outputs, api_name="redo_copy", **gpu)
+        redo_cutout.click(*same_seed, **hidden).then(generate, inputs, outputs, api_name="redo_cutout", **gpu)
+        redo_background.click(lambda: (new_seed(), False), None, [seed, random_seed], **hidden).then(
+            generate, inputs, outputs, api_name="new_background", **gpu)
         # Gradio's cancel alone can't stop a running thread: the engine's flag ends it within a step.
         stop.click(h.stop, None, None, queue=False, cancels=[run], **hidden)
-        gallery.select(h.select, history, [info, download], **hidden)
+        gallery.select(h.select, history, [info, download, cutout_view, background_view, copy_view], **hidden)
         png.upload(h.load_from_image, png, [*product, style, lora_scale, focus, prompt, auto_prompt, seed,
                                             random_seed, aspect, width, height], **hidden)
 

@@ -112,6 +112,7 @@ def write_atomic(path: Path, data: bytes) -> None:
     """Write `data` to `path` so that readers see the old file, or the whole new one, never a part."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=TMP_PREFIX)
     try:
+        os.fchmod(fd, 0o644)  # mkstemp's 0600 would make saved images private to this user
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()

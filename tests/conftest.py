@@ -63,7 +63,8 @@ def engine(demo_source, cache) -> Engine:
 @pytest.fixture
 def product() -> Product:
     return Product(name="탄산수 Citrus Sparkling Water", category="drink", features="lemon, zero sugar",
-                   audience="office workers", scene="summer picnic", colors="mint and white", copy="여름 한정 30% 할인!")
+                   audience="office workers", scene="summer picnic", colors="mint and white",
+                   copy="여름 한정 30% 할인!")
 
 
 def small(product: Product, **changes) -> AdRequest:

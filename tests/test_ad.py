@@ -11,8 +11,9 @@ from adgen.ad import AdMaker, AdSpec
 from adgen.compose import Placement, cutout, place
 from adgen.errors import InputError
 from adgen.metadata import read_params
-from test_compose import bottle
+
 from conftest import pixels, small
+from test_compose import bottle
 
 
 def photo_png() -> bytes:

@@ -8,13 +8,16 @@ import pytest
 from gradio_client import Client
 from PIL import Image
 
-import app
 from adgen.engine import Engine
 from adgen.metadata import read_params
 
+import app
+
 FORM = dict(name="탄산수", category="drink", features="lemon, zero sugar", audience="", scene="", colors="",
-            copy="여름 한정!", photo=None, style="photo", lora_scale=1.0, focus=True, prompt="", seed=11,
-            random_seed=False, width=256, height=256, steps=2, count=2, auto_prompt="", history=[])
+            copy="", photo=None, style="photo", lora_scale=1.0, focus=True, prompt="", seed=11,
+            random_seed=False, width=256, height=256, steps=2, count=2, subcopy="", text_style="extrude_3d",
+            text_position="auto", background="inpaint", place_x=0.5, place_y=0.6, place_scale=0.45, mask=None,
+            auto_prompt="", history=[])
 
 
 class FakeProgress:
@@ -43,7 +46,8 @@ def test_build_demo_does_not_load_the_model(engine, tmp_path):
 
 
 def test_generate_returns_png_gallery_newest_request_first(handlers):
-    gallery, history, info, last_seed, download = generate(handlers)
+    gallery, history, info, last_seed, download, *steps = generate(handlers)
+    assert steps == [None, None, None]  # no photo, no copy: a plain image, no ad steps
     assert [caption for _, caption in gallery] == ["seed 11 · 256x256", "seed 12 · 256x256"]
     assert last_seed == 11 and "**seed** 11" in info and "demo model (random weights)" in info
     assert Image.open(download).format == "PNG" and read_params(Path(download).read_bytes())["seed"] == 11
@@ -102,7 +106,8 @@ def test_an_edited_prompt_overrides_and_an_unedited_one_does_not(handlers):
 
 
 def test_load_from_image_restores_every_setting(handlers):
-    *_, download = generate(handlers, style="anime", lora_scale=0.6, focus=False, width=512, height=640, count=1)
+    download = generate(handlers, style="anime", lora_scale=0.6, focus=False, width=512, height=640, count=1,
+                        copy="여름 한정!")[4]
     values = handlers.load_from_image(download)
     assert values[:7] == ["탄산수", "drink", "lemon, zero sugar", "", "", "", "여름 한정!"]
     style, scale, focus, prompt, auto, seed, random_seed, aspect, width, height = values[7:]
@@ -155,13 +160,14 @@ def served(demo_source, cache, tmp_path):
 def test_gradio_client_gets_an_image_from_generate(served):
     url, engine = served
     client = Client(url, verbose=False)
-    gallery, info, download = client.predict("Aurora earbuds", "", "", "", "", "", "", None, "anime", 0.8, True,
-                                             "", 3, False, 256, 256, 2, 1, api_name="/generate")
-    assert Image.open(gallery[0]["image"]).size == (256, 256)
+    form = {k: v for k, v in FORM.items() if k not in ("auto_prompt", "history")}
+    gallery, info, download, cutout, background, copy = client.predict(
+        **{**form, "name": "Aurora earbuds", "style": "anime", "lora_scale": 0.8, "seed": 3, "count": 1},
+        api_name="/generate")
+    assert Image.open(gallery[0]["image"]).size == (256, 256) and cutout is None
     assert read_params(Path(download).read_bytes())["seed"] == 3 and engine.runs == 1
     with pytest.raises(Exception, match="product name: must not be empty"):
-        client.predict("", "", "", "", "", "", "", None, "photo", 1, True, "", 3, False, 256, 256, 2, 1,
-                       api_name="/generate")
+        client.predict(**{**form, "name": ""}, api_name="/generate")
 
 
 def test_stop_ends_the_run_within_a_step_and_the_next_generate_works(handlers, engine):
@@ -176,3 +182,34 @@ def test_stop_ends_the_run_within_a_step_and_the_next_generate_works(handlers, e
         handlers.generate(**{**FORM, "steps": 8, "count": 1}, progress=progress)
     assert progress.calls[-1] == (1, 8)
     assert generate(handlers, seed=99, count=1)[3] == 99
+
+
+def test_a_photo_and_korean_copy_make_the_ad_with_its_steps_shown(handlers, engine, tmp_path):
+    from test_compose import bottle
+
+    bottle().save(tmp_path / "bottle.png")
+    out = generate(handlers, photo=str(tmp_path / "bottle.png"), copy="여름 한정 30%", subcopy="₩9,900", count=1,
+                   text_style="gold", text_position="top", width=320, height=400)
+    gallery, history, info, seed, download, cutout, background, copy = out
+    assert Image.open(cutout).size == (80, 180) and Image.open(background).size == (320, 400)
+    assert Image.open(copy).mode == "RGBA" and "steps: cutout (new), background (new), copy layer (new)" in info
+    runs = engine.runs
+    again = generate(handlers, photo=str(tmp_path / "bottle.png"), copy="새 카피", subcopy="", count=1,
+                     text_style="neon", text_position="top", width=320, height=400, history=history)
+    assert engine.runs == runs and "background (kept)" in again[2] and "copy layer (new)" in again[2]
+    mask = handlers.auto_mask_for(str(tmp_path / "bottle.png"))
+    assert mask["composite"].size == (200, 240)
+    edited = mask["composite"].copy()
+    edited.paste((0, 0, 0), (0, 0, 200, 120))  # the user paints the top half out
+    third = generate(handlers, photo=str(tmp_path / "bottle.png"), copy="새 카피", count=1, text_style="neon",
+                     text_position="top", width=320, height=400, mask={"composite": edited})
+    assert Image.open(third[5]).size == (80, 90)
+
+
+def test_a_photo_without_a_plain_backdrop_asks_for_a_painted_mask(handlers, tmp_path):
+    import numpy as np
+
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(tmp_path / "n.png")
+    assert handlers.auto_mask_for(str(tmp_path / "n.png")) is None
+    with pytest.raises(gr.Error, match="product photo: no plain backdrop to remove"):
+        generate(handlers, photo=str(tmp_path / "n.png"))

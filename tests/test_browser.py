@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
-import app
 from adgen.engine import Engine
+
+import app
 from conftest import ROOT
 from test_app import free_port
 
@@ -66,3 +67,24 @@ def test_a_user_generates_an_ad_and_watches_memory(page, tmp_path):
     page.get_by_label("Product name").fill("")
     page.locator("#generate").click()
     page.get_by_text("product name: must not be empty").first.wait_for()
+
+
+def test_a_user_uploads_a_product_photo_with_korean_copy(page, tmp_path):
+    from test_compose import bottle
+
+    bottle().save(tmp_path / "bottle.png")
+    page.get_by_label("Product name").fill("제주 감귤 탄산수")
+    page.get_by_label("Ad copy").fill("여름 한정 30% 할인!")
+    page.locator("input[type=file]").first.set_input_files(str(tmp_path / "bottle.png"))
+    page.get_by_role("tab", name="Ad layout").click()
+    page.get_by_label("Sub-line (smaller second line of copy)").fill("₩9,900 무료 배송")
+    page.get_by_label("Gold").check()
+    page.get_by_role("tab", name="Seed & Size").click()
+    page.get_by_label("4:5").check()
+    page.locator("#generate").click()
+    page.wait_for_function("document.querySelector('#result-info').innerText.includes('copy layer (new)')")
+    for step in ("cutout", "background", "copy"):
+        page.locator(f"#step-{step} img").first.wait_for()
+    assert "896x1120" in page.locator("#result-info").inner_text()
+    page.screenshot(path=str(tmp_path / "ad.png"), full_page=True)
+    shutil.copy(tmp_path / "ad.png", ROOT / "docs" / "screenshot-ad.png")

@@ -6,6 +6,7 @@ import time
 import pytest
 
 from adgen.cache import TMP_PREFIX, ResultCache, write_atomic
+
 from test_metadata import raw_png
 
 KEYS = [f"{i:064x}" for i in range(1, 6)]

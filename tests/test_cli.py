@@ -10,6 +10,7 @@ from diffusers import ZImagePipeline
 from PIL import Image
 
 from adgen.__main__ import main
+
 from conftest import ROOT
 
 
@@ -31,7 +32,7 @@ def test_generate_prints_one_json_object_and_writes_pngs(tmp_path):
     report = json.loads(done.stdout)
     assert set(report) == {"images", "seeds", "cached", "steps", "prompt", "model", "seconds"}  # --copy: an ad
     assert report["seeds"] == [5, 6] and report["cached"] == [False, False]
-    for final, steps in zip(report["images"], report["steps"]):
+    for final, steps in zip(report["images"], report["steps"], strict=True):
         assert set(steps) == {"background", "copy_layer"}
         assert all(path.startswith(final.removesuffix(".png")) for path in steps.values())
     assert report["model"] == "demo model (random weights)"

@@ -14,6 +14,7 @@ from adgen.engine import Engine
 from adgen.errors import GenerationStopped, InputError
 from adgen.models import resolve_model
 from adgen.presets import load_presets
+
 from conftest import pixels, small
 
 

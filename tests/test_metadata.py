@@ -8,6 +8,7 @@ from PIL import Image, PngImagePlugin
 
 from adgen.errors import InputError
 from adgen.metadata import a1111_text, read_params, request_from_params
+
 from conftest import small
 
 

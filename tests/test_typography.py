@@ -66,8 +66,8 @@ def test_wrap(text, width, lines):
 def test_long_copy_wraps_and_shrinks_to_fit():
     font = find_font()
     short = fit("여름 세일", "", font, 400, 150, 60, 10)
-    long = fit("여름 한정 특가! 지금 주문하면 두 병 더, 무료 배송에 사은품까지 드립니다 " * 3, "제주 감귤 100%", font, 400, 150,
-               60, 10)
+    copy = "여름 한정 특가! 지금 주문하면 두 병 더, 무료 배송에 사은품까지 드립니다 " * 3
+    long = fit(copy, "제주 감귤 100%", font, 400, 150, 60, 10)
     assert short.size == 60 and len(short.lines) == 1
     assert long.size < 30 and len(long.lines) > 2 and long.width <= 400 and long.height <= 150
 
