@@ -15,14 +15,16 @@ from pathlib import Path
 import gradio as gr
 from PIL import Image
 
+from adgen.__main__ import add_runtime_flags
 from adgen.ad import AdMaker, AdSpec
 from adgen.cache import default_cache, write_atomic
 from adgen.compose import Placement, auto_mask
-from adgen.engine import Engine, quiet_libraries
+from adgen.engine import Engine
 from adgen.errors import AdgenError, InputError
 from adgen.images import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, decode_image, read_image_file
+from adgen.memory import flush_memory
 from adgen.metadata import read_params
-from adgen.models import cache_dir
+from adgen.models import cache_dir, quiet_libraries
 from adgen.monitor import render, snapshot
 from adgen.presets import StylePreset
 from adgen.prompts import build_prompt
@@ -176,12 +178,25 @@ class Handlers:
                 params["prompt"], auto, params["seed"], False, ratio, params["width"], params["height"]]
 
     # -- memory panel ------------------------------------------------------------------------
-    def vram(self) -> str:
-        return render(snapshot(self.engine.device), self.engine.describe())
+    def vram(self, width=None, height=None, count=None) -> str:
+        """The panel: memory now, the model's state, and the forecast for the size in the form."""
+        text = render(snapshot(self.engine.device), self.engine.describe())
+        if self.engine.device.type == "cuda" and width and height:
+            try:
+                need = self.engine.forecast(int(width), int(height), int(count or 1))
+                text += f"  \nforecast for {int(width)}x{int(height)}: ~{need / 1e9:.1f} GB peak"
+            except Exception as exc:  # the panel never fails: it says why
+                text += f"  \nforecast unavailable ({exc.__class__.__name__})"
+        return text
+
+    def set_memory_mode(self, mode: str) -> str:
+        try:
+            self.engine.set_memory_mode(mode)
+        except AdgenError as exc:
+            raise gr.Error(str(exc)) from None
+        return self.vram()
 
     def free_memory(self) -> str:
-        from adgen.engine import flush_memory
-
         flush_memory()
         return self.vram()
 
@@ -236,6 +251,8 @@ def build_demo(engine: Engine, outputs: Path | None = None) -> gr.Blocks:
                         elem_id="demo-notice")
         panel = gr.Markdown("starting…", elem_id="vram-panel")
         with gr.Row():
+            memory = gr.Radio(["auto", "gpu", "offload", "lowvram"], value=engine.memory_request,
+                              label="Memory mode", scale=3)
             free = gr.Button("Free cached memory", size="sm")
             unload = gr.Button("Unload model", size="sm")
         history, auto_prompt, last_seed = gr.State([]), gr.State(""), gr.State(None)
@@ -343,7 +360,8 @@ def build_demo(engine: Engine, outputs: Path | None = None) -> gr.Blocks:
 
         # The panel refreshes outside the GPU queue: it only reads counters.
         timer = gr.Timer(1.5)
-        timer.tick(h.vram, None, panel, queue=False, show_progress="hidden", **hidden)
+        timer.tick(h.vram, [width, height, count], panel, queue=False, show_progress="hidden", **hidden)
+        memory.change(h.set_memory_mode, memory, panel, api_name="memory_mode", **gpu)
         free.click(h.free_memory, None, panel, queue=False, **hidden)
         unload.click(h.unload, None, panel, concurrency_limit=1, concurrency_id="gpu", api_name="unload")
         demo.load(h.style_info, style, [style_text, lora_scale], **hidden)
@@ -357,15 +375,17 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="AdGen web app")
     parser.add_argument("--model", help="auto (default), demo, a local folder or a Hugging Face repo id")
     parser.add_argument("--share", action="store_true", help="make a public gradio.live link (off by default)")
+    add_runtime_flags(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     quiet_libraries()
     Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS  # Pillow's decompression-bomb limit, for every decode
     try:
-        engine = Engine(args.model, cache=default_cache())
+        engine = Engine(args.model, cache=default_cache(), memory=args.memory, attention=args.attention,
+                        compile=args.compile)
     except AdgenError as exc:
         raise SystemExit(f"error: {exc}") from None
-    engine.load_in_background()  # the page is up at once; the panel shows "loading"
+    engine.load_in_background(warmup=args.warmup)  # the page is up at once; the panel shows "loading"
     log.info("model: %s (%s)", engine.source.label, engine.device)
     demo = build_demo(engine)
     auth = os.environ.get("ADGEN_AUTH")

@@ -17,6 +17,7 @@ FLAGS = {
     "width": "--size (width)", "height": "--size (height)", "size": "--size", "aspect": "--aspect", "steps": "--steps",
     "count": "--count", "image": "--image", "product photo": "--image", "out": "--out", "sub-copy": "--subcopy",
     "text style": "--text-style", "text position": "--text-position", "background": "--background",
+    "memory": "--memory",
 }
 
 
@@ -24,6 +25,15 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line, no usage dump
         print(f"error: {message} (see --help)", file=sys.stderr)
         sys.exit(2)
+
+
+def add_runtime_flags(parser: argparse.ArgumentParser) -> None:
+    """Memory mode and the optional speed-ups (off by default), shared by the CLI and the app."""
+    parser.add_argument("--memory", default=None, help="auto (default; $ADGEN_MEMORY), gpu, offload, lowvram")
+    parser.add_argument("--attention", default=None,
+                        help="attention backend, e.g. flash or _flash_3 (falls back to native when unavailable)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the repeated transformer blocks")
+    parser.add_argument("--warmup", action="store_true", help="one throw-away run at 1024x1024 first")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--out", default="outputs", help="folder for the PNGs (default ./outputs)")
     gen.add_argument("--model", help="auto (default), demo, a local folder or a Hugging Face repo id")
     gen.add_argument("--no-cache", action="store_true", help="neither read nor write the result cache")
+    add_runtime_flags(gen)
 
     lst = commands.add_parser("presets", help="list the style presets")
     lst.add_argument("--json", action="store_true")
@@ -69,8 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_generate(args: argparse.Namespace) -> dict:
     from .cache import default_cache, write_atomic
-    from .engine import Engine, quiet_libraries
+    from .engine import Engine
     from .images import read_image_file
+    from .models import quiet_libraries
     from .request import AdRequest, Product, aspect_size, parse_size
 
     # 1. check every input before anything is loaded or written
@@ -100,7 +112,10 @@ def cmd_generate(args: argparse.Namespace) -> dict:
         raise InputError("out", f"{out} exists and is not a folder")
     # 2. generate (the engine checks the preset and its LoRA before any work)
     quiet_libraries()
-    engine = Engine(args.model, cache=default_cache())
+    engine = Engine(args.model, cache=default_cache(), memory=args.memory, attention=args.attention,
+                    compile=args.compile)
+    if args.warmup:
+        engine.warmup()
     if spec is None:
         result = engine.generate(request, use_cache=not args.no_cache)
         items = [(i.seed, i.key, {"final": i.png}, i.cached) for i in result.images]
@@ -142,7 +157,7 @@ def cmd_presets(args: argparse.Namespace) -> dict | None:
 
 def cmd_demo_model(args: argparse.Namespace) -> dict:
     from .demo_model import build_demo_model
-    from .engine import quiet_libraries
+    from .models import quiet_libraries
 
     out = Path(args.out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -153,8 +168,7 @@ def cmd_demo_model(args: argparse.Namespace) -> dict:
 
 
 def cmd_download(args: argparse.Namespace) -> dict:
-    from .engine import hub_lora
-    from .models import ZIT_REPO, download_model
+    from .models import ZIT_REPO, download_model, hub_lora
     from .presets import load_presets
 
     path = download_model(args.repo or ZIT_REPO)  # progress bars on stderr

@@ -7,8 +7,9 @@ loaded pipeline (`from_pipe`, shared weights), and always passes ZIT's own setti
 
 from __future__ import annotations
 
-import gc
 import hashlib
+import logging
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -19,16 +20,19 @@ from pathlib import Path
 import torch
 
 from .cache import ResultCache
-from .demo_model import demo_lora_path
-from .errors import GenerationStopped, ModelError, OutOfMemory
+from .errors import GenerationStopped, InputError, ModelError, OutOfMemory, WontFit
 from .images import decode_image, fit_to
+from .loras import Adapters
+from .memory import GB, MODES, choose_mode, flush_memory, footprint, forecast, place
 from .metadata import params_of, png_bytes
 from .models import ModelSource, download_model, fingerprint, lora_fingerprint, resolve_model
-from .presets import StylePreset, get_preset, load_presets, resolve_lora_file
+from .presets import StylePreset, get_preset, load_presets
 from .prompts import Settings, settings_for
 from .request import AdRequest, image_key
 
+log = logging.getLogger("adgen.engine")
 Progress = Callable[[int, int], None]  # (steps done, steps in all) over the whole request
+VramProbe = Callable[[], "tuple[int, int] | None"]  # (bytes available to this process, bytes in all)
 EMBED_CACHE_SIZE = 16
 
 
@@ -57,20 +61,28 @@ class Engine:
     """Owns the pipeline; `generate` is the one entry point for the CLI, the UI and the API."""
 
     def __init__(self, model: str | Path | ModelSource | None = None, *, cache: ResultCache | None = None,
-                 presets: dict[str, StylePreset] | None = None, device: str | None = None):
+                 presets: dict[str, StylePreset] | None = None, device: str | None = None,
+                 memory: str | None = None, attention: str | None = None, compile: bool = False,
+                 compile_backend: str = "inductor", vram_probe: VramProbe | None = None):
+        memory = memory or os.environ.get("ADGEN_MEMORY") or "auto"
+        if memory not in MODES:
+            raise InputError("memory", f"must be one of {', '.join(MODES)} (got {memory!r})")
         self.source = model if isinstance(model, ModelSource) else resolve_model(model)
         self.cache = cache
         self.presets = presets if presets is not None else load_presets()
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
+        self.memory_request, self.memory_mode, self.memory_reason = memory, "", ""
+        self.attention, self.attention_used = attention, "native"
+        self.compile, self.compile_backend = compile, compile_backend
+        self._probe = vram_probe or (_cuda_probe(self.device) if self.device.type == "cuda" else None)
         self.state, self.error = "unloaded", ""
-        self.active_style: str | None = None
         # Counters the tests and the panel read: loads of the base model, LoRA loads,
         # text-encoder calls and denoising runs.
-        self.loads = self.lora_loads = self.encodes = self.runs = 0
+        self.loads = self.encodes = self.runs = self.out_of_memory = 0
+        self.adapters = Adapters(self.source)
         self._pipe = self._img2img = self._inpaint = None
         self._fingerprint: str | None = None
-        self._adapters: dict[str, str] = {}  # adapter name -> LoRA file fingerprint
         self._embeds: OrderedDict[str, list[torch.Tensor]] = OrderedDict()
         self._load_lock = threading.RLock()
         self._gpu_lock = threading.Lock()
@@ -79,7 +91,15 @@ class Engine:
     # -- model ---------------------------------------------------------------------------------
     @property
     def loaded_loras(self) -> list[str]:
-        return list(self._adapters)
+        return list(self.adapters.loaded)
+
+    @property
+    def lora_loads(self) -> int:
+        return self.adapters.loads
+
+    @property
+    def active_style(self) -> str | None:
+        return self.adapters.active
 
     def model_fingerprint(self) -> str:
         with self._load_lock:
@@ -90,6 +110,7 @@ class Engine:
     def _local_path(self) -> Path:
         if self.source.path is None:  # an explicit repo id not yet in the cache
             self.source = ModelSource(self.source.spec, self.source.label, download_model(self.source.repo_id or ""))
+            self.adapters.source = self.source
         return self.source.path  # type: ignore[return-value]
 
     def load(self):
@@ -104,7 +125,8 @@ class Engine:
                 path = self._local_path()
                 pipe = ZImagePipeline.from_pretrained(path, dtype=self.dtype, local_files_only=True)
                 pipe.set_progress_bar_config(disable=True)
-                pipe.to(self.device)
+                self._place(pipe, self.memory_request)
+                self._speedups(pipe)
             except ModelError as exc:
                 self.state, self.error = "error", str(exc)
                 raise
@@ -119,26 +141,93 @@ class Engine:
         """Drop the pipeline and everything derived from it, and give the memory back."""
         with self._gpu_lock, self._load_lock:
             self._pipe = self._img2img = self._inpaint = None
-            self._adapters.clear()
+            self.adapters.clear()
             self._embeds.clear()
-            self.active_style, self.state = None, "unloaded"
+            self.state = "unloaded"
         flush_memory()
+
+    def footprint(self):
+        """The model's weights per component at the run dtype (from file headers; nothing is loaded)."""
+        return footprint(self._local_path(), self.dtype)
+
+    def _place(self, pipe, requested: str) -> None:
+        probe = self._probe() if self._probe else None
+        mode, why = choose_mode(requested, probe[0] if probe else None, self.footprint())
+        place(pipe, mode, self.device)
+        self.memory_mode, self.memory_reason = mode, why
+        log.info("memory mode %s", why)
+
+    def set_memory_mode(self, mode: str) -> str:
+        """Re-place the one loaded pipeline for `mode` (never a second copy); returns why it was picked."""
+        if mode not in MODES:
+            raise InputError("memory", f"must be one of {', '.join(MODES)} (got {mode!r})")
+        with self._gpu_lock, self._load_lock:
+            self.memory_request = mode
+            if self._pipe is not None:
+                self._img2img = self._inpaint = None  # remade from the re-placed pipeline on demand
+                self._place(self._pipe, "gpu" if mode == "auto" and self._probe is None else mode)
+                flush_memory()
+            return self.memory_reason or mode
+
+    def _speedups(self, pipe) -> None:
+        """Optional: a faster attention backend (falling back to native) and regional compilation."""
+        if self.attention and self.attention != "native":
+            try:
+                pipe.transformer.set_attention_backend(self.attention)
+                self.attention_used = self.attention
+            except Exception as exc:  # flash-attn not installed, wrong GPU, ...: native SDPA still works
+                pipe.transformer.set_attention_backend("native")
+                self.attention_used = f"native ({self.attention} unavailable: {str(exc).splitlines()[0][:120]})"
+                log.warning("attention backend %s", self.attention_used)
+        if self.compile:  # only the repeated transformer blocks: compiles once, reused by all 30
+            pipe.transformer.compile_repeated_blocks(fullgraph=True, backend=self.compile_backend)
+
+    def forecast(self, width: int, height: int, count: int = 1) -> int:
+        """Forecast peak VRAM in bytes for the current memory mode (gpu when not loaded yet)."""
+        mode = self.memory_mode if self.memory_mode in ("gpu", "offload", "lowvram") else "gpu"
+        return forecast(self.footprint(), mode, width, height, count)
+
+    def check_fits(self, width: int, height: int, count: int = 1) -> None:
+        """Refuse, before any work, a request whose forecast exceeds the VRAM available to this process."""
+        probe = self._probe() if self._probe else None
+        if probe is None:
+            return
+        available, _ = probe
+        need = self.forecast(width, height, count)
+        if need > available:
+            mode = self.memory_mode or "gpu"
+            raise WontFit(f"size: {width}x{height} needs ~{need / GB:.1f} GB of VRAM in {mode} mode but only "
+                          f"{available / GB:.1f} GB is available; try a smaller size, fewer images, or a memory "
+                          "mode that offloads (offload, lowvram)")
+
+    def warmup(self, width: int = 1024, height: int = 1024) -> float:
+        """One throw-away generation at the default size (compiles and allocates up front); returns seconds."""
+        from .request import Product
+
+        start = time.perf_counter()
+        self.generate(AdRequest(Product("warm-up"), seed=0, width=width, height=height), use_cache=False)
+        return time.perf_counter() - start
 
     def describe(self) -> dict:
         """The model's state for the panel and logs (lock-free reads of plain attributes)."""
         return {"state": self.state, "model": self.source.label, "demo": self.source.is_demo,
                 "device": self.device.type, "dtype": str(self.dtype).removeprefix("torch."),
-                "loras": list(self._adapters), "style": self.active_style, "error": self.error}
+                "loras": self.loaded_loras, "style": self.active_style, "error": self.error,
+                "memory": self.memory_mode or self.memory_request, "memory_reason": self.memory_reason,
+                "attention": self.attention_used, "compiled": self.compile}
 
-    def load_in_background(self) -> threading.Thread:
-        """Start loading now so the first request finds the model ready; errors show in `describe()`."""
+    def load_in_background(self, warmup: bool = False) -> threading.Thread:
+        """Start loading now (and optionally warm up) so the first request finds the model ready;
+        errors show in `describe()`."""
         self.state = "loading"
 
         def run():
             try:
                 self.load()
-            except Exception:  # reported through self.state / self.error
-                pass
+                if warmup:
+                    log.info("warm-up run took %.1f s", self.warmup())
+            except Exception as exc:  # reported through self.state / self.error
+                log.error("loading failed: %s", exc)
 
         thread = threading.Thread(target=run, name="adgen-load", daemon=True)
         thread.start()
@@ -155,7 +244,7 @@ class Engine:
         request = request.resolved()
         preset = get_preset(self.presets, request.preset)
         settings = settings_for(request, preset)
-        lora = self._lora_file(preset)
+        lora = self.adapters.file_for(preset)
         lora_id = lora_fingerprint(lora) if lora else None
         photo = decode_image(request.image) if request.image is not None else None
         mask = decode_image(request.mask, "mask").convert("L") if request.mask is not None else None
@@ -175,6 +264,7 @@ class Engine:
                 done[seed] = ImageResult(data, seed, key, cached=True)
         pending = {seed: key for seed, key in keys.items() if seed not in done}
         if pending:
+            self.check_fits(settings.width, settings.height, len(pending))
             for seed, png in self._run(request, preset, settings, lora, lora_id, photo, mask, pending, progress):
                 done[seed] = ImageResult(png, seed, keys[seed], cached=False)
                 if cache:
@@ -189,7 +279,7 @@ class Engine:
         with self._gpu_lock:
             self._stop.clear()
             try:
-                self._apply_style(pipe, preset, lora, lora_id, settings.lora_scale)
+                self.adapters.apply(pipe, preset, lora, lora_id, settings.lora_scale)
                 kind = "inpaint" if mask is not None else "img2img"
                 runner = pipe if photo is None else self._derived(pipe, kind)
                 embeds = self._encode(pipe, settings.prompt)
@@ -201,7 +291,10 @@ class Engine:
             except torch.cuda.OutOfMemoryError:
                 out_of_memory = True  # freed below, outside the except block that holds the frames
         if out_of_memory:
+            self.out_of_memory += 1
             flush_memory()
+            if torch.cuda.is_available():
+                torch.cuda.reset_peak_memory_stats()
             raise OutOfMemory("the GPU ran out of memory; memory was freed. Try a smaller size, fewer images, "
                               "or a memory mode that offloads (--memory offload)")
 
@@ -243,39 +336,6 @@ class Engine:
             setattr(self, attribute, derived)
         return getattr(self, attribute)
 
-    # -- styles --------------------------------------------------------------------------------
-    def _lora_file(self, preset: StylePreset) -> Path | None:
-        if preset.lora is None:
-            return None
-        if self.source.is_demo:  # the demo transformer takes only its own tiny LoRAs...
-            if preset.lora.file:  # ...but a path that escapes the LoRA folders is refused all the same
-                resolve_lora_file(preset.lora, must_exist=False)
-            return demo_lora_path(self.source.path, preset.name)  # type: ignore[arg-type]
-        if preset.lora.file:
-            return resolve_lora_file(preset.lora)  # type: ignore[return-value]
-        return hub_lora(preset.lora.repo or "", preset.lora.weight_name or "")
-
-    def _apply_style(self, pipe, preset: StylePreset, lora: Path | None, lora_id: str | None,
-                     scale: float | None) -> None:
-        """Activate the style's adapter at its scale (loading it once), or no adapter at all."""
-        if lora is None:
-            if self._adapters:
-                pipe.disable_lora()
-            self.active_style = preset.name
-            return
-        name = preset.name
-        if self._adapters.get(name) != lora_id:  # new, or its file changed on disk
-            if name in self._adapters:
-                pipe.delete_adapters(name)
-            pipe.load_lora_weights(str(lora.parent), weight_name=lora.name, adapter_name=name,
-                                   use_safetensors=True)  # never unpickle
-            self._adapters[name] = lora_id or ""
-            self.lora_loads += 1
-        pipe.enable_lora()  # set_adapters alone does not undo an earlier disable_lora
-        pipe.set_adapters([name], adapter_weights=[scale])
-        self.active_style = name
-
-
 class _Steps:
     """The per-step callback: reports progress and ends the run at a step boundary on Stop."""
 
@@ -291,34 +351,11 @@ class _Steps:
         return callback_kwargs
 
 
-def hub_lora(repo: str, weight_name: str) -> Path:
-    """A hub LoRA file from the local cache, downloading it only when missing."""
-    from huggingface_hub import hf_hub_download
+def _cuda_probe(device: torch.device) -> VramProbe:
+    """VRAM this process could use now: the device's free memory plus what torch holds in reserve."""
 
-    try:
-        return Path(hf_hub_download(repo, weight_name, local_files_only=True))
-    except Exception:
-        pass
-    try:
-        return Path(hf_hub_download(repo, weight_name))
-    except Exception as exc:
-        raise ModelError(f"lora: cannot get {weight_name} from {repo} ({exc.__class__.__name__}); "
-                         "run `python -m adgen download` where there is network") from None
+    def probe() -> tuple[int, int]:
+        free, total = torch.cuda.mem_get_info(device)
+        return free + torch.cuda.memory_reserved(device), total
 
-
-def flush_memory() -> None:
-    """Give freed tensors back: Python's garbage first, then CUDA's cached blocks."""
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
-        torch.cuda.ipc_collect()
-
-
-def quiet_libraries() -> None:
-    """Silence diffusers/transformers progress bars and advice; for entry points (CLI, app), not import."""
-    from diffusers.utils import logging as diffusers_logging
-    from transformers.utils import logging as transformers_logging
-
-    for module in (diffusers_logging, transformers_logging):
-        module.set_verbosity_error()
-        module.disable_progress_bar()
+    return probe

@@ -33,3 +33,7 @@ class GenerationStopped(AdgenError):
 
 class OutOfMemory(AdgenError):
     """The GPU ran out of memory; memory was freed and the engine is usable again."""
+
+
+class WontFit(AdgenError):
+    """The forecast peak VRAM exceeds what is available; refused before running."""

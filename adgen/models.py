@@ -132,3 +132,28 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def hub_lora(repo: str, weight_name: str) -> Path:
+    """A hub LoRA file from the local cache, downloading it only when missing."""
+    from huggingface_hub import hf_hub_download
+
+    try:
+        return Path(hf_hub_download(repo, weight_name, local_files_only=True))
+    except Exception:
+        pass
+    try:
+        return Path(hf_hub_download(repo, weight_name))
+    except Exception as exc:
+        raise ModelError(f"lora: cannot get {weight_name} from {repo} ({exc.__class__.__name__}); "
+                         "run `python -m adgen download` where there is network") from None
+
+
+def quiet_libraries() -> None:
+    """Silence diffusers/transformers progress bars and advice; for entry points (CLI, app), not import."""
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    for module in (diffusers_logging, transformers_logging):
+        module.set_verbosity_error()
+        module.disable_progress_bar()

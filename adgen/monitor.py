@@ -82,6 +82,9 @@ def render(snap: MemorySnapshot, model: dict) -> str:
     loras = ", ".join(model["loras"]) or "none"
     lines.append(f"model: **{model['state']}** · {model['model']} · {model['device']} · {model['dtype']} · "
                  f"LoRAs loaded: {loras}")
+    if model.get("memory"):
+        lines.append(f"memory mode: {model['memory_reason'] or model['memory']} · attention: "
+                     f"{model.get('attention', 'native')}{' · compiled' if model.get('compiled') else ''}")
     if model.get("error"):
         lines.append(f"last error: {model['error']}")
     lines.append(f"updated {clock}")

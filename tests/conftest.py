@@ -18,8 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from adgen.cache import ResultCache  # noqa: E402
-from adgen.engine import Engine, quiet_libraries  # noqa: E402
-from adgen.models import resolve_model  # noqa: E402
+from adgen.engine import Engine  # noqa: E402
+from adgen.models import quiet_libraries, resolve_model  # noqa: E402
 from adgen.presets import load_presets  # noqa: E402
 from adgen.request import AdRequest, Product  # noqa: E402
 

@@ -1,0 +1,131 @@
+"""Memory modes, the VRAM forecast and its refusals, OOM recovery, and the speed-up switches."""
+
+import numpy as np
+import pytest
+import torch
+
+from adgen.engine import Engine
+from adgen.errors import InputError, OutOfMemory, WontFit
+from adgen.memory import GB, Footprint, choose_mode, footprint, forecast, place
+
+from conftest import pixels, small
+
+# Z-Image-Turbo in bf16: 6.15B transformer, Qwen3-4B text encoder (4.02B), 84M-parameter VAE.
+ZIT = Footprint(transformer=int(12.3 * GB), text_encoder=int(8.04 * GB), vae=int(0.17 * GB))
+
+
+@pytest.mark.parametrize(("mode", "measured"), [("gpu", 24.9), ("offload", 13.5), ("lowvram", 6.6)])
+def test_forecast_matches_the_public_measurements_at_1024(mode, measured):
+    assert forecast(ZIT, mode, 1024, 1024) / GB == pytest.approx(measured, abs=0.1)
+
+
+def test_forecast_grows_with_size_not_with_count():
+    small_, big = forecast(ZIT, "gpu", 512, 512), forecast(ZIT, "gpu", 2048, 2048)
+    assert small_ < forecast(ZIT, "gpu", 1024, 1024) < big
+    assert forecast(ZIT, "offload", 1024, 1024, count=4) == forecast(ZIT, "offload", 1024, 1024, count=1)
+
+
+@pytest.mark.parametrize(
+    ("free_gb", "mode"),
+    [(80, "gpu"), (40, "gpu"), (24, "offload"), (16, "offload"), (12, "lowvram"), (8, "lowvram"), (4, "lowvram")],
+)
+def test_auto_picks_the_fastest_mode_that_fits(free_gb, mode):
+    chosen, why = choose_mode("auto", free_gb * GB, ZIT)
+    assert chosen == mode and why.startswith(f"{mode}: ")
+    assert ("expect refusals" in why) == (free_gb == 4)
+
+
+def test_an_explicit_mode_and_cpu_are_reported():
+    assert choose_mode("offload", 80 * GB, ZIT)[0] == "offload"
+    assert "chosen by the user" in choose_mode("offload", 80 * GB, ZIT)[1]
+    assert choose_mode("auto", None, ZIT) == ("cpu", "CPU: memory modes apply to GPUs only")
+    with pytest.raises(ValueError, match="memory mode must be one of auto, gpu, offload, lowvram"):
+        choose_mode("turbo", None, ZIT)
+
+
+def test_footprint_is_read_from_headers_without_loading(engine):
+    fp = footprint(engine.source.path, torch.float32)
+    pipe = engine.load()
+    for name in ("transformer", "text_encoder", "vae"):
+        params = sum(p.numel() for p in getattr(pipe, name).parameters())
+        assert getattr(fp, name) == params * 4, name
+    assert (fp.dim, fp.vae_channels) == (32, 8)
+
+
+def test_a_request_that_will_not_fit_is_refused_before_running(demo_source, cache, product):
+    engine = Engine(demo_source, cache=cache, device="cpu", vram_probe=lambda: (int(0.1 * GB), 8 * GB))
+    with pytest.raises(WontFit, match=r"size: 2048x2048 needs ~.* GB of VRAM .* try a smaller size, fewer images"):
+        engine.generate(small(product, width=2048, height=2048))
+    assert engine.runs == 0 and engine.loads == 0
+    assert pixels(engine.generate(small(product)).images[0].png).shape == (256, 256, 3)
+
+
+def test_switching_memory_mode_replaces_the_one_pipeline(demo_source, product):
+    probe = lambda: (80 * GB, 80 * GB)  # noqa: E731 - figures of a big GPU; the modules stay on the CPU
+    engine = Engine(demo_source, cache=None, device="cpu", vram_probe=probe)
+    first = engine.generate(small(product, steps=2)).images[0].png
+    assert engine.memory_mode == "gpu" and engine.memory_reason.startswith("gpu: needs ~")
+    transformer = engine._pipe.transformer
+    for mode in ("offload", "lowvram", "gpu", "auto"):
+        assert engine.set_memory_mode(mode)
+        assert engine.generate(small(product, steps=2)).images[0].png == first, mode
+    assert engine.loads == 1 and engine._pipe.transformer is transformer
+    with pytest.raises(InputError, match="memory: must be one of"):
+        engine.set_memory_mode("turbo")
+
+
+def test_place_removes_the_previous_modes_hooks(engine):
+    pipe = engine.load()
+    place(pipe, "offload", torch.device("cpu"))
+    assert hasattr(pipe.transformer, "_hf_hook")
+    place(pipe, "lowvram", torch.device("cpu"))
+    assert not hasattr(pipe.transformer, "_hf_hook")
+    place(pipe, "gpu", torch.device("cpu"))
+    assert not getattr(pipe.transformer, "_diffusers_hook", None) or not pipe.transformer._diffusers_hook.hooks
+
+
+def test_on_cpu_the_mode_says_it_does_not_apply(engine, product):
+    engine.generate(small(product, steps=1))
+    assert engine.describe()["memory"] == "cpu"
+    assert engine.describe()["memory_reason"] == "CPU: memory modes apply to GPUs only"
+
+
+def test_an_injected_out_of_memory_is_recovered_and_the_next_request_works(engine, product):
+    def explode(done, total):
+        if done == 2:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    with pytest.raises(OutOfMemory, match="the GPU ran out of memory; memory was freed"):
+        engine.generate(small(product, steps=4), progress=explode)
+    assert engine.out_of_memory == 1 and engine.state == "ready"
+    after = engine.generate(small(product, steps=4))
+    assert not after.images[0].cached and engine.loads == 1
+
+
+def test_a_new_seed_or_size_for_the_same_prompt_skips_the_text_encoder(engine, product):
+    engine.generate(small(product, steps=1))
+    engine.generate(small(product, steps=1, seed=5))
+    engine.generate(small(product, steps=1, width=512))
+    assert engine.encodes == 1 and engine.runs == 3
+    engine.generate(small(product, steps=1, prompt="another prompt"))
+    assert engine.encodes == 2
+
+
+def test_an_unavailable_attention_backend_falls_back_to_native(demo_source, product, engine):
+    fast = Engine(demo_source, cache=None, device="cpu", attention="_flash_3")
+    image = fast.generate(small(product, steps=2)).images[0].png
+    assert fast.attention_used.startswith("native (_flash_3 unavailable")
+    assert image == engine.generate(small(product, steps=2)).images[0].png
+
+
+def test_regional_compile_of_the_repeated_blocks_gives_the_same_image(demo_source, product, engine):
+    compiled = Engine(demo_source, cache=None, device="cpu", compile=True, compile_backend="eager")
+    image = compiled.generate(small(product, steps=2)).images[0].png
+    block = compiled._pipe.transformer.layers[0]
+    assert "Optimized" in type(block.forward).__name__ or hasattr(block, "_compiled_call_impl")
+    assert np.array_equal(pixels(image), pixels(engine.generate(small(product, steps=2)).images[0].png))
+
+
+def test_warmup_runs_once_and_stores_nothing(engine, cache):
+    seconds = engine.warmup(256, 256)
+    assert seconds > 0 and engine.runs == 1 and cache.size_bytes() == 0
