@@ -47,7 +47,7 @@ def check_text(name: str, value: str, limit: int = MAX_FIELD_CHARS, required: bo
     if not isinstance(value, str):
         raise InputError(name, f"must be text (got {type(value).__name__})")
     value = unicodedata.normalize("NFC", value).strip()
-    if required and not value:
+    if required and not any(unicodedata.category(c)[0] not in "CZ" for c in value):  # only blanks or invisibles
         raise InputError(name, "must not be empty")
     if len(value) > limit:
         raise InputError(name, f"must be at most {limit} characters (got {len(value)})")

@@ -1,0 +1,1 @@
+"""AdGen benchmark: python -m bench."""

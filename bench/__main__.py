@@ -1,0 +1,202 @@
+"""AdGen's benchmark: `python -m bench` (see --help). Every figure is a ratio against a baseline
+measured in the same run, interleaved and taken as medians, because these machines are noisy.
+
+Measures: adgen's generate vs a plain diffusers ZImagePipeline loop; a cache hit vs a miss; a style
+(LoRA) switch vs one generation; a seed-only change with vs without the prompt-embedding cache;
+memory growth over N generations after warm-up; `python app.py` to page ready vs importing its
+libraries. Runs on the embedded demo model, or on the real ZIT when it is present (`--model`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import io
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import psutil
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from adgen.cache import ResultCache  # noqa: E402
+from adgen.engine import Engine  # noqa: E402
+from adgen.models import quiet_libraries  # noqa: E402
+from adgen.request import AdRequest, Product  # noqa: E402
+
+PRODUCT = Product("Citrus sparkling water", features="lemon, zero sugar", scene="summer picnic")
+
+
+def timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def interleaved(a, b, runs: int) -> tuple[float, float]:
+    """Medians of `runs` alternating timings of a() and b()."""
+    ta, tb = [], []
+    for _ in range(runs):
+        ta.append(timed(a))
+        tb.append(timed(b))
+    return statistics.median(ta), statistics.median(tb)
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return f"{cpu}, {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB RAM, {gpu}"
+
+
+def run(args) -> list[tuple[str, str, str, str]]:
+    """The rows: (what, measured, ratio, target)."""
+    quiet_libraries()
+    tmp = Path(tempfile.mkdtemp(prefix="adgen-bench-"))
+    engine = Engine(args.model, cache=ResultCache(tmp / "results"), device=args.device)
+    size = dict(width=args.size, height=args.size)
+    seeds = iter(range(10**6))
+    request = lambda **kw: AdRequest(PRODUCT, seed=next(seeds), **size, **kw)  # noqa: E731
+    rows = []
+
+    # 1. adgen vs a plain diffusers loop on the same model and settings (both warmed up)
+    from diffusers import ZImagePipeline
+
+    pipe = engine.load()
+    plain = ZImagePipeline(**pipe.components)  # the same modules on the same device: no second copy
+    plain.set_progress_bar_config(disable=True)
+    prompt = engine.generate(request(), use_cache=False).prompt
+
+    def plain_call():  # what a plain script does: generate, then save a PNG (here to memory, as adgen does)
+        generator = torch.Generator("cpu").manual_seed(next(seeds))
+        image = plain(prompt, num_inference_steps=8, guidance_scale=0.0, generator=generator, **size).images[0]
+        image.save(io.BytesIO(), format="PNG")
+
+    plain_call()
+    t_adgen, t_plain = interleaved(lambda: engine.generate(request(), use_cache=False), plain_call, args.runs)
+    rows.append(("adgen generate vs plain diffusers loop", f"{t_adgen:.3f} s vs {t_plain:.3f} s",
+                 f"{t_adgen / t_plain:.2f}x", "<= 1.05"))
+
+    # 2. cache hit vs miss
+    hit_request = request()
+    engine.generate(hit_request)
+    t_miss, t_hit = interleaved(lambda: engine.generate(request()), lambda: engine.generate(hit_request), args.runs)
+    rows.append(("cache hit vs miss", f"{t_hit * 1000:.2f} ms vs {t_miss:.3f} s", f"{t_miss / t_hit:.0f}x faster",
+                 ">= 100x"))
+
+    # 3. a style (LoRA) switch vs one generation
+    anime, semi = engine.presets["anime"], engine.presets["semi_realistic"]
+    for preset in (anime, semi):  # load both adapters once
+        engine.generate(request(preset=preset.name), use_cache=False)
+    files = {p.name: engine.adapters.file_for(p) for p in (anime, semi)}
+    ids = {name: engine.adapters.loaded[name] for name in files}
+    switches = []
+    for _ in range(args.runs * 4):
+        for p in (anime, semi):
+            switches.append(timed(lambda p=p: engine.adapters.apply(pipe, p, files[p.name], ids[p.name], 0.8)))
+    t_switch = statistics.median(switches)
+    t_one = statistics.median(timed(lambda: engine.generate(request(), use_cache=False)) for _ in range(args.runs))
+    rows.append(("style (LoRA) switch vs one generation", f"{t_switch * 1000:.2f} ms vs {t_one:.3f} s",
+                 f"{t_switch / t_one:.3f}", "<= 0.1"))
+
+    # 4. a seed-only change with the prompt-embedding cache vs without
+    def without_cache():
+        engine._embeds.clear()
+        engine.generate(request(), use_cache=False)
+
+    t_with, t_without = interleaved(lambda: engine.generate(request(), use_cache=False), without_cache, args.runs)
+    rows.append(("seed-only change: embedding cache vs none", f"{t_with:.3f} s vs {t_without:.3f} s",
+                 f"{t_with / t_without:.2f}x", "< 1 (the text encoder skipped)"))
+
+    # 5. memory growth over N generations after warm-up
+    small = dict(width=256, height=256)
+    for _ in range(3):
+        engine.generate(AdRequest(PRODUCT, seed=next(seeds), **small), use_cache=False)
+    gc.collect()
+    rss0 = psutil.Process().memory_info().rss
+    vram0 = torch.cuda.memory_allocated() if torch.cuda.is_available() else 0
+    for _ in range(args.soak):
+        engine.generate(AdRequest(PRODUCT, seed=next(seeds), **small), use_cache=False)
+    gc.collect()
+    growth = (psutil.Process().memory_info().rss - rss0) / 2**20
+    vram = (torch.cuda.memory_allocated() - vram0) / 2**20 if torch.cuda.is_available() else 0.0
+    rows.append((f"memory growth over {args.soak} generations", f"RSS {growth:+.1f} MB, VRAM {vram:+.1f} MB",
+                 f"{growth:+.1f} MB", "<= 20 MB"))
+
+    # 6. `python app.py` to page ready vs importing its libraries
+    if not args.skip_app:
+        t_import = timed(lambda: subprocess.run([sys.executable, "-c", "import torch, diffusers, gradio"],
+                                                check=True, capture_output=True))
+        t_app = app_start(args.model)
+        rows.append(("`python app.py` to page ready vs importing its libraries", f"{t_app:.1f} s vs {t_import:.1f} s",
+                     f"{t_app / t_import:.2f}x", "page up in a few seconds"))
+    return rows
+
+
+def app_start(model: str | None) -> float:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1"}
+    if model:
+        env["ADGEN_MODEL"] = model
+    start = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py")], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        while time.perf_counter() - start < 120:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1) as response:
+                    if response.status == 200:
+                        return time.perf_counter() - start
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("app.py did not serve its page within 120 s")
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def table(rows, args, label: str) -> str:
+    lines = [f"### {time.strftime('%Y-%m-%d')} · {machine()}", "",
+             f"Model: {label} · {args.size}x{args.size}, 8 steps · medians of {args.runs} interleaved runs", "",
+             "| measurement | measured | ratio | target |", "| --- | --- | --- | --- |"]
+    lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default=None, help="auto (default: ZIT if cached, else the demo model), demo, ...")
+    parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
+    parser.add_argument("--size", type=int, default=512, help="square size for the timings (default 512)")
+    parser.add_argument("--runs", type=int, default=5, help="interleaved runs per timing (default 5)")
+    parser.add_argument("--soak", type=int, default=50, help="generations for the memory-growth check")
+    parser.add_argument("--skip-app", action="store_true", help="skip the app start-up timing")
+    parser.add_argument("--append", type=Path, help="append the table to this Markdown file")
+    args = parser.parse_args(argv)
+    rows = run(args)
+    label = Engine(args.model, cache=None).source.label
+    text = table(rows, args, label)
+    print(text)
+    if args.append:
+        with args.append.open("a", encoding="utf-8") as handle:
+            handle.write("\n" + text)
+
+
+if __name__ == "__main__":
+    main()
