@@ -389,6 +389,8 @@ def main(argv: list[str] | None = None) -> None:
     log.info("model: %s (%s)", engine.source.label, engine.device)
     demo = build_demo(engine)
     auth = os.environ.get("ADGEN_AUTH")
+    if auth and (":" not in auth or auth.startswith(":") or auth.endswith(":")):
+        raise SystemExit("error: ADGEN_AUTH must look like user:password")
     demo.queue(default_concurrency_limit=1).launch(
         share=args.share, auth=tuple(auth.split(":", 1)) if auth else None, max_file_size=MAX_IMAGE_BYTES,
         allowed_paths=[str(cache_dir() / "outputs")],
