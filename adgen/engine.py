@@ -83,8 +83,10 @@ class Engine:
         self.adapters = Adapters(self.source)
         self._pipe = self._img2img = self._inpaint = None
         self._fingerprint: str | None = None
+        self._footprint = None
         self._embeds: OrderedDict[str, list[torch.Tensor]] = OrderedDict()
         self._load_lock = threading.RLock()
+        self._source_lock = threading.RLock()  # path and fingerprint: cache hits never wait for a load
         self._gpu_lock = threading.Lock()
         self._stop = threading.Event()
 
@@ -102,16 +104,18 @@ class Engine:
         return self.adapters.active
 
     def model_fingerprint(self) -> str:
-        with self._load_lock:
+        with self._source_lock:
             if self._fingerprint is None:
                 self._fingerprint = fingerprint(self._local_path())
             return self._fingerprint
 
     def _local_path(self) -> Path:
-        if self.source.path is None:  # an explicit repo id not yet in the cache
-            self.source = ModelSource(self.source.spec, self.source.label, download_model(self.source.repo_id or ""))
-            self.adapters.source = self.source
-        return self.source.path  # type: ignore[return-value]
+        with self._source_lock:
+            if self.source.path is None:  # an explicit repo id not yet in the cache
+                path = download_model(self.source.repo_id or "")
+                self.source = ModelSource(self.source.spec, self.source.label, path)
+                self.adapters.source = self.source
+            return self.source.path  # type: ignore[return-value]
 
     def load(self):
         """The pipeline, loaded on first use (one load per process, whatever the threads)."""
@@ -147,8 +151,11 @@ class Engine:
         flush_memory()
 
     def footprint(self):
-        """The model's weights per component at the run dtype (from file headers; nothing is loaded)."""
-        return footprint(self._local_path(), self.dtype)
+        """The model's weights per component at the run dtype (from file headers once; nothing is loaded)."""
+        with self._source_lock:
+            if self._footprint is None:
+                self._footprint = footprint(self._local_path(), self.dtype)
+            return self._footprint
 
     def _place(self, pipe, requested: str) -> None:
         probe = self._probe() if self._probe else None
@@ -165,7 +172,7 @@ class Engine:
             self.memory_request = mode
             if self._pipe is not None:
                 self._img2img = self._inpaint = None  # remade from the re-placed pipeline on demand
-                self._place(self._pipe, "gpu" if mode == "auto" and self._probe is None else mode)
+                self._place(self._pipe, mode)
                 flush_memory()
             return self.memory_reason or mode
 
@@ -182,10 +189,17 @@ class Engine:
         if self.compile:  # only the repeated transformer blocks: compiles once, reused by all 30
             pipe.transformer.compile_repeated_blocks(fullgraph=True, backend=self.compile_backend)
 
+    def _mode_for(self, available: int | None) -> str:
+        """The mode in force, or before the first load the one `auto` will pick (as `_place` does)."""
+        if self.memory_mode in ("gpu", "offload", "lowvram"):
+            return self.memory_mode
+        mode, _ = choose_mode(self.memory_request, available, self.footprint())
+        return mode if mode != "cpu" else "gpu"
+
     def forecast(self, width: int, height: int, count: int = 1) -> int:
-        """Forecast peak VRAM in bytes for the current memory mode (gpu when not loaded yet)."""
-        mode = self.memory_mode if self.memory_mode in ("gpu", "offload", "lowvram") else "gpu"
-        return forecast(self.footprint(), mode, width, height, count)
+        """Forecast peak VRAM in bytes for the memory mode in force (or the one a load will pick)."""
+        probe = self._probe() if self._probe else None
+        return forecast(self.footprint(), self._mode_for(probe[0] if probe else None), width, height, count)
 
     def check_fits(self, width: int, height: int, count: int = 1) -> None:
         """Refuse, before any work, a request whose forecast exceeds the VRAM available to this process."""
@@ -193,9 +207,9 @@ class Engine:
         if probe is None:
             return
         available, _ = probe
-        need = self.forecast(width, height, count)
+        mode = self._mode_for(available)
+        need = forecast(self.footprint(), mode, width, height, count)
         if need > available:
-            mode = self.memory_mode or "gpu"
             raise WontFit(f"size: {width}x{height} needs ~{need / GB:.1f} GB of VRAM in {mode} mode but only "
                           f"{available / GB:.1f} GB is available; try a smaller size, fewer images, or a memory "
                           "mode that offloads (offload, lowvram)")

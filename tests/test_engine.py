@@ -193,3 +193,14 @@ def test_the_demo_model_loads_with_from_pretrained_from_its_folder(demo_source):
     assert pipe.scheduler.config.shift == 3.0 and pipe.scheduler.config.use_dynamic_shifting is False
     image = pipe("빨간 사과", height=256, width=256, num_inference_steps=2, guidance_scale=0.0).images[0]
     assert image.size == (256, 256)
+
+
+def test_a_cache_hit_is_served_while_the_model_is_still_loading(engine, demo_source, cache, product):
+    engine.generate(small(product))
+    loading = Engine(demo_source, cache=cache, device="cpu")
+    with loading._load_lock:  # as if a slow load held it (the real model takes minutes)
+        done = []
+        thread = threading.Thread(target=lambda: done.append(loading.generate(small(product))))
+        thread.start()
+        thread.join(timeout=30)
+        assert done and done[0].images[0].cached and loading.loads == 0

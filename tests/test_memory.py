@@ -129,3 +129,17 @@ def test_regional_compile_of_the_repeated_blocks_gives_the_same_image(demo_sourc
 def test_warmup_runs_once_and_stores_nothing(engine, cache):
     seconds = engine.warmup(256, 256)
     assert seconds > 0 and engine.runs == 1 and cache.size_bytes() == 0
+
+
+@pytest.mark.parametrize(("memory", "available_gb", "refused"),
+                         [("auto", 22, False), ("gpu", 22, True), ("auto", 5, True), ("lowvram", 8, False)])
+def test_before_the_first_load_the_check_uses_the_mode_auto_will_pick(demo_source, memory, available_gb, refused):
+    engine = Engine(demo_source, cache=None, device="cpu", memory=memory,
+                    vram_probe=lambda: (available_gb * GB, 24 * GB))
+    engine._footprint = ZIT  # as if the folder held the real ZIT weights (an L4 has ~22 GB free)
+    if refused:
+        with pytest.raises(WontFit, match="1024x1024 needs ~"):
+            engine.check_fits(1024, 1024)
+    else:
+        engine.check_fits(1024, 1024)
+    assert engine.loads == 0
