@@ -43,7 +43,6 @@ EXAMPLES = [
     ["Glow vitamin C serum", "skincare", "15% vitamin C, vegan, glass dropper", "women 25-40",
      "marble bathroom, morning light", "gold and cream", "Wake up glowing"],
 ]
-PRODUCT_FIELDS = ["name", "category", "features", "audience", "scene", "colors", "copy"]
 
 
 class Handlers:
@@ -107,7 +106,7 @@ class Handlers:
             ad = request.image is not None or bool(request.product.copy) or bool((subcopy or "").strip())
             if ad:
                 spec = AdSpec(request, subcopy=subcopy or "", text_style=text_style, text_position=text_position,
-                              placement=Placement(float(place_x), float(place_y), float(place_scale)),
+                              placement=Placement(place_x, place_y, place_scale),
                               background=background, mask=mask_png(mask) if photo else None)
             if self.engine.state != "ready":
                 progress(0, desc="Loading the model…")
@@ -162,9 +161,9 @@ class Handlers:
         self.engine.stop()
 
     def load_from_image(self, file):
-        """Every setting a PNG made by AdGen was made with, for the form."""
+        """Every setting a PNG made by AdGen was made with, for the form (the ad layout too, for an ad)."""
         if not file:
-            return [gr.update()] * 17
+            return [gr.update()] * 25
         try:
             params = read_params(Path(file).read_bytes())
         except AdgenError as exc:
@@ -175,7 +174,8 @@ class Handlers:
         return [product["name"], product["category"], ", ".join(product["features"]), product["audience"],
                 product["scene"], product["colors"], product["copy"], params["preset"],
                 params["lora_scale"] if params["lora_scale"] is not None else 1.0, params["product_focus"],
-                params["prompt"], auto, params["seed"], False, ratio, params["width"], params["height"]]
+                params["prompt"], auto, params["seed"], False, ratio, params["width"], params["height"],
+                params["steps"], *ad_layout(params.get("ad"))]
 
     # -- memory panel ------------------------------------------------------------------------
     def vram(self, width=None, height=None, count=None) -> str:
@@ -203,6 +203,15 @@ class Handlers:
     def unload(self) -> str:
         self.engine.unload()
         return self.vram()
+
+
+def ad_layout(ad: dict | None) -> list:
+    """Sub-line, copy style and position, background mode and placement of an ad's parameters."""
+    if not ad:
+        return [gr.update()] * 7
+    place = ad["placement"]
+    return [ad["subcopy"], ad["text_style"], ad["text_position"], ad["background"], place["x"], place["y"],
+            place["scale"]]
 
 
 def mask_png(editor) -> bytes | None:
@@ -356,7 +365,8 @@ def build_demo(engine: Engine, outputs: Path | None = None) -> gr.Blocks:
         stop.click(h.stop, None, None, queue=False, cancels=[run], **hidden)
         gallery.select(h.select, history, [info, download, cutout_view, background_view, copy_view], **hidden)
         png.upload(h.load_from_image, png, [*product, style, lora_scale, focus, prompt, auto_prompt, seed,
-                                            random_seed, aspect, width, height], **hidden)
+                                            random_seed, aspect, width, height, steps, subcopy, text_style,
+                                            text_position, background, place_x, place_y, place_scale], **hidden)
 
         # The panel refreshes outside the GPU queue: it only reads counters.
         timer = gr.Timer(1.5)

@@ -107,13 +107,17 @@ def test_an_edited_prompt_overrides_and_an_unedited_one_does_not(handlers):
 
 def test_load_from_image_restores_every_setting(handlers):
     download = generate(handlers, style="anime", lora_scale=0.6, focus=False, width=512, height=640, count=1,
-                        copy="여름 한정!")[4]
+                        steps=3, copy="여름 한정!", subcopy="₩9,900", text_style="neon", text_position="bottom",
+                        background="t2i", place_x=0.4, place_y=0.7, place_scale=0.3)[4]
     values = handlers.load_from_image(download)
     assert values[:7] == ["탄산수", "drink", "lemon, zero sugar", "", "", "", "여름 한정!"]
-    style, scale, focus, prompt, auto, seed, random_seed, aspect, width, height = values[7:]
-    assert (style, scale, focus, seed, random_seed, aspect, width, height) == ("anime", 0.6, False, 11, False,
-                                                                               "custom", 512, 640)
+    style, scale, focus, prompt, auto, seed, random_seed, aspect, width, height, steps = values[7:18]
+    assert (style, scale, focus, seed, random_seed, aspect, width, height, steps) == (
+        "anime", 0.6, False, 11, False, "custom", 512, 640, 3)
     assert prompt == auto and prompt.startswith("Anime style")
+    assert values[18:] == ["₩9,900", "neon", "bottom", "t2i", 0.4, 0.7, 0.3]
+    plain = generate(handlers, count=1, seed=12)[4]
+    assert len(handlers.load_from_image(plain)) == 25
 
 
 def test_load_from_a_foreign_png_is_a_clear_error(handlers, tmp_path):
