@@ -25,7 +25,7 @@ from .metadata import params_of, png_bytes
 from .presets import get_preset
 from .prompts import settings_for
 from .request import AdRequest, check_text, image_key
-from .typography import POSITIONS, TextStyle, find_font, layout_copy, load_text_styles, render_copy
+from .typography import POSITIONS, TextStyle, find_font, font_id, layout_copy, load_text_styles, render_copy
 
 STEPS = ("cutout", "mask", "background", "copy_layer", "final")
 
@@ -127,7 +127,7 @@ class AdMaker:
         if copy or spec.subcopy:
             font = find_font(style.weight)
             key = image_key(step="copy", copy=copy, subcopy=spec.subcopy, style=style.model_dump(),
-                            font=hashlib.sha256(font.read_bytes()).hexdigest(), size=background.size,
+                            font=font_id(font), size=background.size,
                             position=spec.text_position, avoid=box,
                             background=keys["background"] if spec.text_position == "auto" else None)
             copy_layer = self._step(cache, "copy_layer", key, files, keys, cached, lambda: render_copy(

@@ -5,6 +5,7 @@ Text styles are data (`presets/text/*.yaml`, one schema, unknown keys refused) l
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -132,6 +133,12 @@ def missing_glyphs(font_path: Path, text: str) -> list[str]:
         if glyph.shape == tofu.shape and np.array_equal(glyph, tofu):
             missing.append(char)
     return missing
+
+
+@lru_cache(maxsize=8)
+def font_id(path: Path) -> str:
+    """sha256 of a font file (part of the copy layer's cache key), computed once per file."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @lru_cache(maxsize=64)
