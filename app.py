@@ -142,12 +142,21 @@ class Handlers:
                 "size": f"{size[0]}x{size[1]}", "seconds": round(result.seconds, 2), "cached": cached["final"],
                 "step_cache": {k: v for k, v in cached.items() if k != "final"}, "model": result.model}
 
-    def auto_mask_for(self, photo):
-        """The automatic product mask of a newly uploaded photo, for the mask editor."""
+    def photo_changed(self, photo):
+        """A new product photo: its preview and its automatic mask (for the mask editor); bad files say why."""
         if not photo:
-            return None
+            return None, None
         try:
-            mask = auto_mask(decode_image(read_image_file(photo, "product photo"), "product photo"))
+            image = decode_image(read_image_file(photo, "product photo"), "product photo")
+        except AdgenError as exc:
+            raise gr.Error(str(exc)) from None
+        return image, self.auto_mask_for(image)
+
+    @staticmethod
+    def auto_mask_for(image: Image.Image):
+        """The automatic product mask of a photo as the mask editor's value (None, with a warning, if none)."""
+        try:
+            mask = auto_mask(image)
         except AdgenError as exc:
             gr.Warning(str(exc))
             return None
@@ -278,7 +287,12 @@ def build_demo(engine: Engine, outputs: Path | None = None) -> gr.Blocks:
                             gr.Textbox(label="Brand colours"),
                             gr.Textbox(label="Ad copy"),
                         ]
-                        photo = gr.Image(label="Product photo (optional)", type="filepath", sources=["upload"])
+                        # A File, not an Image: AdGen's own checks (size, bombs, non-images) then say what
+                        # is wrong, instead of a bare error from Gradio's image decoding.
+                        photo = gr.File(label="Product photo (optional)", file_types=["image"], type="filepath",
+                                        elem_id="photo")
+                        photo_preview = gr.Image(label="Product photo", interactive=False, height=200,
+                                                 format="png", elem_id="photo-preview")
                     with gr.Tab("Style"):
                         style = gr.Radio([(p.label, n) for n, p in h.presets.items()], value=next(iter(h.presets)),
                                          label="Style")
@@ -354,7 +368,7 @@ def build_demo(engine: Engine, outputs: Path | None = None) -> gr.Blocks:
         generate = on_gpu(h.generate)
         gpu = dict(concurrency_limit=1, concurrency_id="gpu")
         run = go.click(generate, inputs, outputs, api_name="generate", **gpu)
-        photo.change(h.auto_mask_for, photo, mask, **hidden)
+        photo.change(h.photo_changed, photo, [photo_preview, mask], **hidden)
         # Redo one step: same seed (the other steps come from their caches) or a new background seed.
         same_seed = (lambda s: (s if s is not None else 0, False), last_seed, [seed, random_seed])
         redo_copy.click(*same_seed, **hidden).then(generate, inputs, outputs, api_name="redo_copy", **gpu)

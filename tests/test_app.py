@@ -201,8 +201,8 @@ def test_a_photo_and_korean_copy_make_the_ad_with_its_steps_shown(handlers, engi
     again = generate(handlers, photo=str(tmp_path / "bottle.png"), copy="새 카피", subcopy="", count=1,
                      text_style="neon", text_position="top", width=320, height=400, history=history)
     assert engine.runs == runs and "background (kept)" in again[2] and "copy layer (new)" in again[2]
-    mask = handlers.auto_mask_for(str(tmp_path / "bottle.png"))
-    assert mask["composite"].size == (200, 240)
+    preview, mask = handlers.photo_changed(str(tmp_path / "bottle.png"))
+    assert preview.size == mask["composite"].size == (200, 240)
     edited = mask["composite"].copy()
     edited.paste((0, 0, 0), (0, 0, 200, 120))  # the user paints the top half out
     third = generate(handlers, photo=str(tmp_path / "bottle.png"), copy="새 카피", count=1, text_style="neon",
@@ -214,6 +214,9 @@ def test_a_photo_without_a_plain_backdrop_asks_for_a_painted_mask(handlers, tmp_
     import numpy as np
 
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(tmp_path / "n.png")
-    assert handlers.auto_mask_for(str(tmp_path / "n.png")) is None
+    assert handlers.photo_changed(str(tmp_path / "n.png"))[1] is None
+    (tmp_path / "fake.png").write_text("not an image")
+    with pytest.raises(gr.Error, match="product photo: is not a readable PNG"):
+        handlers.photo_changed(str(tmp_path / "fake.png"))
     with pytest.raises(gr.Error, match="product photo: no plain backdrop to remove"):
         generate(handlers, photo=str(tmp_path / "n.png"))

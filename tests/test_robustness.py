@@ -14,7 +14,7 @@ from pathlib import Path
 
 import gradio as gr
 import pytest
-from gradio_client import Client
+from gradio_client import Client, handle_file
 from gradio_client.utils import Status
 from PIL import Image
 
@@ -244,6 +244,11 @@ def test_hostile_input_over_http_gets_clear_errors_and_the_server_keeps_serving(
                           ({"name": "x\x00"}, "control characters"), ({"prompt": "p" * 10_000}, "at most 4000")]:
         with pytest.raises(Exception, match=re.escape(says)):
             call(client, **changes)
+    paths = files(tmp_path)
+    for name, says in [("bomb", "product photo: is too large to decode safely"),
+                       ("text", "product photo: is not a readable PNG"), ("huge", "at most 20 MB")]:
+        with pytest.raises(Exception, match=re.escape(says)):
+            call(client, photo=handle_file(paths[name]))
     body = b'{"data": [1, 2, 3]}'  # the wrong number of fields, posted by hand
     request = urllib.request.Request(f"{url}gradio_api/call/generate", data=body,
                                      headers={"Content-Type": "application/json"})
