@@ -20,10 +20,10 @@ from pathlib import Path
 import torch
 
 from .cache import ResultCache
-from .errors import GenerationStopped, InputError, ModelError, OutOfMemory, WontFit
+from .errors import GenerationStopped, InputError, ModelError, OutOfMemory
 from .images import decode_image, fit_to
 from .loras import Adapters
-from .memory import GB, MODES, choose_mode, flush_memory, footprint, forecast, place
+from .memory import MODES, MemoryPlanner, VramProbe, cuda_probe, flush_memory, footprint
 from .metadata import params_of, png_bytes
 from .models import ModelSource, download_model, fingerprint, lora_fingerprint, resolve_model
 from .presets import StylePreset, get_preset, load_presets
@@ -32,7 +32,6 @@ from .request import AdRequest, image_key
 
 log = logging.getLogger("adgen.engine")
 Progress = Callable[[int, int], None]  # (steps done, steps in all) over the whole request
-VramProbe = Callable[[], "tuple[int, int] | None"]  # (bytes available to this process, bytes in all)
 EMBED_CACHE_SIZE = 16
 
 
@@ -72,10 +71,10 @@ class Engine:
         self.presets = presets if presets is not None else load_presets()
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
-        self.memory_request, self.memory_mode, self.memory_reason = memory, "", ""
         self.attention, self.attention_used = attention, "native"
         self.compile, self.compile_backend = compile, compile_backend
-        self._probe = vram_probe or (_cuda_probe(self.device) if self.device.type == "cuda" else None)
+        probe = vram_probe or (cuda_probe(self.device) if self.device.type == "cuda" else None)
+        self.memory = MemoryPlanner(memory, self.device, probe, self.footprint)
         self.state, self.error = "unloaded", ""
         # Counters the tests and the panel read: loads of the base model, LoRA loads,
         # text-encoder calls and denoising runs.
@@ -103,6 +102,18 @@ class Engine:
     def active_style(self) -> str | None:
         return self.adapters.active
 
+    @property
+    def memory_request(self) -> str:
+        return self.memory.requested
+
+    @property
+    def memory_mode(self) -> str:
+        return self.memory.mode
+
+    @property
+    def memory_reason(self) -> str:
+        return self.memory.reason
+
     def model_fingerprint(self) -> str:
         with self._source_lock:
             if self._fingerprint is None:
@@ -129,7 +140,7 @@ class Engine:
                 path = self._local_path()
                 pipe = ZImagePipeline.from_pretrained(path, dtype=self.dtype, local_files_only=True)
                 pipe.set_progress_bar_config(disable=True)
-                self._place(pipe, self.memory_request)
+                self.memory.place(pipe)
                 self._speedups(pipe)
             except ModelError as exc:
                 self.state, self.error = "error", str(exc)
@@ -157,24 +168,17 @@ class Engine:
                 self._footprint = footprint(self._local_path(), self.dtype)
             return self._footprint
 
-    def _place(self, pipe, requested: str) -> None:
-        probe = self._probe() if self._probe else None
-        mode, why = choose_mode(requested, probe[0] if probe else None, self.footprint())
-        place(pipe, mode, self.device)
-        self.memory_mode, self.memory_reason = mode, why
-        log.info("memory mode %s", why)
-
     def set_memory_mode(self, mode: str) -> str:
         """Re-place the one loaded pipeline for `mode` (never a second copy); returns why it was picked."""
         if mode not in MODES:
             raise InputError("memory", f"must be one of {', '.join(MODES)} (got {mode!r})")
         with self._gpu_lock, self._load_lock:
-            self.memory_request = mode
+            self.memory.requested = mode
             if self._pipe is not None:
                 self._img2img = self._inpaint = None  # remade from the re-placed pipeline on demand
-                self._place(self._pipe, mode)
+                self.memory.place(self._pipe)
                 flush_memory()
-            return self.memory_reason or mode
+            return self.memory.reason or mode
 
     def _speedups(self, pipe) -> None:
         """Optional: a faster attention backend (falling back to native) and regional compilation."""
@@ -189,30 +193,13 @@ class Engine:
         if self.compile:  # only the repeated transformer blocks: compiles once, reused by all 30
             pipe.transformer.compile_repeated_blocks(fullgraph=True, backend=self.compile_backend)
 
-    def _mode_for(self, available: int | None) -> str:
-        """The mode in force, or before the first load the one `auto` will pick (as `_place` does)."""
-        if self.memory_mode in ("gpu", "offload", "lowvram"):
-            return self.memory_mode
-        mode, _ = choose_mode(self.memory_request, available, self.footprint())
-        return mode if mode != "cpu" else "gpu"
-
     def forecast(self, width: int, height: int, count: int = 1) -> int:
         """Forecast peak VRAM in bytes for the memory mode in force (or the one a load will pick)."""
-        probe = self._probe() if self._probe else None
-        return forecast(self.footprint(), self._mode_for(probe[0] if probe else None), width, height, count)
+        return self.memory.forecast(width, height, count)
 
     def check_fits(self, width: int, height: int, count: int = 1) -> None:
         """Refuse, before any work, a request whose forecast exceeds the VRAM available to this process."""
-        probe = self._probe() if self._probe else None
-        if probe is None:
-            return
-        available, _ = probe
-        mode = self._mode_for(available)
-        need = forecast(self.footprint(), mode, width, height, count)
-        if need > available:
-            raise WontFit(f"size: {width}x{height} needs ~{need / GB:.1f} GB of VRAM in {mode} mode but only "
-                          f"{available / GB:.1f} GB is available; try a smaller size, fewer images, or a memory "
-                          "mode that offloads (offload, lowvram)")
+        self.memory.check_fits(width, height, count)
 
     def warmup(self, width: int = 1024, height: int = 1024) -> float:
         """One throw-away generation at the default size (compiles and allocates up front); returns seconds."""
@@ -227,7 +214,7 @@ class Engine:
         return {"state": self.state, "model": self.source.label, "demo": self.source.is_demo,
                 "device": self.device.type, "dtype": str(self.dtype).removeprefix("torch."),
                 "loras": self.loaded_loras, "style": self.active_style, "error": self.error,
-                "memory": self.memory_mode or self.memory_request, "memory_reason": self.memory_reason,
+                "memory": self.memory.mode or self.memory.requested, "memory_reason": self.memory.reason,
                 "attention": self.attention_used, "compiled": self.compile}
 
     def load_in_background(self, warmup: bool = False) -> threading.Thread:
@@ -363,13 +350,3 @@ class _Steps:
         if self.stop.is_set():
             raise GenerationStopped(step + 1, total)
         return callback_kwargs
-
-
-def _cuda_probe(device: torch.device) -> VramProbe:
-    """VRAM this process could use now: the device's free memory plus what torch holds in reserve."""
-
-    def probe() -> tuple[int, int]:
-        free, total = torch.cuda.mem_get_info(device)
-        return free + torch.cuda.memory_reserved(device), total
-
-    return probe

@@ -15,12 +15,17 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from .errors import WontFit
+
+log = logging.getLogger("adgen.memory")
 MODES = ("auto", "gpu", "offload", "lowvram")
 GB = 10**9  # the calibration figures are decimal gigabytes
 HEADROOM = 1.10  # auto wants 10% to spare over the forecast
@@ -116,6 +121,61 @@ def choose_mode(requested: str, free: int | None, fp: Footprint, width: int = 10
     need = forecast(fp, "lowvram", width, height)
     return "lowvram", f"lowvram: even it needs ~{need / GB:.1f} GB and only {free / GB:.1f} GB is free; " \
                       "expect refusals at this size"
+
+
+VramProbe = Callable[[], "tuple[int, int] | None"]  # (bytes available to this process, bytes in all)
+
+
+def cuda_probe(device: torch.device) -> VramProbe:
+    """VRAM this process could use now: the device's free memory plus what torch holds in reserve."""
+
+    def probe() -> tuple[int, int]:
+        free, total = torch.cuda.mem_get_info(device)
+        return free + torch.cuda.memory_reserved(device), total
+
+    return probe
+
+
+class MemoryPlanner:
+    """The memory mode the one pipeline is in and why, its forecast, and the check that a request fits."""
+
+    def __init__(self, requested: str, device: torch.device, probe: VramProbe | None,
+                 footprint_of: Callable[[], Footprint]):
+        self.requested, self.device, self.probe, self.footprint_of = requested, device, probe, footprint_of
+        self.mode = self.reason = ""
+
+    def available(self) -> int | None:
+        figures = self.probe() if self.probe else None
+        return figures[0] if figures else None
+
+    def place(self, pipe) -> None:
+        """Choose the mode (auto: from the free VRAM) and place the pipeline for it."""
+        mode, why = choose_mode(self.requested, self.available(), self.footprint_of())
+        place(pipe, mode, self.device)
+        self.mode, self.reason = mode, why
+        log.info("memory mode %s", why)
+
+    def mode_for(self, available: int | None) -> str:
+        """The mode in force, or before the first load the one `auto` will pick (as `place` does)."""
+        if self.mode in ("gpu", "offload", "lowvram"):
+            return self.mode
+        mode, _ = choose_mode(self.requested, available, self.footprint_of())
+        return mode if mode != "cpu" else "gpu"
+
+    def forecast(self, width: int, height: int, count: int = 1) -> int:
+        return forecast(self.footprint_of(), self.mode_for(self.available()), width, height, count)
+
+    def check_fits(self, width: int, height: int, count: int = 1) -> None:
+        """Raise WontFit, before any work, when the forecast exceeds the VRAM available (no probe: no check)."""
+        available = self.available()
+        if available is None:
+            return
+        mode = self.mode_for(available)
+        need = forecast(self.footprint_of(), mode, width, height, count)
+        if need > available:
+            raise WontFit(f"size: {width}x{height} needs ~{need / GB:.1f} GB of VRAM in {mode} mode but only "
+                          f"{available / GB:.1f} GB is available; try a smaller size, fewer images, or a memory "
+                          "mode that offloads (offload, lowvram)")
 
 
 def place(pipe, mode: str, device: torch.device) -> None:
