@@ -247,13 +247,11 @@ class Engine:
         settings = settings_for(request, preset)
         lora = self.adapters.file_for(preset)
         lora_id = lora_fingerprint(lora) if lora else None
-        photo = decode_image(request.image) if request.image is not None else None
-        mask = decode_image(request.mask, "mask").convert("L") if request.mask is not None else None
         common = dict(
             model=self.model_fingerprint(), prompt=settings.prompt, preset=preset.name, lora=lora_id,
             lora_scale=settings.lora_scale, width=settings.width, height=settings.height, steps=settings.steps,
             image=hashlib.sha256(request.image).hexdigest() if request.image is not None else None,
-            strength=request.strength if photo is not None else None,
+            strength=request.strength if request.image is not None else None,
             mask=hashlib.sha256(request.mask).hexdigest() if request.mask is not None else None,
         )
         keys = {seed: image_key(seed=seed, **common) for seed in request.seeds()}
@@ -266,6 +264,9 @@ class Engine:
         pending = {seed: key for seed, key in keys.items() if seed not in done}
         if pending:
             self.check_fits(settings.width, settings.height, len(pending))
+            # Decoded only now: a cache hit needs the bytes' hash, never the pixels.
+            photo = decode_image(request.image) if request.image is not None else None
+            mask = decode_image(request.mask, "mask").convert("L") if request.mask is not None else None
             for seed, png in self._run(request, preset, settings, lora, lora_id, photo, mask, pending, progress):
                 done[seed] = ImageResult(png, seed, keys[seed], cached=False)
                 if cache:
