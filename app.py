@@ -16,7 +16,7 @@ import gradio as gr
 from PIL import Image
 
 from adgen.__main__ import add_runtime_flags
-from adgen.ad import AdMaker, AdSpec
+from adgen.ad import AdMaker, AdSpec, Output, outputs
 from adgen.cache import default_cache, write_atomic
 from adgen.compose import Placement, auto_mask
 from adgen.engine import Engine
@@ -111,34 +111,31 @@ class Handlers:
             if self.engine.state != "ready":
                 progress(0, desc="Loading the model…")
             report = lambda done, total: progress((done, total), desc="Denoising")  # noqa: E731
-            if ad:
-                result = self.maker.make(spec, progress=report)
-                items = [(a.seed, a.keys["final"], a.files, a.cached) for a in result.images]
-            else:
-                result = self.engine.generate(request, progress=report)
-                items = [(i.seed, i.key, {"final": i.png}, {"final": i.cached}) for i in result.images]
+            result = self.maker.make(spec, progress=report) if ad else self.engine.generate(request, progress=report)
         except AdgenError as exc:
             raise gr.Error(str(exc)) from None
         except Exception as exc:  # a bug: keep serving, say what happened, log the traceback
             log.exception("generation failed")
             raise gr.Error(f"unexpected error ({exc.__class__.__name__}): {exc}") from None
-        size = Image.open(io.BytesIO(items[0][2]["final"])).size
-        entries = [self._save(*item, result, size) for item in items]
+        items = outputs(result)
+        size = Image.open(io.BytesIO(items[0].files["final"])).size
+        entries = [self._save(item, result, size) for item in items]
         history = (entries + history)[:MAX_HISTORY]  # newest request first, its images in seed order
         first = entries[0]
         return (gallery_of(history), history, info_of(first), first["seed"], first["path"],
                 *(first["steps"].get(step) for step in ("cutout", "background", "copy_layer")))
 
-    def _save(self, seed, key, files, cached, result, size) -> dict:
+    def _save(self, item: Output, result, size) -> dict:
         """Write the final PNG and its intermediates under outputs/ (content-addressed names)."""
         self.outputs.mkdir(parents=True, exist_ok=True)
         paths = {}
-        for step, data in files.items():
-            path = self.outputs / (f"adgen-{seed}-{key[:10]}" + ("" if step == "final" else f".{step}") + ".png")
+        for step, data in item.files.items():
+            path = self.outputs / item.file_name(step)
             if not path.exists():
                 write_atomic(path, data)
             paths[step] = str(path)
-        return {"path": paths.pop("final"), "steps": paths, "seed": seed, "prompt": result.prompt,
+        cached = item.cached
+        return {"path": paths.pop("final"), "steps": paths, "seed": item.seed, "prompt": result.prompt,
                 "size": f"{size[0]}x{size[1]}", "seconds": round(result.seconds, 2), "cached": cached["final"],
                 "step_cache": {k: v for k, v in cached.items() if k != "final"}, "model": result.model}
 

@@ -79,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_generate(args: argparse.Namespace) -> dict:
+    from .ad import AdMaker, AdSpec, outputs
     from .cache import default_cache, write_atomic
     from .engine import Engine
     from .images import read_image_file
@@ -98,13 +99,7 @@ def cmd_generate(args: argparse.Namespace) -> dict:
                         product_focus=not args.no_product_focus, seed=args.seed, width=width, height=height,
                         steps=args.steps, count=args.count, image=image)
     spec = None
-    if image is not None or product.copy or args.subcopy:  # the three-step ad
-        from .ad import AdSpec
-        from .typography import load_text_styles
-
-        if args.text_style not in load_text_styles():
-            raise InputError("text style", f"unknown {args.text_style!r}; choose one of "
-                             f"{', '.join(load_text_styles())}")
+    if image is not None or product.copy or args.subcopy:  # the three-step ad (its maker checks the style)
         spec = AdSpec(request, subcopy=args.subcopy, text_style=args.text_style, text_position=args.text_position,
                       background=args.background)
     out = Path(args.out)
@@ -118,25 +113,19 @@ def cmd_generate(args: argparse.Namespace) -> dict:
         engine.warmup()
     if spec is None:
         result = engine.generate(request, use_cache=not args.no_cache)
-        items = [(i.seed, i.key, {"final": i.png}, i.cached) for i in result.images]
     else:
-        from .ad import AdMaker
-
         result = AdMaker(engine).make(spec, use_cache=not args.no_cache)
-        items = [(a.seed, a.keys["final"], a.files, a.cached["final"]) for a in result.images]
     # 3. write the PNGs (atomically; intermediates beside the final ad) and report
     out.mkdir(parents=True, exist_ok=True)
     report: dict = {"images": [], "seeds": [], "cached": []}
-    for seed, key, files, cached in items:
-        stem = out / f"adgen-{seed}-{key[:10]}"
+    for item in outputs(result):
         written = {}
-        for step, data in files.items():
-            path = stem.with_name(stem.name + ("" if step == "final" else f".{step}") + ".png")
-            write_atomic(path, data)
-            written[step] = str(path)
+        for step, data in item.files.items():
+            write_atomic(out / item.file_name(step), data)
+            written[step] = str(out / item.file_name(step))
         report["images"].append(written.pop("final"))
-        report["seeds"].append(seed)
-        report["cached"].append(cached)
+        report["seeds"].append(item.seed)
+        report["cached"].append(item.cached["final"])
         if spec is not None:
             report.setdefault("steps", []).append(written)
     report.update(prompt=result.prompt, model=result.model, seconds=round(result.seconds, 3))

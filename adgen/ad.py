@@ -18,7 +18,7 @@ from typing import Literal
 from PIL import Image, PngImagePlugin
 
 from .compose import Placement, composite, cutout, inpaint_inputs, place
-from .engine import Engine, Progress
+from .engine import AdResult, Engine, Progress
 from .errors import InputError
 from .images import decode_image
 from .metadata import params_of, png_bytes
@@ -71,6 +71,27 @@ class AdOutput:
     model: str
     demo: bool
     seconds: float
+
+
+@dataclass(frozen=True)
+class Output:
+    """One finished image as callers save it: its PNGs by step ("final" and, for an ad, its intermediates)."""
+
+    seed: int
+    key: str
+    files: dict[str, bytes]
+    cached: dict[str, bool]
+
+    def file_name(self, step: str = "final") -> str:
+        """`adgen-SEED-KEY.png`, with `.STEP` before `.png` for an intermediate."""
+        return f"adgen-{self.seed}-{self.key[:10]}" + ("" if step == "final" else f".{step}") + ".png"
+
+
+def outputs(result: AdOutput | AdResult) -> list[Output]:
+    """The images of a plain result or an ad, in one shape."""
+    if isinstance(result, AdOutput):
+        return [Output(a.seed, a.keys["final"], a.files, a.cached) for a in result.images]
+    return [Output(i.seed, i.key, {"final": i.png}, {"final": i.cached}) for i in result.images]
 
 
 class AdMaker:
