@@ -63,8 +63,8 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB RAM, {gpu}"
 
 
-def run(args) -> list[tuple[str, str, str, str]]:
-    """The rows: (what, measured, ratio, target)."""
+def run(args) -> tuple[list[tuple[str, str, str, str]], str]:
+    """The rows (what, measured, ratio, target) and the model's label."""
     quiet_libraries()
     tmp = Path(tempfile.mkdtemp(prefix="adgen-bench-"))
     engine = Engine(args.model, cache=ResultCache(tmp / "results"), device=args.device)
@@ -144,7 +144,7 @@ def run(args) -> list[tuple[str, str, str, str]]:
         t_app = app_start(args.model)
         rows.append(("`python app.py` to page ready vs importing its libraries", f"{t_app:.1f} s vs {t_import:.1f} s",
                      f"{t_app / t_import:.2f}x", "page up in a few seconds"))
-    return rows
+    return rows, engine.source.label
 
 
 def app_start(model: str | None) -> float:
@@ -189,8 +189,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--skip-app", action="store_true", help="skip the app start-up timing")
     parser.add_argument("--append", type=Path, help="append the table to this Markdown file")
     args = parser.parse_args(argv)
-    rows = run(args)
-    label = Engine(args.model, cache=None).source.label
+    rows, label = run(args)
     text = table(rows, args, label)
     print(text)
     if args.append:
