@@ -2,7 +2,9 @@
 
 It loads the pipeline once (thread-safe), serves identical requests from the result cache
 without touching it, switches style LoRAs by adapter (never a reload), derives img2img from the
-loaded pipeline (`from_pipe`, shared weights), and always passes ZIT's own settings.
+loaded pipeline (`from_pipe`, shared weights, the engine's dtype), and always passes ZIT's own
+settings. Each request runs as a `Job` that owns its Stop. The GPU never waits for the CPU: PNG
+encoding and cache writes of image i run outside the GPU lock, beside the denoising of image i+1.
 """
 
 from __future__ import annotations
@@ -14,18 +16,28 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from .cache import ResultCache
-from .errors import GenerationStopped, InputError, ModelError, OutOfMemory
+from .errors import InputError, ModelError, OutOfMemory
 from .images import decode_image, fit_to
+from .jobs import Job, Jobs
 from .loras import Adapters
 from .memory import MODES, MemoryPlanner, VramProbe, cuda_probe, flush_memory, footprint
-from .metadata import params_of, png_bytes
-from .models import ModelSource, download_model, fingerprint, lora_fingerprint, resolve_model
+from .metadata import params_of, png_bytes, restamp
+from .models import (
+    Download,
+    ModelSource,
+    check_safetensors_only,
+    download_model,
+    fingerprint,
+    lora_fingerprint,
+    resolve_model,
+)
 from .presets import StylePreset, get_preset, load_presets
 from .prompts import Settings, settings_for
 from .request import AdRequest, image_key
@@ -33,6 +45,34 @@ from .request import AdRequest, image_key
 log = logging.getLogger("adgen.engine")
 Progress = Callable[[int, int], None]  # (steps done, steps in all) over the whole request
 EMBED_CACHE_SIZE = 16
+DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32}
+
+
+def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
+    """`auto` (default; $ADGEN_DTYPE): bfloat16 on CUDA (how ZIT is meant to run), float32 on the CPU."""
+    if isinstance(dtype, torch.dtype):
+        if dtype not in DTYPES.values():
+            raise InputError("dtype", f"must be one of auto, {', '.join(DTYPES)} (got {dtype})")
+        return dtype
+    name = str(dtype or os.environ.get("ADGEN_DTYPE") or "auto").strip().removeprefix("torch.")
+    if name == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    if name not in DTYPES:
+        raise InputError("dtype", f"must be one of auto, {', '.join(DTYPES)} (got {name!r})")
+    return DTYPES[name]
+
+
+def plan_attention(backend: str | None) -> tuple[str, str]:
+    """(backend that will run, why): the requested one if its package is usable here, else native SDPA."""
+    if not backend or backend == "native":
+        return "native", ""
+    try:
+        from diffusers.models.attention_dispatch import AttentionBackendName, _check_attention_backend_requirements
+
+        _check_attention_backend_requirements(AttentionBackendName(backend))
+    except Exception as exc:  # flash-attn not installed, unknown name, ...: native SDPA still works
+        return "native", f"{backend} unavailable: {str(exc).splitlines()[0][:120]}"
+    return backend, ""
 
 
 @dataclass(frozen=True)
@@ -62,24 +102,32 @@ class Engine:
     def __init__(self, model: str | Path | ModelSource | None = None, *, cache: ResultCache | None = None,
                  presets: dict[str, StylePreset] | None = None, device: str | None = None,
                  memory: str | None = None, attention: str | None = None, compile: bool = False,
-                 compile_backend: str = "inductor", vram_probe: VramProbe | None = None):
+                 compile_backend: str = "inductor", vram_probe: VramProbe | None = None,
+                 dtype: str | torch.dtype | None = None, download: bool | None = None, overlap: bool = True):
         memory = memory or os.environ.get("ADGEN_MEMORY") or "auto"
         if memory not in MODES:
             raise InputError("memory", f"must be one of {', '.join(MODES)} (got {memory!r})")
-        self.source = model if isinstance(model, ModelSource) else resolve_model(model)
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.dtype = resolve_dtype(dtype, self.device)
+        # `auto` downloads ZIT on a CUDA machine (a fresh GPU Space), never on a CPU.
+        download = self.device.type == "cuda" if download is None else download
+        self.source = model if isinstance(model, ModelSource) else resolve_model(model, download=download)
         self.cache = cache
         self.presets = presets if presets is not None else load_presets()
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
-        self.attention, self.attention_used = attention, "native"
+        self.attention = attention
+        self.attention_used, why = plan_attention(attention)
+        if why:
+            self.attention_used = f"native ({why})"
         self.compile, self.compile_backend = compile, compile_backend
         probe = vram_probe or (cuda_probe(self.device) if self.device.type == "cuda" else None)
         self.memory = MemoryPlanner(memory, self.device, probe, self.footprint)
-        self.state, self.error = "unloaded", ""
+        self.state, self.error, self.notice = "unloaded", "", ""
+        self.download: Download | None = None  # a model download in progress (the panel reads it)
         # Counters the tests and the panel read: loads of the base model, LoRA loads,
         # text-encoder calls and denoising runs.
         self.loads = self.encodes = self.runs = self.out_of_memory = 0
-        self.adapters = Adapters(self.source)
+        self.adapters = Adapters(self.source, slot=compile)  # compiled: one hot-swapped slot, no recompiles
+        self.jobs = Jobs()
         self._pipe = self._img2img = self._inpaint = None
         self._fingerprint: str | None = None
         self._footprint = None
@@ -87,12 +135,13 @@ class Engine:
         self._load_lock = threading.RLock()
         self._source_lock = threading.RLock()  # path and fingerprint: cache hits never wait for a load
         self._gpu_lock = threading.Lock()
-        self._stop = threading.Event()
+        # PNG encoding and cache writes of image i overlap the denoising of image i+1 (one worker keeps order).
+        self._encoder = ThreadPoolExecutor(1, thread_name_prefix="adgen-png") if overlap else None
 
     # -- model ---------------------------------------------------------------------------------
     @property
     def loaded_loras(self) -> list[str]:
-        return list(self.adapters.loaded)
+        return self.adapters.names
 
     @property
     def lora_loads(self) -> int:
@@ -120,13 +169,27 @@ class Engine:
                 self._fingerprint = fingerprint(self._local_path())
             return self._fingerprint
 
-    def _local_path(self) -> Path:
+    def _local_path(self) -> Path | None:
+        """The model's folder, downloading it first when needed (None for the synthetic model)."""
         with self._source_lock:
-            if self.source.path is None:  # an explicit repo id not yet in the cache
-                path = download_model(self.source.repo_id or "")
-                self.source = ModelSource(self.source.spec, self.source.label, path)
-                self.adapters.source = self.source
-            return self.source.path  # type: ignore[return-value]
+            if self.source.path is None and not self.source.synthetic:  # a repo id not yet in the cache
+                self.download = Download(self.source.repo_id or "")
+                try:
+                    path = download_model(self.source.repo_id or "", self.download)
+                except ModelError as exc:
+                    if not self.source.fallback:
+                        raise
+                    # `auto` on a GPU: run the demo model, but visibly (panel, log, result), never silently.
+                    self.notice = f"{exc} — running the demo model instead (random weights: images are noise)"
+                    log.warning("%s", self.notice)
+                    self._set_source(resolve_model("demo"))
+                else:
+                    self._set_source(ModelSource(self.source.spec, self.source.label, path))
+            return self.source.path
+
+    def _set_source(self, source: ModelSource) -> None:
+        self.source = self.adapters.source = source
+        self._fingerprint = self._footprint = None
 
     def load(self):
         """The pipeline, loaded on first use (one load per process, whatever the threads)."""
@@ -138,7 +201,15 @@ class Engine:
             self.state, self.error = "loading", ""
             try:
                 path = self._local_path()
-                pipe = ZImagePipeline.from_pretrained(path, dtype=self.dtype, local_files_only=True)
+                if path is None:  # the full-size synthetic ZIT, made on the device in the engine's dtype
+                    from .synthetic import build_full_size_pipeline
+
+                    pipe = build_full_size_pipeline(self.device if self.memory.requested in ("auto", "gpu")
+                                                    else "cpu", self.dtype)
+                else:
+                    check_safetensors_only(path)
+                    pipe = ZImagePipeline.from_pretrained(path, dtype=self.dtype, local_files_only=True,
+                                                          use_safetensors=True)  # never unpickle
                 pipe.set_progress_bar_config(disable=True)
                 self.memory.place(pipe)
                 self._speedups(pipe)
@@ -165,7 +236,13 @@ class Engine:
         """The model's weights per component at the run dtype (from file headers once; nothing is loaded)."""
         with self._source_lock:
             if self._footprint is None:
-                self._footprint = footprint(self._local_path(), self.dtype)
+                path = self._local_path()
+                if path is None:
+                    from .synthetic import footprint_full_size
+
+                    self._footprint = footprint_full_size(self.dtype)
+                else:
+                    self._footprint = footprint(path, self.dtype)
             return self._footprint
 
     def set_memory_mode(self, mode: str) -> str:
@@ -182,19 +259,31 @@ class Engine:
 
     def _speedups(self, pipe) -> None:
         """Optional: a faster attention backend (falling back to native) and regional compilation."""
-        if self.attention and self.attention != "native":
+        if self.attention_used not in ("native",) and not self.attention_used.startswith("native"):
             try:
-                pipe.transformer.set_attention_backend(self.attention)
-                self.attention_used = self.attention
-            except Exception as exc:  # flash-attn not installed, wrong GPU, ...: native SDPA still works
+                pipe.transformer.set_attention_backend(self.attention_used)
+            except Exception as exc:  # wrong GPU, ...: native SDPA still works
                 pipe.transformer.set_attention_backend("native")
                 self.attention_used = f"native ({self.attention} unavailable: {str(exc).splitlines()[0][:120]})"
-                log.warning("attention backend %s", self.attention_used)
+        if self.attention_used.startswith("native ("):
+            log.warning("attention backend %s", self.attention_used)
         if self.compile:  # only the repeated transformer blocks: compiles once, reused by all 30
+            self.adapters.prepare(pipe)  # LoRAs then swap into one slot: style and scale changes never recompile
             pipe.transformer.compile_repeated_blocks(fullgraph=True, backend=self.compile_backend)
 
-    def forecast(self, width: int, height: int, count: int = 1) -> int:
-        """Forecast peak VRAM in bytes for the memory mode in force (or the one a load will pick)."""
+    def forecast(self, width: int, height: int, count: int = 1, wait: bool = True) -> int | None:
+        """Forecast peak VRAM in bytes for the memory mode in force (or the one a load will pick).
+
+        `wait=False` (the panel): None instead of waiting for a download or a first header read.
+        """
+        if not wait and self._footprint is None:
+            if not self._source_lock.acquire(blocking=False):
+                return None
+            try:
+                if self.source.path is None and not self.source.synthetic:
+                    return None  # reading the footprint would start the download here
+            finally:
+                self._source_lock.release()
         return self.memory.forecast(width, height, count)
 
     def check_fits(self, width: int, height: int, count: int = 1) -> None:
@@ -211,11 +300,21 @@ class Engine:
 
     def describe(self) -> dict:
         """The model's state for the panel and logs (lock-free reads of plain attributes)."""
+        download = self.download
         return {"state": self.state, "model": self.source.label, "demo": self.source.is_demo,
                 "device": self.device.type, "dtype": str(self.dtype).removeprefix("torch."),
                 "loras": self.loaded_loras, "style": self.active_style, "error": self.error,
+                "notice": self.notice, "download": download.line() if download else "",
                 "memory": self.memory.mode or self.memory.requested, "memory_reason": self.memory.reason,
-                "attention": self.attention_used, "compiled": self.compile}
+                "attention": self.attention_used, "compiled": self.compile, "jobs": len(self.jobs.running())}
+
+    def numerics(self) -> dict:
+        """What besides the request changes the pixels: dtype, device, attention, compile, library versions."""
+        import diffusers
+
+        return {"dtype": str(self.dtype).removeprefix("torch."), "device": self.device.type,
+                "attention": self.attention_used.split(" ", 1)[0], "compile": self.compile,
+                "torch": torch.__version__, "diffusers": diffusers.__version__}
 
     def load_in_background(self, warmup: bool = False) -> threading.Thread:
         """Start loading now (and optionally warm up) so the first request finds the model ready;
@@ -234,13 +333,18 @@ class Engine:
         thread.start()
         return thread
 
-    def stop(self) -> None:
-        """Ask the running generation to end at its next step boundary."""
-        self._stop.set()
+    def stop(self, session: str) -> int:
+        """Stop the jobs of one session (a browser tab, an API client) at their next step; returns how many."""
+        return self.jobs.stop(session)
 
     # -- generation ----------------------------------------------------------------------------
-    def generate(self, request: AdRequest, progress: Progress | None = None, use_cache: bool = True) -> AdResult:
-        """Images for `request`: from the cache where the same image was made before, else from the pipeline."""
+    def generate(self, request: AdRequest, progress: Progress | None = None, use_cache: bool = True,
+                 job: Job | None = None) -> AdResult:
+        """Images for `request`: from the cache where the same image was made before, else from the pipeline.
+
+        `job` owns this request's Stop (a new one when not given); Stop, a disconnect or an error ends
+        it at the next step and no other job.
+        """
         start = time.perf_counter()
         request = request.resolved()
         preset = get_preset(self.presets, request.preset)
@@ -253,45 +357,66 @@ class Engine:
             image=hashlib.sha256(request.image).hexdigest() if request.image is not None else None,
             strength=request.strength if request.image is not None else None,
             mask=hashlib.sha256(request.mask).hexdigest() if request.mask is not None else None,
+            numerics=self.numerics(),
         )
         keys = {seed: image_key(seed=seed, **common) for seed in request.seeds()}
+        lora_name = preset.name if lora is not None else None
+        params = {seed: params_of(request, settings, seed, self.source.label, key, lora_name)
+                  for seed, key in keys.items()}
         cache = self.cache if use_cache else None
         done: dict[int, ImageResult] = {}
         for seed, key in keys.items():
             data = cache.get(key) if cache else None
-            if data is not None:
-                done[seed] = ImageResult(data, seed, key, cached=True)
+            if data is not None:  # same pixels; the PNG carries this request's own parameters
+                done[seed] = ImageResult(restamp(data, params[seed]), seed, key, cached=True)
         pending = {seed: key for seed, key in keys.items() if seed not in done}
         if pending:
             self.check_fits(settings.width, settings.height, len(pending))
             # Decoded only now: a cache hit needs the bytes' hash, never the pixels.
             photo = decode_image(request.image) if request.image is not None else None
             mask = decode_image(request.mask, "mask").convert("L") if request.mask is not None else None
-            for seed, png in self._run(request, preset, settings, lora, lora_id, photo, mask, pending, progress):
+            with self.jobs.open(job=job) as running:
+                made = self._run(request, preset, settings, lora, lora_id, photo, mask,
+                                 {seed: (key, params[seed]) for seed, key in pending.items()}, progress, running, cache)
+            for seed, png in made.items():
                 done[seed] = ImageResult(png, seed, keys[seed], cached=False)
-                if cache:
-                    cache.put(keys[seed], png)
         return AdResult(tuple(done[s] for s in keys), settings, self.source.label, self.source.is_demo,
                         time.perf_counter() - start)
 
-    def _run(self, request, preset, settings, lora, lora_id, photo, mask, keys: dict[int, str], progress):
-        """Yield (seed, png) for each seed in `keys`, on the pipeline, one run at a time per process."""
+    def _run(self, request, preset, settings, lora, lora_id, photo, mask, pending: dict[int, tuple[str, dict]],
+             progress, job: Job, cache) -> dict[int, bytes]:
+        """PNG bytes for each seed in `pending`, made on the pipeline, one job at a time per process.
+
+        Only denoising holds the GPU lock: image i's PNG encoding and cache write run on the encoder
+        thread while image i+1 denoises. Images finished before a Stop are still stored.
+        """
+        total = len(pending) * settings.steps
+        job.check(0, total)  # stopped while queued
         pipe = self.load()
+        job.check(0, total)  # stopped while the model loaded
         out_of_memory = False
+        encoded: dict[int, Future] = {}
         with self._gpu_lock:
-            self._stop.clear()
             try:
-                self.adapters.apply(pipe, preset, lora, lora_id, settings.lora_scale)
+                job.check(0, total)  # stopped while another job held the GPU
+                if self.adapters.needs_load(preset, lora, lora_id):
+                    with self.memory.unplaced(pipe):
+                        self.adapters.apply(pipe, preset, lora, lora_id, settings.lora_scale)
+                else:
+                    self.adapters.apply(pipe, preset, lora, lora_id, settings.lora_scale)
                 kind = "inpaint" if mask is not None else "img2img"
                 runner = pipe if photo is None else self._derived(pipe, kind)
                 embeds = self._encode(pipe, settings.prompt)
-                for n, (seed, key) in enumerate(keys.items()):
+                for n, (seed, (key, params)) in enumerate(pending.items()):
+                    job.check(n * settings.steps, total)  # stopped between images
                     image = self._call(runner, embeds, settings, seed, photo, mask, request.strength,
-                                       _Steps(progress, self._stop, n, len(keys)))
-                    lora_name = preset.name if lora is not None else None
-                    yield seed, png_bytes(image, params_of(request, settings, seed, self.source.label, key, lora_name))
+                                       _Steps(progress, job, n, len(pending)))
+                    encoded[seed] = self._submit(image, params, key, cache)
             except torch.cuda.OutOfMemoryError:
                 out_of_memory = True  # freed below, outside the except block that holds the frames
+            finally:
+                self.memory.rest(pipe)  # a Stop or an OOM skips the pipeline's own offload hooks
+        made = {seed: future.result() for seed, future in encoded.items()}
         if out_of_memory:
             self.out_of_memory += 1
             flush_memory()
@@ -299,6 +424,22 @@ class Engine:
                 torch.cuda.reset_peak_memory_stats()
             raise OutOfMemory("the GPU ran out of memory; memory was freed. Try a smaller size, fewer images, "
                               "or a memory mode that offloads (--memory offload)")
+        return made
+
+    def _submit(self, image, params: dict, key: str, cache) -> Future:
+        """Encode `image` as PNG and store it, on the encoder thread (inline without overlap)."""
+
+        def encode() -> bytes:
+            png = png_bytes(image, params)
+            if cache:
+                cache.put(key, png)
+            return png
+
+        if self._encoder is not None:
+            return self._encoder.submit(encode)
+        future: Future = Future()
+        future.set_result(encode())
+        return future
 
     def _call(self, runner, embeds, settings: Settings, seed: int, photo, mask, strength: float, steps: _Steps):
         kwargs = dict(
@@ -327,27 +468,33 @@ class Engine:
         return embeds
 
     def _derived(self, pipe, kind: str):
-        """The img2img or inpaint pipeline, made once with `from_pipe`: it shares every module, no second copy."""
+        """The img2img or inpaint pipeline, made once from the loaded modules: it shares them all, no second copy."""
         attribute = f"_{kind}"
         if getattr(self, attribute) is None:
             from diffusers import ZImageImg2ImgPipeline, ZImageInpaintPipeline
 
             cls = ZImageInpaintPipeline if kind == "inpaint" else ZImageImg2ImgPipeline
-            derived = cls.from_pipe(pipe)
+            # The same module objects, untouched. `from_pipe` always ends in `.to(dtype)`: without a dtype it
+            # turns every shared module float32 (41 GB for ZIT), and even with one it recasts the text
+            # encoder's float32 rotary buffers, so prompt embeddings would differ after the first photo ad.
+            derived = cls(**pipe.components)
             derived.set_progress_bar_config(disable=True)
             setattr(self, attribute, derived)
         return getattr(self, attribute)
 
 class _Steps:
-    """The per-step callback: reports progress and ends the run at a step boundary on Stop."""
+    """The per-step callback: reports progress and ends the job at a step boundary when it is stopped.
 
-    def __init__(self, progress: Progress | None, stop: threading.Event, image: int, images: int):
-        self.progress, self.stop, self.image, self.images = progress, stop, image, images
+    Steps count the whole request (image i's step s is i * steps + s), in progress and in the Stop message alike.
+    """
+
+    def __init__(self, progress: Progress | None, job: Job, image: int, images: int):
+        self.progress, self.job, self.image, self.images = progress, job, image, images
 
     def __call__(self, pipe, step: int, timestep, callback_kwargs: dict) -> dict:
         total = pipe.num_timesteps
+        done = self.image * total + step + 1
         if self.progress:
-            self.progress(self.image * total + step + 1, self.images * total)
-        if self.stop.is_set():
-            raise GenerationStopped(step + 1, total)
+            self.progress(done, self.images * total)
+        self.job.check(done, self.images * total)
         return callback_kwargs

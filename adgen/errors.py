@@ -24,11 +24,12 @@ class ModelError(AdgenError):
 
 
 class GenerationStopped(AdgenError):
-    """The user pressed Stop; the run ended at a step boundary."""
+    """The job was stopped (Stop, a disconnect); it ended at a step boundary. Steps count the whole request."""
 
-    def __init__(self, step: int = 0, total: int = 0):
-        self.step, self.total = step, total
-        super().__init__(f"generation stopped by the user after step {step} of {total}")
+    def __init__(self, step: int = 0, total: int = 0, reason: str = ""):
+        self.step, self.total, self.reason = step, total, reason or "stopped by the user"
+        where = f"after step {step} of {total}" if total else "before it started"
+        super().__init__(f"generation {self.reason} {where}")
 
 
 class OutOfMemory(AdgenError):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gc
 import json
+from contextlib import contextmanager
 import logging
 import struct
 from collections.abc import Callable
@@ -155,6 +156,24 @@ class MemoryPlanner:
         self.mode, self.reason = mode, why
         log.info("memory mode %s", why)
 
+    @contextmanager
+    def unplaced(self, pipe):
+        """The pipeline without offload hooks for the block (diffusers' LoRA loading re-enables offload on its
+        own default device, which fails on a CPU), then placed again in the same mode."""
+        if self.mode not in ("offload", "lowvram"):
+            yield
+            return
+        rest(pipe, self.mode)
+        clear_placement(pipe)
+        try:
+            yield
+        finally:
+            place(pipe, self.mode, self.device)
+
+    def rest(self, pipe) -> None:
+        """After a run, however it ended: every component where the mode in force keeps it."""
+        rest(pipe, self.mode)
+
     def mode_for(self, available: int | None) -> str:
         """The mode in force, or before the first load the one `auto` will pick (as `place` does)."""
         if self.mode in ("gpu", "offload", "lowvram"):
@@ -191,6 +210,41 @@ def place(pipe, mode: str, device: torch.device) -> None:
                                   offload_type="leaf_level", use_stream=device.type == "cuda")
     else:
         raise ValueError(f"memory mode must be one of {', '.join(MODES[1:])} (got {mode!r})")
+
+
+def rest(pipe, mode: str) -> None:
+    """Put every component back where `mode` keeps it between runs.
+
+    A pipeline call that ends by an exception (Stop, OOM) never reaches the hooks that move its
+    modules back to the CPU: in `offload` mode the 12.3 GB transformer would stay on the GPU when
+    the 8 GB text encoder comes in next. Pipelines made with `from_pipe` have no hooks list of
+    their own, so even their successful calls leave the VAE on the GPU. The engine calls this
+    after every run; for modules already at rest it moves nothing.
+    """
+    if mode == "offload":
+        for hook in getattr(pipe, "_all_hooks", None) or []:
+            hook.offload()
+    elif mode == "lowvram":
+        for group in offload_groups(pipe.components.values()):
+            group.offload_()
+
+
+def offload_groups(components) -> list:
+    """The group-offloading groups (lowvram mode) of `components` (a pipeline's modules), each once."""
+    from diffusers.hooks import HookRegistry
+    from diffusers.hooks.group_offloading import _GROUP_OFFLOADING, _is_group_offload_enabled
+
+    groups, seen = [], set()
+    for component in components:
+        if not isinstance(component, torch.nn.Module) or not _is_group_offload_enabled(component):
+            continue
+        for module in component.modules():
+            registry = getattr(module, "_diffusers_hook", None)
+            hook = registry.get_hook(_GROUP_OFFLOADING) if isinstance(registry, HookRegistry) else None
+            if hook is not None and id(hook.group) not in seen:
+                seen.add(id(hook.group))
+                groups.append(hook.group)
+    return groups
 
 
 def clear_placement(pipe) -> None:

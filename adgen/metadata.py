@@ -110,3 +110,18 @@ def request_from_params(params: dict, image: bytes | None = None) -> AdRequest:
         )
     except (KeyError, TypeError) as exc:
         raise InputError("image", f"its AdGen parameters lack a field ({exc})") from None
+
+
+def restamp(data: bytes, params: dict) -> bytes:
+    """`data` with `params` as its parameters: unchanged when they already are, else re-encoded (same pixels).
+
+    The cache is keyed by what changes pixels, so one entry can serve requests that differ
+    elsewhere (two products under one prompt override); each saved PNG must carry its own request.
+    """
+    try:
+        if read_params(data) == json.loads(json.dumps(params, ensure_ascii=False)):  # tuples read back as lists
+            return data
+    except InputError:
+        pass
+    with Image.open(io.BytesIO(data)) as image:
+        return png_bytes(image.copy(), params)

@@ -1,4 +1,7 @@
-"""The engine on the embedded demo pipeline, for real: determinism, cache, styles, stop, unload."""
+"""The engine on the embedded demo pipeline, for real: determinism, cache, styles, stop, unload.
+
+Every test here runs twice: in float32 and in bfloat16 (the dtype AdGen runs in on a GPU).
+"""
 
 import gc
 import shutil
@@ -12,15 +15,27 @@ from safetensors.torch import load_file, save_file
 
 from adgen.engine import Engine
 from adgen.errors import GenerationStopped, InputError
+from adgen.jobs import Job
 from adgen.models import resolve_model
 from adgen.presets import load_presets
 
 from conftest import pixels, small
 
 
-def test_same_request_gives_identical_bytes(engine, demo_source, tmp_path, product):
+@pytest.fixture(params=["float32", "bfloat16"])
+def dtype(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def engine(demo_source, cache, dtype) -> Engine:
+    """A fresh engine on the demo model, in float32 and in bfloat16."""
+    return Engine(demo_source, cache=cache, presets=load_presets(), device="cpu", dtype=dtype)
+
+
+def test_same_request_gives_identical_bytes(engine, demo_source, tmp_path, product, dtype):
     first = engine.generate(small(product, count=2), use_cache=False)
-    other = Engine(demo_source, cache=None, device="cpu")  # a second process would build this afresh
+    other = Engine(demo_source, cache=None, device="cpu", dtype=dtype)  # a second process would build this afresh
     second = other.generate(small(product, count=2))
     assert [i.png for i in first.images] == [i.png for i in second.images]
     assert first.images[0].png != first.images[1].png  # image i uses seed + i
@@ -33,10 +48,10 @@ def test_image_i_equals_image_zero_of_seed_plus_i(engine, product):
     assert batch.images[2].png == third.images[0].png
 
 
-def test_a_cache_hit_never_touches_the_pipeline(engine, demo_source, cache, product):
+def test_a_cache_hit_never_touches_the_pipeline(engine, demo_source, cache, product, dtype):
     made = engine.generate(small(product, count=2))
     assert [i.cached for i in made.images] == [False, False]
-    fresh = Engine(demo_source, cache=cache, device="cpu")
+    fresh = Engine(demo_source, cache=cache, device="cpu", dtype=dtype)
     hit = fresh.generate(small(product, count=2))
     assert [i.cached for i in hit.images] == [True, True]
     assert [i.png for i in hit.images] == [i.png for i in made.images]
@@ -78,7 +93,7 @@ def test_lora_scale_zero_equals_no_lora(engine, product):
     assert zero.key != none.key  # different settings, different cache entries
 
 
-def test_a_changed_model_misses_the_cache(engine, demo_source, cache, tmp_path, product):
+def test_a_changed_model_misses_the_cache(engine, demo_source, cache, tmp_path, product, dtype):
     first = engine.generate(small(product)).images[0]
     copy = tmp_path / "changed-model"
     shutil.copytree(demo_source.path, copy)
@@ -87,7 +102,7 @@ def test_a_changed_model_misses_the_cache(engine, demo_source, cache, tmp_path, 
     name = sorted(tensors)[0]
     tensors[name] = tensors[name] + 0.01
     save_file(tensors, weights, metadata={"format": "pt"})
-    changed = Engine(resolve_model(str(copy)), cache=cache, device="cpu")
+    changed = Engine(resolve_model(str(copy)), cache=cache, device="cpu", dtype=dtype)
     assert changed.model_fingerprint() != engine.model_fingerprint()
     second = changed.generate(small(product)).images[0]
     assert not second.cached and second.key != first.key
@@ -119,19 +134,22 @@ def test_progress_is_reported_per_step_and_stop_ends_the_run(engine, product):
     engine.generate(small(product, count=2, steps=3), progress=lambda done, total: seen.append((done, total)))
     assert seen == [(1, 6), (2, 6), (3, 6), (4, 6), (5, 6), (6, 6)]
 
+    job = Job("tab-1")
+
     def stop_at_two(done, total):
         if done == 2:
-            engine.stop()
+            assert engine.stop("tab-1") == 1
 
     with pytest.raises(GenerationStopped) as stopped:
-        engine.generate(small(product, seed=7, steps=8), progress=stop_at_two)
+        engine.generate(small(product, seed=7, steps=8), progress=stop_at_two, job=job)
     assert (stopped.value.step, stopped.value.total) == (2, 8)
+    assert str(stopped.value) == "generation stopped by the user after step 2 of 8"
     after = engine.generate(small(product, seed=7, steps=8))  # the next run works and runs fully
     assert not after.images[0].cached and engine.cache.get(after.images[0].key) is not None
 
 
-def test_concurrent_first_requests_load_the_model_once(demo_source, cache, product):
-    engine = Engine(demo_source, cache=cache, device="cpu")
+def test_concurrent_first_requests_load_the_model_once(demo_source, cache, product, dtype):
+    engine = Engine(demo_source, cache=cache, device="cpu", dtype=dtype)
     results, errors = [], []
 
     def run(seed):
@@ -195,9 +213,9 @@ def test_the_demo_model_loads_with_from_pretrained_from_its_folder(demo_source):
     assert image.size == (256, 256)
 
 
-def test_a_cache_hit_is_served_while_the_model_is_still_loading(engine, demo_source, cache, product):
+def test_a_cache_hit_is_served_while_the_model_is_still_loading(engine, demo_source, cache, product, dtype):
     engine.generate(small(product))
-    loading = Engine(demo_source, cache=cache, device="cpu")
+    loading = Engine(demo_source, cache=cache, device="cpu", dtype=dtype)
     with loading._load_lock:  # as if a slow load held it (the real model takes minutes)
         done = []
         thread = threading.Thread(target=lambda: done.append(loading.generate(small(product))))

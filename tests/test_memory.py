@@ -119,6 +119,7 @@ def test_an_unavailable_attention_backend_falls_back_to_native(demo_source, prod
 
 
 def test_regional_compile_of_the_repeated_blocks_gives_the_same_image(demo_source, product, engine):
+    torch._dynamo.reset()  # a fresh process: other tests' engines compiled the same block code
     compiled = Engine(demo_source, cache=None, device="cpu", compile=True, compile_backend="eager")
     image = compiled.generate(small(product, steps=2)).images[0].png
     block = compiled._pipe.transformer.layers[0]
