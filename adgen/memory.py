@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import gc
 import json
-from contextlib import contextmanager
 import logging
 import struct
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 

@@ -85,6 +85,10 @@ def render(snap: MemorySnapshot, model: dict) -> str:
     if model.get("memory"):
         lines.append(f"memory mode: {model['memory_reason'] or model['memory']} · attention: "
                      f"{model.get('attention', 'native')}{' · compiled' if model.get('compiled') else ''}")
+    if model.get("download"):
+        lines.append(model["download"])
+    if model.get("notice"):
+        lines.append(f"**{model['notice']}**")
     if model.get("error"):
         lines.append(f"last error: {model['error']}")
     lines.append(f"updated {clock}")

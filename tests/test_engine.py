@@ -222,3 +222,63 @@ def test_a_cache_hit_is_served_while_the_model_is_still_loading(engine, demo_sou
         thread.start()
         thread.join(timeout=30)
         assert done and done[0].images[0].cached and loading.loads == 0
+
+
+def test_the_cache_key_holds_what_changes_pixels_beyond_the_request(demo_source, cache, product):
+    """A bf16 engine never serves the float32 image (nor one of another attention, compile or library version)."""
+    f32 = Engine(demo_source, cache=cache, device="cpu", dtype="float32").generate(small(product, steps=2))
+    bf16 = Engine(demo_source, cache=cache, device="cpu", dtype="bfloat16").generate(small(product, steps=2))
+    assert not bf16.images[0].cached and bf16.images[0].key != f32.images[0].key
+    assert pixels(bf16.images[0].png).tolist() != pixels(f32.images[0].png).tolist()
+    numerics = Engine(demo_source, cache=None, device="cpu", dtype="bfloat16").numerics()
+    assert set(numerics) == {"dtype", "device", "attention", "compile", "torch", "diffusers"}
+    assert numerics["dtype"] == "bfloat16" and numerics["device"] == "cpu" and numerics["attention"] == "native"
+    compiled = Engine(demo_source, cache=cache, device="cpu", compile=True, compile_backend="eager")
+    assert compiled.numerics()["compile"] is True
+    assert compiled.generate(small(product, steps=2)).images[0].key != f32.images[0].key
+
+
+def test_a_cache_hit_carries_its_own_requests_parameters(engine, product):
+    """Two products under one prompt override share pixels, but each PNG names its own product."""
+    from adgen.metadata import read_params
+    from adgen.request import Product
+
+    first = engine.generate(small(product, prompt="a bottle on a table")).images[0]
+    other = Product("Aurora earbuds", category="electronics")
+    second = engine.generate(small(other, prompt="a bottle on a table")).images[0]
+    assert second.cached and second.key == first.key and engine.runs == 1
+    assert read_params(second.png)["product"]["name"] == "Aurora earbuds"
+    assert read_params(first.png)["product"]["name"] == product.name
+    assert np.array_equal(pixels(second.png), pixels(first.png))
+    again = engine.generate(small(product, prompt="a bottle on a table")).images[0]
+    assert again.png == first.png  # its own parameters already: the stored bytes, untouched
+
+
+def test_png_encoding_and_cache_writes_run_beside_the_next_denoise(demo_source, tmp_path, product, dtype):
+    """Only denoising holds the GPU lock; image i's PNG is encoded and stored on the encoder thread."""
+    from adgen.cache import ResultCache
+
+    seen = []
+
+    class Watched(ResultCache):
+        def put(self, key, data):
+            seen.append(threading.current_thread().name)
+            return super().put(key, data)
+
+    overlapped = Engine(demo_source, cache=Watched(tmp_path / "a"), device="cpu", dtype=dtype)
+    inline = Engine(demo_source, cache=Watched(tmp_path / "b"), device="cpu", dtype=dtype, overlap=False)
+    one = overlapped.generate(small(product, steps=2, count=3))
+    assert len(seen) == 3 and all(name.startswith("adgen-png") for name in seen)
+    seen.clear()
+    two = inline.generate(small(product, steps=2, count=3))
+    assert len(seen) == 3 and not any(name.startswith("adgen-png") for name in seen)
+    assert [i.png for i in one.images] == [i.png for i in two.images]
+
+
+def test_images_finished_before_a_stop_are_kept(engine, product):
+    job = Job("tab")
+    with pytest.raises(GenerationStopped):
+        engine.generate(small(product, steps=2, count=3), job=job,
+                        progress=lambda done, total: job.stop() if done == 3 else None)
+    again = engine.generate(small(product, steps=2, count=3))
+    assert [i.cached for i in again.images] == [True, False, False]

@@ -96,6 +96,8 @@ def test_a_client_that_disconnects_mid_run_does_not_block_the_queue(server):
     staying = Client(url, verbose=False)
     gallery, *_ = call(staying, seed=2, steps=1)
     assert Image.open(gallery[0]["image"]).size == (256, 256)
+    # The cancelled job ended at its next step: not the other three 1024x1024 images before serving the next
+    assert engine.runs == 2 and engine.order == [1, 2]
 
 
 WRITER = """
