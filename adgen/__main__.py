@@ -71,8 +71,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     lst = commands.add_parser("presets", help="list the style presets")
     lst.add_argument("--json", action="store_true")
-    demo = commands.add_parser("demo-model", help="write the embedded demo model to a folder")
-    demo.add_argument("--out", required=True)
+    demo = commands.add_parser("demo-model", help="write the embedded demo model to a folder (or, with --full-size, "
+                                                  "ZIT's full architecture with random weights)")
+    demo.add_argument("--out", help="a new or empty folder (required unless --full-size)")
+    demo.add_argument("--full-size", action="store_true",
+                      help="ZIT's real architecture with random weights (~20.5 GB in bf16): with --out, write it; "
+                           "without, build it on --device and report (a smoke test)")
+    demo.add_argument("--dry-run", action="store_true", help="with --full-size: print the parameter counts only")
+    demo.add_argument("--device", default=None, help="with --full-size: where to build (default: cuda when available)")
+    demo.add_argument("--dtype", choices=["bfloat16", "float32"],
+                      help="with --full-size: the weights' dtype (default bfloat16, ZIT's)")
     dl = commands.add_parser("download", help="fetch Z-Image-Turbo and the presets' hub LoRAs (needs internet)")
     dl.add_argument("--repo", default=None, help="model repo (default Tongyi-MAI/Z-Image-Turbo)")
     return parser
@@ -145,15 +153,60 @@ def cmd_presets(args: argparse.Namespace) -> dict | None:
 
 
 def cmd_demo_model(args: argparse.Namespace) -> dict:
-    from .demo_model import build_demo_model
     from .models import quiet_libraries
 
-    out = Path(args.out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    # 1. check the flags before anything is built or written
+    if not args.full_size:
+        for flag, given in (("--dry-run", args.dry_run), ("--device", args.device), ("--dtype", args.dtype)):
+            if given:
+                raise InputError(flag, "only applies with --full-size")
+        if not args.out:
+            raise InputError("out", "is required: a new or empty folder for the demo model (or pass --full-size)")
+    out = Path(args.out) if args.out else None
+    if out is not None and out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise InputError("out", f"{out} must be a new or empty folder")
+    if args.full_size and args.dry_run and out is not None:
+        raise InputError("--dry-run", "writes nothing; drop --out or --dry-run")
     quiet_libraries()
-    build_demo_model(out)
-    return {"model": str(out), "load_with": f"ZImagePipeline.from_pretrained({str(out)!r})"}
+    if not args.full_size:
+        from .demo_model import build_demo_model
+
+        build_demo_model(out)
+        return {"model": str(out), "load_with": f"ZImagePipeline.from_pretrained({str(out)!r})"}
+    # 2. the full-size synthetic ZIT: counted on meta, written to --out, or built on the device
+    from . import synthetic
+
+    if args.dry_run:
+        return synthetic.parameter_counts()
+    device, dtype = _full_size_device(args.device), args.dtype or "bfloat16"
+    need, free = synthetic.footprint_full_size(dtype).weights, synthetic.free_memory(device)
+    if free is not None and need > free:  # refused here rather than killed by the OOM killer halfway
+        raise InputError("--device", f"the full-size model in {dtype} needs ~{need / 1e9:.1f} GB on {device}; "
+                                     f"only {free / 1e9:.1f} GB is free")
+    if out is not None:
+        print(f"warning: writing ~{need / 1e9:.1f} GB ({dtype}) to {out}; building it needs as much memory on {device}",
+              file=sys.stderr)
+        synthetic.save_full_size(out, dtype, device)
+        return {"model": str(out), "label": synthetic.FULL_SIZE_LABEL, "parameters": synthetic.parameter_counts(),
+                "load_with": f"ZImagePipeline.from_pretrained({str(out)!r})"}
+    return synthetic.smoke_build(device, dtype)
+
+
+def _full_size_device(name: str | None) -> str:
+    """The --device for a full-size build: a valid torch device that exists here (default cuda when available)."""
+    import torch
+
+    if name is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise InputError("--device", f"must be cpu, cuda or cuda:N (got {name!r})") from None
+    if device.type not in ("cpu", "cuda"):
+        raise InputError("--device", f"must be cpu, cuda or cuda:N (got {name!r})")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device", f"{name} was asked for but this machine has no CUDA GPU; use cpu")
+    return name
 
 
 def cmd_download(args: argparse.Namespace) -> dict:

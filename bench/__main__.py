@@ -180,7 +180,14 @@ def table(rows, args, label: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--gpu" in argv:  # a separate benchmark with its own flags: python -m bench --gpu --help
+        from bench.gpu import main as gpu_main
+
+        sys.exit(gpu_main([arg for arg in argv if arg != "--gpu"]))
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--gpu", action="store_true",
+                        help="the GPU benchmark instead: VRAM per memory mode, compile, flash attention (CUDA only)")
     parser.add_argument("--model", default=None, help="auto (default: ZIT if cached, else the demo model), demo, ...")
     parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
     parser.add_argument("--size", type=int, default=512, help="square size for the timings (default 512)")
