@@ -171,9 +171,12 @@ class Handlers:
         if not file:
             return [gr.update()] * 25
         try:
-            params = read_params(Path(file).read_bytes())
+            params = read_params(Path(file).read_bytes())  # every field used below is checked there
         except AdgenError as exc:
             raise gr.Error(str(exc)) from None
+        except Exception as exc:  # a bug: say what happened instead of Gradio's bare "Error"
+            log.exception("load from image failed")
+            raise gr.Error(f"unexpected error ({exc.__class__.__name__}): {exc}") from None
         product = params["product"]
         ratio = next((r for r, size in ASPECTS.items() if size == (params["width"], params["height"])), "custom")
         auto = "" if params["prompt_override"] else params["prompt"]

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from .metadata import read_params
+from .metadata import read_chunk
 
 _KEY = re.compile(r"[0-9a-f]{64}")
 TMP_PREFIX = ".tmp-"
@@ -94,7 +94,7 @@ class ResultCache:
         try:
             with Image.open(io.BytesIO(data)) as image:
                 image.verify()  # chunk CRCs and the IEND marker: catches truncation and bit rot
-            return read_params(data).get("key") == key
+            return read_chunk(data).get("key") == key
         except Exception:  # any decoding failure means "not intact"
             return False
 

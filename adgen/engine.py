@@ -333,6 +333,14 @@ class Engine:
         thread.start()
         return thread
 
+    def set_overlap(self, on: bool) -> None:
+        """PNG encoding beside the next denoise (default) or inline under the GPU lock (the bench's baseline)."""
+        if on and self._encoder is None:
+            self._encoder = ThreadPoolExecutor(1, thread_name_prefix="adgen-png")
+        elif not on and self._encoder is not None:
+            self._encoder.shutdown(wait=True)
+            self._encoder = None
+
     def stop(self, session: str) -> int:
         """Stop the jobs of one session (a browser tab, an API client) at their next step; returns how many."""
         return self.jobs.stop(session)

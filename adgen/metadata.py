@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import math
+import reprlib
 from pathlib import Path
 
 from PIL import Image, PngImagePlugin
@@ -68,8 +70,33 @@ def png_bytes(image: Image.Image, params: dict) -> bytes:
     return buffer.getvalue()
 
 
-def read_params(source: bytes | str | Path) -> dict:
-    """The `adgen` parameters embedded in a PNG made by AdGen."""
+# JSON types by the name an error uses for them.
+_IS = {
+    "text": lambda v: isinstance(v, str),
+    "a whole number": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "a number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v),
+    "true or false": lambda v: isinstance(v, bool),
+    "null": lambda v: v is None,
+    "a list of text": lambda v: isinstance(v, list) and all(isinstance(item, str) for item in v),
+}
+_PLACEMENT = {"x": ("a number",), "y": ("a number",), "scale": ("a number",)}
+_AD = {"subcopy": ("text",), "text_style": ("text",), "text_position": ("text",), "background": ("text",),
+       "placement": _PLACEMENT}
+_PRODUCT = {"name": ("text",), "category": ("text",), "features": ("a list of text",), "audience": ("text",),
+            "scene": ("text",), "colors": ("text",), "copy": ("text",)}
+# What `params_of` writes and readers (`request_from_params`, the app's "Load from image") rely on;
+# a "?" marks a field they can do without. Nested objects are closed, the top level is not.
+PARAMS = {
+    "product": _PRODUCT, "preset": ("text",), "lora?": ("text", "null"), "lora_scale": ("a number", "null"),
+    "prompt_override": ("text", "null"), "product_focus": ("true or false",), "seed": ("a whole number",),
+    "width": ("a whole number",), "height": ("a whole number",), "steps": ("a whole number",),
+    "strength?": ("a number", "null"), "draw_copy?": ("true or false",), "prompt": ("text",), "model?": ("text",),
+    "key?": ("text",), "ad?": _AD,
+}
+
+
+def read_chunk(source: bytes | str | Path) -> dict:
+    """The `adgen` JSON object of any PNG AdGen wrote (an image or an ad's step), its version checked."""
     data = Path(source).read_bytes() if isinstance(source, (str, Path)) else source
     try:
         with Image.open(io.BytesIO(data)) as image:
@@ -86,9 +113,49 @@ def read_params(source: bytes | str | Path) -> dict:
         params = json.loads(text)
     except json.JSONDecodeError:
         raise InputError("image", "its AdGen parameters are damaged (not JSON)") from None
-    if not isinstance(params, dict) or params.get("adgen") != FORMAT_VERSION:
-        raise InputError("image", f"its AdGen parameters are of an unknown version ({params.get('adgen')!r})")
+    if not isinstance(params, dict):
+        raise InputError("image", "its AdGen parameters are damaged: must be a JSON object "
+                         f"(got {reprlib.repr(params)})")
+    version = params.get("adgen")
+    if version != FORMAT_VERSION or isinstance(version, bool):  # True == 1 in Python
+        raise InputError("image", f"its AdGen parameters are of an unknown version ({version!r})")
     return params
+
+
+def read_params(source: bytes | str | Path) -> dict:
+    """The parameters of an image made by AdGen, every field a reader uses checked against `PARAMS`."""
+    params = read_chunk(source)
+    if "step" in params and "product" not in params:  # an ad's intermediate (cutout, mask, ...)
+        raise InputError("image", f"is the {params['step']} step of an ad, not an image: load the final ad")
+    problem = _problem(params, PARAMS, "")
+    if problem:
+        raise InputError("image", f"its AdGen parameters are damaged: {problem}")
+    return params
+
+
+def _problem(value: object, schema: dict | tuple, where: str) -> str | None:
+    """What is wrong with `value` at `where` by `schema` (fields of an object, or the types allowed); None if fine."""
+    if isinstance(schema, tuple):
+        if any(_IS[kind](value) for kind in schema):
+            return None
+        return f"{where} must be {' or '.join(schema)} (got {reprlib.repr(value)})"
+    if not isinstance(value, dict):
+        return f"{where} must be an object (got {reprlib.repr(value)})"
+    names = {name.rstrip("?") for name in schema}
+    unknown = sorted(set(value) - names) if where else []
+    if unknown:
+        return f"{where} has an unknown field {unknown[0]!r}"
+    for name, inner in schema.items():
+        field = name.rstrip("?")
+        path = f"{where}.{field}" if where else field
+        if field not in value:
+            if name.endswith("?"):
+                continue
+            return f"{path} is missing"
+        problem = _problem(value[field], inner, path)
+        if problem:
+            return problem
+    return None
 
 
 def request_from_params(params: dict, image: bytes | None = None) -> AdRequest:

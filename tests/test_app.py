@@ -12,6 +12,7 @@ from adgen.engine import Engine
 from adgen.metadata import read_params
 
 import app
+from test_metadata import GOOD, changed, raw_png
 
 FORM = dict(name="탄산수", category="drink", features="lemon, zero sugar", audience="", scene="", colors="",
             copy="", photo=None, style="photo", lora_scale=1.0, focus=True, prompt="", seed=11,
@@ -125,6 +126,24 @@ def test_load_from_a_foreign_png_is_a_clear_error(handlers, tmp_path):
     Image.new("RGB", (8, 8)).save(path)
     with pytest.raises(gr.Error, match="has no AdGen parameters"):
         handlers.load_from_image(str(path))
+
+
+@pytest.mark.parametrize(
+    ("chunk", "says"),
+    [
+        ("[]", "image: its AdGen parameters are damaged: must be a JSON object (got [])"),
+        ({"adgen": 1}, "image: its AdGen parameters are damaged: product is missing"),
+        (changed("seed", "abc"), "image: its AdGen parameters are damaged: seed must be a whole number (got 'abc')"),
+        (changed("product", 5), "image: its AdGen parameters are damaged: product must be an object (got 5)"),
+        ({**GOOD, "ad": {"subcopy": ""}}, "image: its AdGen parameters are damaged: ad.text_style is missing"),
+    ],
+)
+def test_load_from_a_png_with_malformed_parameters_is_a_clear_error(handlers, tmp_path, chunk, says):
+    path = tmp_path / "odd.png"
+    path.write_bytes(raw_png(chunk))
+    with pytest.raises(gr.Error) as err:
+        handlers.load_from_image(str(path))
+    assert err.value.message == says
 
 
 def test_style_info_shows_the_lora_slider_only_for_lora_styles(handlers):

@@ -2,6 +2,7 @@
 
 import io
 import json
+import re
 
 import pytest
 from PIL import Image, PngImagePlugin
@@ -69,3 +70,69 @@ def test_png_without_parameters_is_refused():
     Image.new("RGB", (8, 8)).save(buffer, format="PNG")
     with pytest.raises(InputError, match="has no AdGen parameters"):
         read_params(buffer.getvalue())
+
+
+GOOD = {"adgen": 1, "product": {"name": "Cola", "category": "", "features": ["zero sugar"], "audience": "",
+                                "scene": "", "colors": "", "copy": ""},
+        "preset": "photo", "lora": None, "lora_scale": None, "prompt_override": None, "product_focus": True,
+        "seed": 7, "width": 256, "height": 256, "steps": 8, "strength": None, "draw_copy": True, "prompt": "p",
+        "model": "m", "key": "k"}
+AD = {"subcopy": "", "text_style": "gold", "text_position": "top", "background": "inpaint",
+      "placement": {"x": 0.5, "y": 0.6, "scale": 0.45}}
+
+
+def changed(path: str, value: object = ..., params: dict | None = None) -> dict:
+    """GOOD (or `params`) with the field at dotted `path` set to `value`, or removed when no value is given."""
+    params = json.loads(json.dumps(params or GOOD))
+    *parents, name = path.split(".")
+    node = params
+    for parent in parents:
+        node = node[parent]
+    if value is ...:
+        del node[name]
+    else:
+        node[name] = value
+    return params
+
+
+def test_well_formed_parameters_are_read_back():
+    assert read_params(raw_png(GOOD)) == GOOD
+    with_ad = {**GOOD, "ad": AD}
+    assert read_params(raw_png(with_ad)) == with_ad
+    assert request_from_params(read_params(raw_png(GOOD))).seed == 7
+
+
+@pytest.mark.parametrize(
+    ("chunk", "says"),
+    [
+        ("[]", "damaged: must be a JSON object (got [])"),
+        ('"x"', "damaged: must be a JSON object (got 'x')"),
+        ("null", "damaged: must be a JSON object (got None)"),
+        ({**GOOD, "adgen": True}, "of an unknown version (True)"),
+        ({"adgen": 1}, "damaged: product is missing"),
+        ({"adgen": 1, "step": "mask", "key": "k"}, "is the mask step of an ad, not an image: load the final ad"),
+        (changed("seed", "abc"), "damaged: seed must be a whole number (got 'abc')"),
+        (changed("seed", True), "damaged: seed must be a whole number (got True)"),
+        (changed("seed", 1.5), "damaged: seed must be a whole number (got 1.5)"),
+        (changed("width", None), "damaged: width must be a whole number (got None)"),
+        (changed("steps"), "damaged: steps is missing"),
+        (changed("product", 5), "damaged: product must be an object (got 5)"),
+        (changed("product.name", 5), "damaged: product.name must be text (got 5)"),
+        (changed("product.copy"), "damaged: product.copy is missing"),
+        (changed("product.price", "9"), "damaged: product has an unknown field 'price'"),
+        (changed("product.features", "a, b"), "damaged: product.features must be a list of text (got 'a, b')"),
+        (changed("product.features", [1]), "damaged: product.features must be a list of text (got [1])"),
+        (changed("lora_scale", "big"), "damaged: lora_scale must be a number or null (got 'big')"),
+        (changed("lora_scale", float("nan")), "damaged: lora_scale must be a number or null (got nan)"),
+        (changed("prompt_override", 3), "damaged: prompt_override must be text or null (got 3)"),
+        (changed("product_focus", "yes"), "damaged: product_focus must be true or false (got 'yes')"),
+        (changed("draw_copy", 1), "damaged: draw_copy must be true or false (got 1)"),
+        ({**GOOD, "ad": "x"}, "damaged: ad must be an object (got 'x')"),
+        ({**GOOD, "ad": changed("text_style", params=AD)}, "damaged: ad.text_style is missing"),
+        ({**GOOD, "ad": changed("placement.x", "left", params=AD)},
+         "damaged: ad.placement.x must be a number (got 'left')"),
+    ],
+)
+def test_malformed_parameters_are_refused_naming_the_field(chunk, says):
+    with pytest.raises(InputError, match="^image: (its AdGen parameters are )?" + re.escape(says)):
+        read_params(raw_png(chunk))
