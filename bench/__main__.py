@@ -4,7 +4,8 @@ measured in the same run, interleaved and taken as medians, because these machin
 Measures: adgen's generate vs a plain diffusers ZImagePipeline loop; a cache hit vs a miss; a style
 (LoRA) switch vs one generation; a seed-only change with vs without the prompt-embedding cache;
 memory growth over N generations after warm-up; a 4-image request with PNG encoding overlapped vs
-inline; `python app.py` to page ready vs importing its libraries. Runs on the embedded demo model, or on the real ZIT when it is present (`--model`).
+inline; `python app.py` to page ready vs importing its libraries. Runs on the embedded demo model,
+or on the real ZIT when it is present (`--model`). `python -m bench --gpu` is the GPU benchmark.
 """
 
 from __future__ import annotations
