@@ -17,7 +17,7 @@ from PIL import Image
 
 from adgen.__main__ import add_runtime_flags
 from adgen.ad import AdMaker, AdSpec, Output, outputs
-from adgen.cache import default_cache, write_atomic
+from adgen.cache import default_cache, evict_lru, max_cache_bytes, write_atomic
 from adgen.compose import Placement, auto_mask
 from adgen.engine import Engine
 from adgen.errors import AdgenError, InputError
@@ -126,14 +126,18 @@ class Handlers:
                 *(first["steps"].get(step) for step in ("cutout", "background", "copy_layer")))
 
     def _save(self, item: Output, result, size) -> dict:
-        """Write the final PNG and its intermediates under outputs/ (content-addressed names)."""
+        """Write the final PNG and its intermediates under outputs/ (content-addressed names), within the cap."""
         self.outputs.mkdir(parents=True, exist_ok=True)
         paths = {}
         for step, data in item.files.items():
             path = self.outputs / item.file_name(step)
-            if not path.exists():
+            if path.exists():
+                os.utime(path)  # shown again: the most recently used, so the last to be evicted
+            else:
                 write_atomic(path, data)
             paths[step] = str(path)
+        # outputs/ is capped like the result cache; what was just saved stays, the gallery shows it
+        evict_lru(self.outputs, "*", max_cache_bytes(), keep=[Path(p) for p in paths.values()])
         cached = item.cached
         return {"path": paths.pop("final"), "steps": paths, "seed": item.seed, "prompt": result.prompt,
                 "size": f"{size[0]}x{size[1]}", "seconds": round(result.seconds, 2), "cached": cached["final"],

@@ -15,7 +15,9 @@ import re
 import tempfile
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
+from stat import S_ISREG
 
 from PIL import Image
 
@@ -66,25 +68,7 @@ class ResultCache:
     def evict(self) -> int:
         """Delete least recently used entries (and stale temp files) until within the cap; returns bytes freed."""
         with self._lock:
-            entries, total, now = [], 0, time.time()
-            for path in self.root.glob("*/*"):
-                try:
-                    stat = path.stat()
-                except OSError:
-                    continue
-                if path.name.startswith(TMP_PREFIX):
-                    if now - stat.st_mtime > STALE_TMP_SECONDS:  # left by a killed writer
-                        path.unlink(missing_ok=True)
-                    continue
-                entries.append((stat.st_mtime, stat.st_size, path))
-                total += stat.st_size
-            freed = 0
-            for _, size, path in sorted(entries):
-                if total - freed <= self.max_bytes:
-                    break
-                path.unlink(missing_ok=True)
-                freed += size
-            return freed
+            return evict_lru(self.root, "*/*", self.max_bytes)
 
     def size_bytes(self) -> int:
         return sum(p.stat().st_size for p in self.root.glob("*/*.png"))
@@ -99,13 +83,50 @@ class ResultCache:
             return False
 
 
-def default_cache() -> ResultCache:
-    """The cache at $ADGEN_CACHE_DIR/results, capped by $ADGEN_CACHE_MAX_MB (default 2048)."""
-    from .models import cache_dir
+def evict_lru(root: Path, pattern: str, max_bytes: int, keep: Iterable[Path] = ()) -> int:
+    """Delete the least recently used files matching `pattern` under `root` until they total at most `max_bytes`.
+
+    Temp files of `write_atomic` are never counted, and deleted only when stale (left by a killed
+    writer). Files in `keep` (e.g. the ones just saved for the user) are spared even over the cap.
+    Returns the bytes freed.
+    """
+    entries, total, now, spared = [], 0, time.time(), set(keep)
+    for path in root.glob(pattern):
+        try:
+            info = path.stat()
+        except OSError:  # deleted meanwhile, e.g. by another process evicting
+            continue
+        if not S_ISREG(info.st_mode):
+            continue
+        if path.name.startswith(TMP_PREFIX):
+            if now - info.st_mtime > STALE_TMP_SECONDS:  # left by a killed writer
+                path.unlink(missing_ok=True)
+            continue
+        total += info.st_size
+        if path not in spared:
+            entries.append((info.st_mtime, info.st_size, path))
+    freed = 0
+    for _, size, path in sorted(entries):
+        if total - freed <= max_bytes:
+            break
+        path.unlink(missing_ok=True)
+        freed += size
+    return freed
+
+
+def max_cache_bytes() -> int:
+    """The cap on each of AdGen's folders (result cache, saved outputs): $ADGEN_CACHE_MAX_MB, default 2048."""
     from .request import check_int
 
     megabytes = check_int("ADGEN_CACHE_MAX_MB", os.environ.get("ADGEN_CACHE_MAX_MB", "2048"), 1, 10**7)
-    return ResultCache(cache_dir() / "results", max_bytes=megabytes * 1024 * 1024)
+    return megabytes * 1024 * 1024
+
+
+def default_cache() -> ResultCache:
+    """The cache at $ADGEN_CACHE_DIR/results, capped by $ADGEN_CACHE_MAX_MB (default 2048)."""
+    from .models import cache_dir
+
+    return ResultCache(cache_dir() / "results", max_bytes=max_cache_bytes())
 
 
 def write_atomic(path: Path, data: bytes) -> None:

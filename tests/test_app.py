@@ -89,6 +89,20 @@ def test_a_corrupt_upload_is_refused(handlers, tmp_path):
         generate(handlers, photo=str(bad))
 
 
+def test_the_outputs_folder_is_capped_oldest_first(handlers, monkeypatch, tmp_path):
+    monkeypatch.setenv("ADGEN_CACHE_MAX_MB", "1")
+    outputs, cap, written = tmp_path / "outputs", 1024 * 1024, 0
+    for seed in range(4):  # a 384x384 noise PNG is ~0.4 MB: four overflow the cap
+        download = generate(handlers, seed=seed, count=1, width=384, height=384)[4]
+        written += Path(download).stat().st_size
+        assert Path(download).exists()  # the image just made is never the one evicted
+    assert written > cap
+    assert sum(p.stat().st_size for p in outputs.iterdir()) <= cap
+    assert not any(outputs.glob("adgen-0-*"))  # the least recently used went first
+    again = generate(handlers, seed=3, count=1, width=384, height=384)  # a cache hit refreshes its file
+    assert "from the cache" in again[2] and Path(again[4]).exists()
+
+
 def test_prompt_preview_follows_the_form_but_keeps_a_users_edit(handlers):
     args = ["Cola", "", "", "", "", "", "", "photo", True]
     text, auto = handlers.preview("", "", *args)

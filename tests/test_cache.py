@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from adgen.cache import TMP_PREFIX, ResultCache, write_atomic
+from adgen.cache import TMP_PREFIX, ResultCache, evict_lru, write_atomic
 
 from test_metadata import raw_png
 
@@ -70,6 +70,19 @@ def test_stale_temp_files_from_a_killed_writer_are_cleaned(tmp_path):
     fresh.write_bytes(b"being written")
     cache.evict()
     assert not stale.exists() and fresh.exists()
+
+
+def test_evict_lru_caps_any_folder_oldest_first_sparing_kept_files(tmp_path):
+    for i in range(5):
+        (tmp_path / f"adgen-{i}.png").write_bytes(bytes(100))
+        os.utime(tmp_path / f"adgen-{i}.png", (1000 + i, 1000 + i))
+    (tmp_path / "sub").mkdir()  # not a file: never counted or touched
+    stale = tmp_path / f"{TMP_PREFIX}old"
+    stale.write_bytes(bytes(1000))
+    os.utime(stale, (time.time() - 7200,) * 2)
+    freed = evict_lru(tmp_path, "*", 250, keep=[tmp_path / "adgen-0.png"])  # the oldest, but just shown
+    assert freed == 300 and not stale.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adgen-0.png", "adgen-4.png", "sub"]
 
 
 def test_write_atomic_leaves_no_temp_file_on_failure(tmp_path):
