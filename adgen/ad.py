@@ -8,6 +8,7 @@ seed re-runs step 1. Cutout and mask are kept too.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import io
 import json
@@ -17,7 +18,7 @@ from typing import Literal
 
 from PIL import Image, PngImagePlugin
 
-from .compose import Placement, composite, cutout, inpaint_inputs, place
+from .compose import Placement, composite, cutout, inpaint_inputs, place, product_mask
 from .engine import AdResult, Engine, Progress
 from .errors import InputError
 from .images import decode_image
@@ -126,11 +127,14 @@ class AdMaker:
         layer = box = None
         # 0. cutout (and the mask it came from), from the photo's alpha or its plain backdrop
         if photo is not None:
+            photo_id = hashlib.sha256(request.image).hexdigest()
             mask_id = hashlib.sha256(spec.mask).hexdigest() if spec.mask is not None else "auto"
-            key = image_key(step="cutout", photo=hashlib.sha256(request.image).hexdigest(), mask=mask_id)
-            product = self._step(cache, "cutout", key, files, keys, cached,
-                                 lambda: cutout(photo, user_mask))
-            files["mask"] = _png(product.getchannel("A"), {"step": "mask", "key": key})
+            make_mask = functools.cache(lambda: product_mask(photo, user_mask))  # at most once, only on a miss
+            key = image_key(step="cutout", photo=photo_id, mask=mask_id)
+            product = self._step(cache, "cutout", key, files, keys, cached, lambda: cutout(photo, make_mask()))
+            # The photo-sized mask the cutout was cut with, cached too (auto_mask takes seconds on a large
+            # photo); it is part of the cutout step, so its own key and cache status are not reported.
+            self._step(cache, "mask", image_key(step="mask", photo=photo_id, mask=mask_id), files, {}, {}, make_mask)
         # 1. background, from the one pipeline (inpaint around the placed product, or text-to-image)
         if photo is not None and spec.background == "inpaint":
             layer, box = place(product, (settings.width, settings.height), spec.placement)

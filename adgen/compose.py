@@ -59,16 +59,21 @@ def auto_mask(photo: Image.Image, tolerance: int = BACKGROUND_TOLERANCE) -> Imag
     return Image.fromarray((product * 255).astype(np.uint8), "L")
 
 
-def cutout(photo: Image.Image, mask: Image.Image | None = None) -> Image.Image:
-    """The product as RGBA, cropped to its mask's bounding box (`mask` from the user, else `auto_mask`)."""
-    mask = (mask or auto_mask(photo)).convert("L").resize(photo.size)
+def product_mask(photo: Image.Image, mask: Image.Image | None = None) -> Image.Image:
+    """The mask a cutout uses, photo-sized, L, 0 or 255 (white = product): `mask` from the user, else `auto_mask`."""
+    mask = (mask if mask is not None else auto_mask(photo)).convert("L").resize(photo.size)
     mask = mask.point(lambda a: 255 if a >= 128 else 0)
-    box = mask.getbbox()
-    if box is None:
+    if mask.getbbox() is None:
         raise InputError("product mask", "is empty: paint the product white")
+    return mask
+
+
+def cutout(photo: Image.Image, mask: Image.Image | None = None) -> Image.Image:
+    """The product as RGBA, cropped to its mask's bounding box (the mask as `product_mask` makes it)."""
+    mask = product_mask(photo, mask)
     product = photo.convert("RGB").copy()
     product.putalpha(mask)
-    return product.crop(box)
+    return product.crop(mask.getbbox())
 
 
 def place(product: Image.Image, size: tuple[int, int], placement: Placement) -> tuple[Image.Image, tuple]:

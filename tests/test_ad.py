@@ -45,6 +45,27 @@ def test_all_three_steps_are_kept(maker, product):
     assert "Leave calm, uncluttered space for a headline" in params["prompt"]  # the model draws no text
 
 
+def test_the_kept_mask_is_the_photo_size_mask_the_cutout_used(maker, product):
+    photo = bottle()
+    user = Image.new("L", (100, 120), 0)  # a corrected mask at half size, grey strokes: resized, thresholded
+    user.paste(200, (30, 45, 70, 100))
+    user.paste(100, (30, 15, 70, 45))
+    # auto: the bottle exactly; the user's: its 200 strokes doubled (row 89: bicubic against the 100 above)
+    for the_mask, box in ((None, (60, 30, 140, 210)), (user, (60, 89, 140, 200))):
+        data = None
+        if the_mask is not None:
+            buffer = io.BytesIO()
+            the_mask.save(buffer, format="PNG")
+            data = buffer.getvalue()
+        ad = maker.make(spec(product, mask=data)).images[0]
+        mask = Image.open(io.BytesIO(ad.files["mask"]))
+        cut = Image.open(io.BytesIO(ad.files["cutout"]))
+        assert mask.mode == "L" and mask.size == photo.size
+        assert set(np.unique(np.asarray(mask))) == {0, 255}
+        assert mask.getbbox() == box and cut.size == (box[2] - box[0], box[3] - box[1])
+        assert np.array_equal(np.asarray(mask.crop(box)), np.asarray(cut.getchannel("A")))
+
+
 def test_the_products_pixels_in_the_final_ad_equal_the_input(maker, product):
     the_spec = spec(product, text_position="top")
     ad = maker.make(the_spec).images[0]
