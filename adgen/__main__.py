@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -111,8 +112,7 @@ def cmd_generate(args: argparse.Namespace) -> dict:
         spec = AdSpec(request, subcopy=args.subcopy, text_style=args.text_style, text_position=args.text_position,
                       background=args.background)
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise InputError("out", f"{out} exists and is not a folder")
+    _check_out(out)
     # 2. generate (the engine checks the preset and its LoRA before any work)
     quiet_libraries()
     engine = Engine(args.model, cache=default_cache(), memory=args.memory, attention=args.attention,
@@ -124,20 +124,38 @@ def cmd_generate(args: argparse.Namespace) -> dict:
     else:
         result = AdMaker(engine).make(spec, use_cache=not args.no_cache)
     # 3. write the PNGs (atomically; intermediates beside the final ad) and report
-    out.mkdir(parents=True, exist_ok=True)
     report: dict = {"images": [], "seeds": [], "cached": []}
-    for item in outputs(result):
-        written = {}
-        for step, data in item.files.items():
-            write_atomic(out / item.file_name(step), data)
-            written[step] = str(out / item.file_name(step))
-        report["images"].append(written.pop("final"))
-        report["seeds"].append(item.seed)
-        report["cached"].append(item.cached["final"])
-        if spec is not None:
-            report.setdefault("steps", []).append(written)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for item in outputs(result):
+            written = {}
+            for step, data in item.files.items():
+                write_atomic(out / item.file_name(step), data)
+                written[step] = str(out / item.file_name(step))
+            report["images"].append(written.pop("final"))
+            report["seeds"].append(item.seed)
+            report["cached"].append(item.cached["final"])
+            if spec is not None:
+                report.setdefault("steps", []).append(written)
+    except OSError as exc:  # checked before the work, but the disk can fill or change meanwhile
+        raise InputError("out", f"cannot write to {out}: {exc.strerror or exc}") from None
     report.update(prompt=result.prompt, model=result.model, seconds=round(result.seconds, 3))
     return report
+
+
+def _check_out(out: Path) -> None:
+    """Refuse an output folder that can't be created or written, before any model work; creates nothing."""
+    if out.exists():
+        if not out.is_dir():
+            raise InputError("out", f"{out} exists and is not a folder")
+        if not os.access(out, os.W_OK | os.X_OK):
+            raise InputError("out", f"{out} is not writable")
+        return
+    ancestor = next(parent for parent in out.absolute().parents if parent.exists())  # "/" always does
+    if not ancestor.is_dir():
+        raise InputError("out", f"cannot create {out}: {ancestor} is not a folder")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise InputError("out", f"cannot create {out}: {ancestor} is not writable")
 
 
 def cmd_presets(args: argparse.Namespace) -> dict | None:

@@ -76,6 +76,9 @@ BAD = [
     (["--product", "x", "--model", "no/such-repo"], "error: model: cannot download no/such-repo"),
     (["--product", "x", "--model", "/nonexistent/folder"], "error: model: /nonexistent/folder is not a diffusers"),
     (["--product", "x", "--out", "{file}"], "error: --out: {file} exists and is not a folder"),
+    (["--product", "x", "--out", "/dev/null/sub"],
+     "error: --out: cannot create /dev/null/sub: /dev/null is not a folder"),
+    (["--product", "x", "--out", "{file}/a/b"], "error: --out: cannot create {file}/a/b: {file} is not a folder"),
     (["--bogus"], "error: the following arguments are required: --product"),
     (["--product", "x", "--copy", "a", "--text-style", "glitter"], "error: --text-style: unknown 'glitter'"),
     (["--product", "x", "--copy", "a", "--text-position", "left"], "error: --text-position: must be one of auto"),
@@ -109,6 +112,20 @@ def test_bad_input_one_line_exit_2_nothing_written(tmp_path, capsys, demo_cache,
     assert err.count("\n") == 1 and err.startswith(message), err
     assert "Traceback" not in err
     assert not out.exists() and sorted(demo_cache.rglob("*")) == before
+
+
+def test_a_read_only_out_folder_is_refused_before_any_work(tmp_path, capsys, demo_cache):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o555)
+    if os.access(locked, os.W_OK):
+        pytest.skip("this user (root) writes to any folder, whatever its permissions")
+    before = sorted(demo_cache.rglob("*"))
+    refused = {locked: f"{locked} is not writable",
+               locked / "new" / "sub": f"cannot create {locked}/new/sub: {locked} is not writable"}
+    for out, says in refused.items():
+        assert main(["generate", "--product", "x", "--out", str(out)]) == 2
+        assert capsys.readouterr().err == f"error: --out: {says}\n"
+    assert list(locked.iterdir()) == [] and sorted(demo_cache.rglob("*")) == before
 
 
 def test_product_photo_and_korean_copy_make_the_three_step_ad(tmp_path, capsys):
