@@ -7,8 +7,13 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import AdgenError, InputError, ModelError, PresetError
+
+if TYPE_CHECKING:  # imported where used: `presets` and `--help` stay light
+    from .ad import AdSpec
+    from .request import AdRequest
 
 # A field's CLI flag, so an error names what the user typed.
 FLAGS = {
@@ -60,11 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--steps", help="denoising steps 1..50 (default 8, ZIT's)")
     gen.add_argument("--count", default="1", help="images 1..8; image i uses seed + i")
     gen.add_argument("--image", help="product photo (PNG/JPEG/WebP; transparent PNG or a plain backdrop)")
-    gen.add_argument("--subcopy", default="", help="ad copy's second, smaller line")
-    gen.add_argument("--text-style", default="extrude_3d", help="copy style: extrude_3d, gold, neon, outline")
-    gen.add_argument("--text-position", default="auto", help="copy position: auto, top, center, bottom")
-    gen.add_argument("--background", default="inpaint", choices=["inpaint", "t2i"],
-                     help="with --image: repaint around the product (inpaint) or generate a scene and composite")
+    # The ad layout flags default to None, so a flag the user gave is told from a default (AdSpec's).
+    gen.add_argument("--subcopy", help="ad copy's second, smaller line")
+    gen.add_argument("--text-style", help="with copy: extrude_3d (default), gold, neon, outline")
+    gen.add_argument("--text-position", help="with copy: auto (default), top, center, bottom")
+    gen.add_argument("--background",
+                     help="with --image: inpaint (default: repaint around the product) or t2i (a scene, composited)")
     gen.add_argument("--out", default="outputs", help="folder for the PNGs (default ./outputs)")
     gen.add_argument("--model", help="auto (default), demo, a local folder or a Hugging Face repo id")
     gen.add_argument("--no-cache", action="store_true", help="neither read nor write the result cache")
@@ -88,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_generate(args: argparse.Namespace) -> dict:
-    from .ad import AdMaker, AdSpec, outputs
+    from .ad import AdMaker, outputs
     from .cache import default_cache, write_atomic
     from .engine import Engine
     from .images import read_image_file
@@ -107,10 +113,7 @@ def cmd_generate(args: argparse.Namespace) -> dict:
     request = AdRequest(product=product, preset=args.preset, lora_scale=args.lora_scale, prompt=args.prompt,
                         product_focus=not args.no_product_focus, seed=args.seed, width=width, height=height,
                         steps=args.steps, count=args.count, image=image)
-    spec = None
-    if image is not None or product.copy or args.subcopy:  # the three-step ad (its maker checks the style)
-        spec = AdSpec(request, subcopy=args.subcopy, text_style=args.text_style, text_position=args.text_position,
-                      background=args.background)
+    spec, warnings = _ad_spec(args, request)
     out = Path(args.out)
     _check_out(out)
     # 2. generate (the engine checks the preset and its LoRA before any work)
@@ -140,7 +143,30 @@ def cmd_generate(args: argparse.Namespace) -> dict:
     except OSError as exc:  # checked before the work, but the disk can fill or change meanwhile
         raise InputError("out", f"cannot write to {out}: {exc.strerror or exc}") from None
     report.update(prompt=result.prompt, model=result.model, seconds=round(result.seconds, 3))
+    for warning in warnings:  # only now: a run that fails says one thing, its error
+        print(f"warning: {warning}", file=sys.stderr)
     return report
+
+
+def _ad_spec(args: argparse.Namespace, request: AdRequest) -> tuple[AdSpec | None, list[str]]:
+    """The ad's layout from the flags (None for a plain image) and warnings for the flags that do nothing here.
+
+    Every layout flag given is checked, used or not: a typo is an error even where it would be ignored.
+    """
+    from .ad import AdSpec
+    from .typography import check_text_style, load_text_styles
+
+    given = {name: value for name, value in (("subcopy", args.subcopy), ("text_style", args.text_style),
+                                             ("text_position", args.text_position), ("background", args.background))
+             if value is not None}
+    spec = AdSpec(request, **given)  # checks sub-copy, position and background; holds their defaults
+    check_text_style(spec.text_style, load_text_styles())
+    copy = bool(request.product.copy or spec.subcopy)
+    warnings = [f"--{name.replace('_', '-')} has no effect without --copy or --subcopy"
+                for name in ("text_style", "text_position") if name in given and not copy]
+    if "background" in given and request.image is None:
+        warnings.append("--background has no effect without --image")
+    return (spec if copy or request.image is not None else None), warnings
 
 
 def _check_out(out: Path) -> None:

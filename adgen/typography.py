@@ -106,6 +106,13 @@ def load_text_styles(directory: Path | None = None) -> dict[str, TextStyle]:
     return {s.name: s for s in sorted(styles, key=lambda s: (s.order, s.name))}
 
 
+def check_text_style(name: str, styles: dict[str, TextStyle]) -> TextStyle:
+    """The style called `name`; an unknown name is refused with the names of the known ones."""
+    if name not in styles:
+        raise InputError("text style", f"unknown {name!r}; choose one of {', '.join(styles)}")
+    return styles[name]
+
+
 # -- fonts ---------------------------------------------------------------------------------------
 @lru_cache(maxsize=8)
 def find_font(weight: str = "extrabold") -> Path:

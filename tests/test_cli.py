@@ -86,6 +86,13 @@ BAD = [
     (["--product", "x", "--copy", "가" * 500, "--subcopy", "나" * 400, "--size", "256x256"],
      "error: --copy: is too long to fit"),
     (["--product", "x", "--subcopy", "\x07"], "error: --subcopy: must not contain control characters"),
+    # an unknown value is refused even where the flag would do nothing
+    (["--product", "x", "--text-style", "glitter"],
+     "error: --text-style: unknown 'glitter'; choose one of extrude_3d, gold, neon, outline\n"),
+    (["--product", "x", "--text-position", "left"],
+     "error: --text-position: must be one of auto, top, center, bottom (got 'left')\n"),
+    (["--product", "x", "--background", "sky"], "error: --background: must be 'inpaint' or 't2i' (got 'sky')\n"),
+    (["--product", "x", "--copy", "a", "--background", "sky"], "error: --background: must be 'inpaint' or 't2i'"),
 ]
 
 
@@ -126,6 +133,35 @@ def test_a_read_only_out_folder_is_refused_before_any_work(tmp_path, capsys, dem
         assert main(["generate", "--product", "x", "--out", str(out)]) == 2
         assert capsys.readouterr().err == f"error: --out: {says}\n"
     assert list(locked.iterdir()) == [] and sorted(demo_cache.rglob("*")) == before
+
+
+PHOTO = "{photo}"
+
+
+@pytest.mark.parametrize(
+    ("args", "warning"),
+    [
+        (["--text-style", "gold"], "--text-style has no effect without --copy or --subcopy"),
+        (["--text-position", "top"], "--text-position has no effect without --copy or --subcopy"),
+        (["--image", PHOTO, "--text-style", "neon"], "--text-style has no effect without --copy or --subcopy"),
+        (["--background", "t2i"], "--background has no effect without --image"),
+        (["--copy", "a", "--background", "inpaint"], "--background has no effect without --image"),
+        (["--copy", "a", "--text-style", "gold", "--text-position", "top"], None),
+        (["--subcopy", "a", "--text-style", "gold"], None),
+        (["--image", PHOTO, "--background", "t2i"], None),
+        ([], None),
+    ],
+)
+def test_a_flag_with_no_effect_is_a_one_line_warning(tmp_path, capsys, args, warning):
+    from test_compose import bottle
+
+    bottle().save(tmp_path / "bottle.png")
+    args = [a.replace(PHOTO, str(tmp_path / "bottle.png")) for a in args]
+    assert main(["generate", "--product", "x", "--size", "256x256", "--steps", "1", "--seed", "1",
+                 "--out", str(tmp_path / "out"), *args]) == 0
+    done = capsys.readouterr()
+    assert done.err == (f"warning: {warning}\n" if warning else "")
+    assert len(done.out.splitlines()) == 1 and json.loads(done.out)["seeds"] == [1]
 
 
 def test_product_photo_and_korean_copy_make_the_three_step_ad(tmp_path, capsys):
