@@ -85,7 +85,7 @@ class Handlers:
     def generate(self, name, category, features, audience, scene, colors, copy, photo, style, lora_scale, focus,
                  prompt, seed, random_seed, width, height, steps, count, subcopy="", text_style="extrude_3d",
                  text_position="auto", background="inpaint", place_x=0.5, place_y=0.6, place_scale=0.45, mask=None,
-                 auto_prompt="", history=None,
+                 auto_prompt="", history=None, request: gr.Request | None = None,
                  progress=gr.Progress()):  # noqa: B008 - Gradio injects progress through this default
         """Generate, newest first in this session's gallery.
 
@@ -94,7 +94,7 @@ class Handlers:
         """
         history = list(history or [])
         try:
-            request = AdRequest(
+            ad_request = AdRequest(
                 product=Product(name or "", category or "", features or "", audience or "", scene or "",
                                 colors or "", copy or ""),
                 preset=style, lora_scale=lora_scale if style in self.presets and self.presets[style].lora else None,
@@ -103,15 +103,18 @@ class Handlers:
                 count=check_int("image count", count, 1, UI_MAX_COUNT),
                 image=read_image_file(photo, "product photo") if photo else None,
             )
-            ad = request.image is not None or bool(request.product.copy) or bool((subcopy or "").strip())
+            ad = ad_request.image is not None or bool(ad_request.product.copy) or bool((subcopy or "").strip())
             if ad:
-                spec = AdSpec(request, subcopy=subcopy or "", text_style=text_style, text_position=text_position,
+                spec = AdSpec(ad_request, subcopy=subcopy or "", text_style=text_style, text_position=text_position,
                               placement=Placement(place_x, place_y, place_scale),
                               background=background, mask=mask_png(mask) if photo else None)
             if self.engine.state != "ready":
                 progress(0, desc="Loading the model…")
             report = lambda done, total: progress((done, total), desc="Denoising")  # noqa: E731
-            result = self.maker.make(spec, progress=report) if ad else self.engine.generate(request, progress=report)
+            # This session's job: its Stop, a closed tab or a cancelled API call ends it, and no other.
+            with self.engine.jobs.open(session_of(request), gone=event_gone()) as job:
+                result = self.maker.make(spec, progress=report, job=job) if ad else \
+                    self.engine.generate(ad_request, progress=report, job=job)
         except AdgenError as exc:
             raise gr.Error(str(exc)) from None
         except Exception as exc:  # a bug: keep serving, say what happened, log the traceback
@@ -167,8 +170,13 @@ class Handlers:
         entry = (history or [])[evt.index]
         return info_of(entry), entry["path"], *(entry["steps"].get(s) for s in ("cutout", "background", "copy_layer"))
 
-    def stop(self) -> None:
-        self.engine.stop()
+    def stop(self, request: gr.Request | None = None) -> None:
+        """Stop this session's job (never another tab's) at its next step."""
+        self.engine.stop(session_of(request))
+
+    def session_closed(self, request: gr.Request | None = None) -> None:
+        """The tab closed (or reloaded): its job, if one runs, ends at its next step."""
+        self.engine.jobs.stop(session_of(request), "stopped because the page was closed")
 
     def load_from_image(self, file):
         """Every setting a PNG made by AdGen was made with, for the form (the ad layout too, for an ad)."""
@@ -196,8 +204,9 @@ class Handlers:
         text = render(snapshot(self.engine.device), self.engine.describe())
         if self.engine.device.type == "cuda" and width and height:
             try:
-                need = self.engine.forecast(int(width), int(height), int(count or 1))
-                text += f"  \nforecast for {int(width)}x{int(height)}: ~{need / 1e9:.1f} GB peak"
+                need = self.engine.forecast(int(width), int(height), int(count or 1), wait=False)
+                if need is not None:  # None while the model downloads: the panel never waits for it
+                    text += f"  \nforecast for {int(width)}x{int(height)}: ~{need / 1e9:.1f} GB peak"
             except Exception as exc:  # the panel never fails: it says why
                 text += f"  \nforecast unavailable ({exc.__class__.__name__})"
         return text
@@ -216,6 +225,34 @@ class Handlers:
     def unload(self) -> str:
         self.engine.unload()
         return self.vram()
+
+
+def session_of(request: gr.Request | None) -> str:
+    """The browser session (tab) or API client a request comes from; "local" for direct calls."""
+    return getattr(request, "session_hash", None) or "local"
+
+
+def event_gone():
+    """A probe for the Gradio event running this handler: True once it was cancelled or its client left.
+
+    Gradio cancels a running event's asyncio task (Stop's `cancels`, a client's /cancel, a closed
+    stream) but cannot stop the worker thread; the job polls this at each step instead.
+    """
+    from gradio.context import LocalContext
+
+    blocks, event_id = LocalContext.blocks.get(None), LocalContext.event_id.get(None)
+    queue = getattr(blocks, "_queue", None)
+    if queue is None or event_id is None:
+        return None
+
+    def gone() -> bool:
+        for events in list(queue.active_jobs):
+            for event in events or []:
+                if event._id == event_id:
+                    return not event.alive
+        return True  # no longer an active job: its task was cancelled
+
+    return gone
 
 
 def ad_layout(ad: dict | None) -> list:
@@ -381,6 +418,7 @@ def build_demo(engine: Engine, outputs: Path | None = None) -> gr.Blocks:
             generate, inputs, outputs, api_name="new_background", **gpu)
         # Gradio's cancel alone can't stop a running thread: the engine's flag ends it within a step.
         stop.click(h.stop, None, None, queue=False, cancels=[run], **hidden)
+        demo.unload(h.session_closed)
         gallery.select(h.select, history, [info, download, cutout_view, background_view, copy_view], **hidden)
         png.upload(h.load_from_image, png, [*product, style, lora_scale, focus, prompt, auto_prompt, seed,
                                             random_seed, aspect, width, height, steps, subcopy, text_style,
@@ -410,7 +448,7 @@ def main(argv: list[str] | None = None) -> None:
     Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS  # Pillow's decompression-bomb limit, for every decode
     try:
         engine = Engine(args.model, cache=default_cache(), memory=args.memory, attention=args.attention,
-                        compile=args.compile)
+                        dtype=args.dtype, compile=args.compile)
     except AdgenError as exc:
         raise SystemExit(f"error: {exc}") from None
     engine.load_in_background(warmup=args.warmup)  # the page is up at once; the panel shows "loading"

@@ -23,7 +23,7 @@ FLAGS = {
     "width": "--size (width)", "height": "--size (height)", "size": "--size", "aspect": "--aspect", "steps": "--steps",
     "count": "--count", "image": "--image", "product photo": "--image", "out": "--out", "sub-copy": "--subcopy",
     "text style": "--text-style", "text position": "--text-position", "background": "--background",
-    "memory": "--memory",
+    "memory": "--memory", "dtype": "--dtype",
 }
 
 
@@ -36,6 +36,9 @@ class _Parser(argparse.ArgumentParser):
 def add_runtime_flags(parser: argparse.ArgumentParser) -> None:
     """Memory mode and the optional speed-ups (off by default), shared by the CLI and the app."""
     parser.add_argument("--memory", default=None, help="auto (default; $ADGEN_MEMORY), gpu, offload, lowvram")
+    parser.add_argument("--dtype", default=None,
+                        help="auto (default; $ADGEN_DTYPE): bfloat16 on a CUDA GPU, float32 on the CPU; or bfloat16, "
+                             "float32")
     parser.add_argument("--attention", default=None,
                         help="attention backend, e.g. flash or _flash_3 (falls back to native when unavailable)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the repeated transformer blocks")
@@ -119,7 +122,7 @@ def cmd_generate(args: argparse.Namespace) -> dict:
     # 2. generate (the engine checks the preset and its LoRA before any work)
     quiet_libraries()
     engine = Engine(args.model, cache=default_cache(), memory=args.memory, attention=args.attention,
-                    compile=args.compile)
+                    dtype=args.dtype, compile=args.compile)
     if args.warmup:
         engine.warmup()
     if spec is None:

@@ -20,9 +20,10 @@ from PIL import Image, PngImagePlugin
 
 from .compose import Placement, composite, cutout, inpaint_inputs, place, product_mask
 from .engine import AdResult, Engine, Progress
-from .errors import InputError
+from .errors import GenerationStopped, InputError
 from .images import decode_image
-from .metadata import params_of, png_bytes
+from .jobs import Job
+from .metadata import params_of, png_bytes, restamp
 from .presets import get_preset
 from .prompts import settings_for
 from .request import AdRequest, check_text, image_key
@@ -102,7 +103,13 @@ class AdMaker:
         self.engine = engine
         self.text_styles = text_styles if text_styles is not None else load_text_styles()
 
-    def make(self, spec: AdSpec, progress: Progress | None = None, use_cache: bool = True) -> AdOutput:
+    def make(self, spec: AdSpec, progress: Progress | None = None, use_cache: bool = True,
+             job: Job | None = None) -> AdOutput:
+        """The ad's images; `job` owns Stop across all of them (a new one when not given)."""
+        with self.engine.jobs.open(job=job) as running:
+            return self._make(spec, progress, use_cache, running)
+
+    def _make(self, spec: AdSpec, progress: Progress | None, use_cache: bool, job: Job) -> AdOutput:
         start = time.perf_counter()
         style = self.text_styles.get(spec.text_style)
         if style is None:
@@ -118,11 +125,17 @@ class AdMaker:
         for n, seed in enumerate(request.seeds()):
             step_progress = (lambda d, t, n=n: progress(n * t + d, len(request.seeds()) * t)) if progress else None
             one = dataclasses.replace(request, seed=seed, count=1)
-            images.append(self._one(spec, one, settings, photo, user_mask, style, cache, step_progress, use_cache))
+            try:
+                images.append(self._one(spec, one, settings, photo, user_mask, style, cache, step_progress,
+                                        use_cache, job))
+            except GenerationStopped as stopped:  # count steps over the whole ad, as the progress does
+                count = len(request.seeds())
+                raise GenerationStopped(n * stopped.total + stopped.step, count * stopped.total,
+                                        stopped.reason) from None
         return AdOutput(tuple(images), settings.prompt, self.engine.source.label, self.engine.source.is_demo,
                         time.perf_counter() - start)
 
-    def _one(self, spec, request, settings, photo, user_mask, style, cache, progress, use_cache) -> AdImage:
+    def _one(self, spec, request, settings, photo, user_mask, style, cache, progress, use_cache, job) -> AdImage:
         files, keys, cached = {}, {}, {}
         layer = box = None
         # 0. cutout (and the mask it came from), from the photo's alpha or its plain backdrop
@@ -142,7 +155,7 @@ class AdMaker:
             step1 = dataclasses.replace(request, image=_png(canvas, {}), mask=_png(repaint, {}), strength=1.0)
         else:
             step1 = dataclasses.replace(request, image=None, mask=None)
-        generated = self.engine.generate(step1, progress=progress, use_cache=use_cache).images[0]
+        generated = self.engine.generate(step1, progress=progress, use_cache=use_cache, job=job).images[0]
         files["background"], keys["background"], cached["background"] = generated.png, generated.key, generated.cached
         background = Image.open(io.BytesIO(generated.png)).convert("RGB")
         if photo is not None and layer is None:
@@ -167,7 +180,9 @@ class AdMaker:
                         "placement": dataclasses.asdict(spec.placement), "background": spec.background}
         data = cache.get(key) if cache else None
         cached["final"] = data is not None
-        if data is None:
+        if data is not None:  # same pixels; the PNG carries this request's own parameters
+            data = restamp(data, params)
+        else:
             data = png_bytes(composite(background, layer, box, copy_layer), params)
             if cache:
                 cache.put(key, data)

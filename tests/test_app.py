@@ -207,6 +207,37 @@ def test_gradio_client_gets_an_image_from_generate(served):
         client.predict(**{**form, "name": ""}, api_name="/generate")
 
 
+def test_stop_in_one_tab_never_ends_another_tabs_job(handlers, engine):
+    """Two sessions on one page: B presses Stop while A's job runs; A's job finishes, B's next one works."""
+    tab_a, tab_b = gr.Request(session_hash="tab-a"), gr.Request(session_hash="tab-b")
+    pressed = []
+
+    class StopFromOtherTab(FakeProgress):
+        def __call__(self, value, desc=None):
+            super().__call__(value, desc)
+            if value == (2, 8) and not pressed:
+                pressed.append(handlers.stop(request=tab_b))  # another tab's Stop, mid-run
+
+    done = handlers.generate(**{**FORM, "steps": 8, "count": 1, "seed": 11}, request=tab_a,
+                             progress=StopFromOtherTab())
+    assert pressed and done[3] == 11 and engine.runs == 1
+    assert handlers.generate(**{**FORM, "steps": 2, "count": 1, "seed": 12}, request=tab_b,
+                             progress=FakeProgress())[3] == 12
+
+
+def test_closing_a_tab_ends_its_job(handlers, engine):
+    tab = gr.Request(session_hash="tab-c")
+
+    class CloseAtStepTwo(FakeProgress):
+        def __call__(self, value, desc=None):
+            super().__call__(value, desc)
+            if value == (2, 8):
+                handlers.session_closed(request=tab)
+
+    with pytest.raises(gr.Error, match="stopped because the page was closed after step 2 of 8"):
+        handlers.generate(**{**FORM, "steps": 8, "count": 1}, request=tab, progress=CloseAtStepTwo())
+
+
 def test_stop_ends_the_run_within_a_step_and_the_next_generate_works(handlers, engine):
     class StopAtFirstStep(FakeProgress):
         def __call__(self, value, desc=None):
