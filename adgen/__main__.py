@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,7 +24,7 @@ FLAGS = {
     "width": "--size (width)", "height": "--size (height)", "size": "--size", "aspect": "--aspect", "steps": "--steps",
     "count": "--count", "image": "--image", "product photo": "--image", "out": "--out", "sub-copy": "--subcopy",
     "text style": "--text-style", "text position": "--text-position", "background": "--background",
-    "memory": "--memory", "dtype": "--dtype",
+    "memory": "--memory", "dtype": "--dtype", "product mask": "--mask",
 }
 
 
@@ -68,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--steps", help="denoising steps 1..50 (default 8, ZIT's)")
     gen.add_argument("--count", default="1", help="images 1..8; image i uses seed + i")
     gen.add_argument("--image", help="product photo (PNG/JPEG/WebP; transparent PNG or a plain backdrop)")
+    gen.add_argument("--mask", help="with --image: your product mask instead of the automatic cutout, the photo's "
+                                    "size or a scaled copy (PNG/JPEG/WebP; white = product, black = backdrop)")
     # The ad layout flags default to None, so a flag the user gave is told from a default (AdSpec's).
     gen.add_argument("--subcopy", help="ad copy's second, smaller line")
     gen.add_argument("--text-style", help="with copy: extrude_3d (default), gold, neon, outline")
@@ -77,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--out", default="outputs", help="folder for the PNGs (default ./outputs)")
     gen.add_argument("--model", help="auto (default), demo, a local folder or a Hugging Face repo id")
     gen.add_argument("--no-cache", action="store_true", help="neither read nor write the result cache")
+    gen.add_argument("--quiet", action="store_true",
+                     help="no progress bars (shown on stderr only when it is a terminal); warnings still print")
     add_runtime_flags(gen)
 
     lst = commands.add_parser("presets", help="list the style presets")
@@ -113,22 +118,24 @@ def cmd_generate(args: argparse.Namespace) -> dict:
     elif args.aspect:
         width, height = aspect_size(args.aspect)
     image = read_image_file(args.image, "product photo") if args.image else None
+    mask = _read_mask(args.mask, image) if args.mask else None
     request = AdRequest(product=product, preset=args.preset, lora_scale=args.lora_scale, prompt=args.prompt,
                         product_focus=not args.no_product_focus, seed=args.seed, width=width, height=height,
                         steps=args.steps, count=args.count, image=image)
-    spec, warnings = _ad_spec(args, request)
+    spec, warnings = _ad_spec(args, request, mask)
     out = Path(args.out)
     _check_out(out)
     # 2. generate (the engine checks the preset and its LoRA before any work)
     quiet_libraries()
     engine = Engine(args.model, cache=default_cache(), memory=args.memory, attention=args.attention,
                     dtype=args.dtype, compile=args.compile)
-    if args.warmup:
-        engine.warmup()
-    if spec is None:
-        result = engine.generate(request, use_cache=not args.no_cache)
-    else:
-        result = AdMaker(engine).make(spec, use_cache=not args.no_cache)
+    with _Bars(engine, show=not args.quiet and sys.stderr.isatty()) as bars:
+        if args.warmup:
+            engine.warmup()
+        if spec is None:
+            result = engine.generate(request, progress=bars, use_cache=not args.no_cache)
+        else:
+            result = AdMaker(engine).make(spec, progress=bars, use_cache=not args.no_cache)
     # 3. write the PNGs (atomically; intermediates beside the final ad) and report
     report: dict = {"images": [], "seeds": [], "cached": []}
     try:
@@ -151,7 +158,7 @@ def cmd_generate(args: argparse.Namespace) -> dict:
     return report
 
 
-def _ad_spec(args: argparse.Namespace, request: AdRequest) -> tuple[AdSpec | None, list[str]]:
+def _ad_spec(args: argparse.Namespace, request: AdRequest, mask: bytes | None) -> tuple[AdSpec | None, list[str]]:
     """The ad's layout from the flags (None for a plain image) and warnings for the flags that do nothing here.
 
     Every layout flag given is checked, used or not: a typo is an error even where it would be ignored.
@@ -162,7 +169,7 @@ def _ad_spec(args: argparse.Namespace, request: AdRequest) -> tuple[AdSpec | Non
     given = {name: value for name, value in (("subcopy", args.subcopy), ("text_style", args.text_style),
                                              ("text_position", args.text_position), ("background", args.background))
              if value is not None}
-    spec = AdSpec(request, **given)  # checks sub-copy, position and background; holds their defaults
+    spec = AdSpec(request, **given, mask=mask)  # checks sub-copy, position and background; holds their defaults
     check_text_style(spec.text_style, load_text_styles())
     copy = bool(request.product.copy or spec.subcopy)
     warnings = [f"--{name.replace('_', '-')} has no effect without --copy or --subcopy"
@@ -170,6 +177,94 @@ def _ad_spec(args: argparse.Namespace, request: AdRequest) -> tuple[AdSpec | Non
     if "background" in given and request.image is None:
         warnings.append("--background has no effect without --image")
     return (spec if copy or request.image is not None else None), warnings
+
+
+def _read_mask(path: str, photo: bytes | None) -> bytes:
+    """The --mask file's bytes, refused unless it fits --image and marks some, but not all, of it as product."""
+    from .images import decode_image, read_image_file
+
+    if photo is None:
+        raise InputError("product mask", "needs --image: it is the mask of the product photo")
+    data = read_image_file(path, "product mask")
+    mask, (width, height) = decode_image(data, "product mask"), decode_image(photo, "product photo").size
+    # The cutout resizes the mask to the photo: a scaled copy is fine (up to rounding), another shape would stretch.
+    if abs(mask.width * height - mask.height * width) > max(width, height):
+        raise InputError("product mask", f"is {mask.width}x{mask.height} but the --image photo is {width}x{height}; "
+                                         "the mask must have the photo's size (or be a scaled copy of it)")
+    # Thresholded as the cutout does (compose.product_mask): an all-white mask would "cut out" the whole photo.
+    low, high = mask.convert("L").point(lambda a: 255 if a >= 128 else 0).getextrema()
+    if low == high:
+        raise InputError("product mask", f"marks {'the whole photo' if low else 'nothing'} as product, no usable "
+                                         "mask: paint the product white on black")
+    return data
+
+
+class _Bars:
+    """Progress bars on stderr: model download/loading while the engine does it, then the denoising steps.
+
+    Called as the generation's progress: (steps done, steps in all) over the whole request. The engine loads
+    lazily (a run served from the cache never loads), so a thread watches its state rather than loading first.
+    """
+
+    def __init__(self, engine, show: bool):
+        self.engine, self.show = engine, show
+        self._loading = self._steps = None
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._watcher = threading.Thread(target=self._watch, name="adgen-bars", daemon=True)
+
+    def __enter__(self) -> _Bars:
+        if self.show:
+            self._watcher.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.show:
+            self._done.set()
+            self._watcher.join()
+            for bar in (self._loading, self._steps):
+                if bar is not None:
+                    bar.close()
+
+    def _watch(self) -> None:
+        from tqdm import tqdm
+
+        while not self._done.wait(0.1):
+            download = self.engine.download
+            downloading = download is not None and download.state == "downloading"
+            with self._lock:
+                if not (downloading or self.engine.state == "loading"):
+                    if self._loading is not None:
+                        self._loading.close()
+                        self._loading = None
+                    continue
+                text = download.line() if downloading else f"loading {self.engine.source.label}"
+                if self._loading is None and self._steps is None:
+                    self._loading = tqdm(desc=text, bar_format="{desc} {elapsed}", file=sys.stderr, **_screen())
+                elif self._loading is not None:
+                    self._loading.set_description_str(text)  # redraws the elapsed time too
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.show:
+            return
+        from tqdm import tqdm
+
+        with self._lock:
+            if self._loading is not None:
+                self._loading.close()
+                self._loading = None
+            if self._steps is None:
+                self._steps = tqdm(total=total, desc="denoising", unit="step", file=sys.stderr, **_screen())
+            self._steps.total = total
+            self._steps.update(done - self._steps.n)
+
+
+def _screen() -> dict:
+    """tqdm's screen size: measured by tqdm, or 80x24 where the terminal reports 0x0 (tqdm would draw nothing)."""
+    try:
+        return {} if os.get_terminal_size(sys.stderr.fileno()).columns else {"ncols": 80, "nrows": 24}
+    except (OSError, ValueError):
+        return {"ncols": 80, "nrows": 24}
 
 
 def _check_out(out: Path) -> None:

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from diffusers import ZImagePipeline
 from PIL import Image
@@ -93,6 +94,20 @@ BAD = [
      "error: --text-position: must be one of auto, top, center, bottom (got 'left')\n"),
     (["--product", "x", "--background", "sky"], "error: --background: must be 'inpaint' or 't2i' (got 'sky')\n"),
     (["--product", "x", "--copy", "a", "--background", "sky"], "error: --background: must be 'inpaint' or 't2i'"),
+    # --mask: the product photo's mask, some of it white
+    (["--product", "x", "--mask", "{black}"], "error: --mask: needs --image: it is the mask of the product photo\n"),
+    (["--product", "x", "--image", "{photo}", "--mask", "/no/such.png"], "error: --mask: file not found: /no/such.png"),
+    (["--product", "x", "--image", "{photo}", "--mask", "{notimage}"],
+     "error: --mask: is not a readable PNG, JPEG or WebP image"),
+    (["--product", "x", "--image", "{photo}", "--mask", "{black}"],
+     "error: --mask: marks nothing as product, no usable mask: paint the product white on black\n"),
+    (["--product", "x", "--image", "{photo}", "--mask", "{grey}"],  # 127: black once thresholded, as the cutout does
+     "error: --mask: marks nothing as product, no usable mask: paint the product white on black\n"),
+    (["--product", "x", "--image", "{photo}", "--mask", "{white}"],
+     "error: --mask: marks the whole photo as product, no usable mask: paint the product white on black\n"),
+    (["--product", "x", "--image", "{photo}", "--mask", "{wide}"],
+     "error: --mask: is 240x200 but the --image photo is 200x240; the mask must have the photo's size (or be a "
+     "scaled copy of it)\n"),
 ]
 
 
@@ -106,9 +121,17 @@ def exit_code(argv: list[str]) -> int:
 
 @pytest.mark.parametrize(("args", "message"), BAD)
 def test_bad_input_one_line_exit_2_nothing_written(tmp_path, capsys, demo_cache, args, message):
+    from test_compose import bottle
+
     names = {"notimage": tmp_path / "notes.png", "dir": tmp_path, "file": tmp_path / "taken"}
     names["notimage"].write_text("plain text")
     names["file"].write_text("x")
+    names["photo"] = tmp_path / "bottle.png"
+    bottle().save(names["photo"])  # 200x240
+    for name, size, value in (("black", (200, 240), 0), ("grey", (200, 240), 127), ("white", (100, 120), 255),
+                              ("wide", (240, 200), 255)):
+        names[name] = tmp_path / f"{name}.png"
+        Image.new("L", size, value).save(names[name])
     fill = {k: str(v) for k, v in names.items()}
     args, message = [a.format(**fill) for a in args], message.format(**fill)
     before = sorted(demo_cache.rglob("*"))
@@ -176,6 +199,24 @@ def test_product_photo_and_korean_copy_make_the_three_step_ad(tmp_path, capsys):
     assert set(report["steps"][0]) == {"cutout", "mask", "background", "copy_layer"}
     assert Image.open(report["steps"][0]["cutout"]).size == (80, 180)
     assert Image.open(report["images"][0]).size == (256, 320)
+
+
+def test_mask_replaces_the_automatic_cutout(tmp_path, capsys):
+    from test_compose import bottle
+
+    bottle().save(tmp_path / "bottle.png")  # the automatic mask is the whole bottle, (60, 30)-(140, 210)
+    mask = Image.new("L", (200, 240), 0)
+    mask.paste(200, (60, 30, 140, 120))  # the bottle's top half, light grey: product once thresholded
+    mask.paste(100, (60, 120, 140, 210))  # its bottom half, darker than 128: backdrop
+    mask.save(tmp_path / "mask.png")
+    assert main(["generate", "--product", "x", "--image", str(tmp_path / "bottle.png"), "--mask",
+                 str(tmp_path / "mask.png"), "--size", "256x256", "--steps", "1", "--seed", "1",
+                 "--out", str(tmp_path / "out")]) == 0
+    steps = json.loads(capsys.readouterr().out)["steps"][0]
+    expected = mask.point(lambda a: 255 if a >= 128 else 0)
+    assert np.array_equal(np.asarray(Image.open(steps["mask"])), np.asarray(expected))
+    assert expected.getbbox() == (60, 30, 140, 120)
+    assert Image.open(steps["cutout"]).size == (80, 90)
 
 
 def test_preset_with_escaping_lora_path_exits_2(tmp_path, monkeypatch, capsys):
