@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import AdgenError, InputError, ModelError, PresetError
+from .settings import add_runtime_flags
 
 if TYPE_CHECKING:  # imported where used: `presets` and `--help` stay light
     from .ad import AdSpec
@@ -32,18 +33,6 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line, no usage dump
         print(f"error: {message} (see --help)", file=sys.stderr)
         sys.exit(2)
-
-
-def add_runtime_flags(parser: argparse.ArgumentParser) -> None:
-    """Memory mode and the optional speed-ups (off by default), shared by the CLI and the app."""
-    parser.add_argument("--memory", default=None, help="auto (default; $ADGEN_MEMORY), gpu, offload, lowvram")
-    parser.add_argument("--dtype", default=None,
-                        help="auto (default; $ADGEN_DTYPE): bfloat16 on a CUDA GPU, float32 on the CPU; or bfloat16, "
-                             "float32")
-    parser.add_argument("--attention", default=None,
-                        help="attention backend, e.g. flash or _flash_3 (falls back to native when unavailable)")
-    parser.add_argument("--compile", action="store_true", help="torch.compile the repeated transformer blocks")
-    parser.add_argument("--warmup", action="store_true", help="one throw-away run at 1024x1024 first")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -102,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_generate(args: argparse.Namespace) -> dict:
-    from .ad import AdMaker, outputs
+    from .ad import AdMaker
     from .cache import default_cache, write_atomic
     from .engine import Engine
     from .images import read_image_file
@@ -140,14 +129,14 @@ def cmd_generate(args: argparse.Namespace) -> dict:
     report: dict = {"images": [], "seeds": [], "cached": []}
     try:
         out.mkdir(parents=True, exist_ok=True)
-        for item in outputs(result):
+        for item in result.images:
             written = {}
             for step, data in item.files.items():
                 write_atomic(out / item.file_name(step), data)
                 written[step] = str(out / item.file_name(step))
             report["images"].append(written.pop("final"))
             report["seeds"].append(item.seed)
-            report["cached"].append(item.cached["final"])
+            report["cached"].append(item.cached)
             if spec is not None:
                 report.setdefault("steps", []).append(written)
     except OSError as exc:  # checked before the work, but the disk can fill or change meanwhile

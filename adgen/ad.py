@@ -19,7 +19,7 @@ from typing import Literal
 from PIL import Image, PngImagePlugin
 
 from .compose import Placement, composite, cutout, inpaint_inputs, place, product_mask
-from .engine import AdResult, Engine, Progress
+from .engine import Engine, Picture, Progress, Result
 from .errors import GenerationStopped, InputError
 from .images import decode_image
 from .jobs import Job
@@ -54,48 +54,6 @@ class AdSpec:
             raise InputError("product mask", "needs a product photo")
 
 
-@dataclass(frozen=True)
-class AdImage:
-    seed: int
-    files: dict[str, bytes]  # step name -> PNG (cutout and mask only with a photo, copy_layer only with copy)
-    keys: dict[str, str]
-    cached: dict[str, bool]
-
-    @property
-    def final(self) -> bytes:
-        return self.files["final"]
-
-
-@dataclass(frozen=True)
-class AdOutput:
-    images: tuple[AdImage, ...]
-    prompt: str
-    model: str
-    demo: bool
-    seconds: float
-
-
-@dataclass(frozen=True)
-class Output:
-    """One finished image as callers save it: its PNGs by step ("final" and, for an ad, its intermediates)."""
-
-    seed: int
-    key: str
-    files: dict[str, bytes]
-    cached: dict[str, bool]
-
-    def file_name(self, step: str = "final") -> str:
-        """`adgen-SEED-KEY.png`, with `.STEP` before `.png` for an intermediate."""
-        return f"adgen-{self.seed}-{self.key[:10]}" + ("" if step == "final" else f".{step}") + ".png"
-
-
-def outputs(result: AdOutput | AdResult) -> list[Output]:
-    """The images of a plain result or an ad, in one shape."""
-    if isinstance(result, AdOutput):
-        return [Output(a.seed, a.keys["final"], a.files, a.cached) for a in result.images]
-    return [Output(i.seed, i.key, {"final": i.png}, {"final": i.cached}) for i in result.images]
-
-
 class AdMaker:
     """Runs the three steps for an `AdSpec` with the engine (step 1) and Pillow (steps 2-3)."""
 
@@ -104,12 +62,12 @@ class AdMaker:
         self.text_styles = text_styles if text_styles is not None else load_text_styles()
 
     def make(self, spec: AdSpec, progress: Progress | None = None, use_cache: bool = True,
-             job: Job | None = None) -> AdOutput:
+             job: Job | None = None) -> Result:
         """The ad's images; `job` owns Stop across all of them (a new one when not given)."""
         with self.engine.jobs.open(job=job) as running:
             return self._make(spec, progress, use_cache, running)
 
-    def _make(self, spec: AdSpec, progress: Progress | None, use_cache: bool, job: Job) -> AdOutput:
+    def _make(self, spec: AdSpec, progress: Progress | None, use_cache: bool, job: Job) -> Result:
         start = time.perf_counter()
         style = self.text_styles.get(spec.text_style)
         if style is None:
@@ -132,10 +90,10 @@ class AdMaker:
                 count = len(request.seeds())
                 raise GenerationStopped(n * stopped.total + stopped.step, count * stopped.total,
                                         stopped.reason) from None
-        return AdOutput(tuple(images), settings.prompt, self.engine.source.label, self.engine.source.is_demo,
+        return Result(tuple(images), settings, self.engine.source.label, self.engine.source.is_demo,
                         time.perf_counter() - start)
 
-    def _one(self, spec, request, settings, photo, user_mask, style, cache, progress, use_cache, job) -> AdImage:
+    def _one(self, spec, request, settings, photo, user_mask, style, cache, progress, use_cache, job) -> Picture:
         files, keys, cached = {}, {}, {}
         layer = box = None
         # 0. cutout (and the mask it came from), from the photo's alpha or its plain backdrop
@@ -177,7 +135,8 @@ class AdMaker:
                         cutout=keys.get("cutout"), placement=dataclasses.asdict(spec.placement) if photo else None)
         params = params_of(request, settings, request.seed, self.engine.source.label, key, None)
         params["ad"] = {"subcopy": spec.subcopy, "text_style": spec.text_style, "text_position": spec.text_position,
-                        "placement": dataclasses.asdict(spec.placement), "background": spec.background}
+                        "placement": dataclasses.asdict(spec.placement), "background": spec.background,
+                        "photo": photo is not None}
         data = cache.get(key) if cache else None
         cached["final"] = data is not None
         if data is not None:  # same pixels; the PNG carries this request's own parameters
@@ -186,8 +145,7 @@ class AdMaker:
             data = png_bytes(composite(background, layer, box, copy_layer), params)
             if cache:
                 cache.put(key, data)
-        files["final"], keys["final"] = data, key
-        return AdImage(request.seed, files, keys, cached)
+        return Picture(data, request.seed, key, cached.pop("final"), steps=files, step_keys=keys, step_cached=cached)
 
     def _step(self, cache, name, key, files, keys, cached, make):
         """A cached CPU step: the stored PNG if intact, else `make()` stored under `key`."""

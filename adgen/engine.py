@@ -76,16 +76,37 @@ def plan_attention(backend: str | None) -> tuple[str, str]:
 
 
 @dataclass(frozen=True)
-class ImageResult:
+class Picture:
+    """One finished image: its PNG, seed and cache key, and for an ad the steps it was built from."""
+
     png: bytes = field(repr=False)
     seed: int
     key: str
-    cached: bool
+    cached: bool  # the final image came from the cache
+    steps: dict[str, bytes] = field(default_factory=dict, repr=False)  # ad: cutout, mask, background, copy_layer
+    step_keys: dict[str, str] = field(default_factory=dict)
+    step_cached: dict[str, bool] = field(default_factory=dict)
+
+    @property
+    def files(self) -> dict[str, bytes]:
+        """Every PNG by step name, the final image last under "final"."""
+        return {**self.steps, "final": self.png}
+
+    def file_name(self, step: str = "final") -> str:
+        """`adgen-SEED-HASH.png` (HASH: of the final PNG's bytes), with `.STEP` before `.png` for an intermediate.
+
+        Named by content, not by cache key: two requests sharing pixels (one prompt override, two
+        products) carry different parameters, so they are different files.
+        """
+        digest = hashlib.sha256(self.png).hexdigest()[:12]
+        return f"adgen-{self.seed}-{digest}" + ("" if step == "final" else f".{step}") + ".png"
 
 
 @dataclass(frozen=True)
-class AdResult:
-    images: tuple[ImageResult, ...]
+class Result:
+    """What a request made, plain image or ad: the images in seed order and how they were made."""
+
+    images: tuple[Picture, ...]
     settings: Settings
     model: str
     demo: bool
@@ -347,7 +368,7 @@ class Engine:
 
     # -- generation ----------------------------------------------------------------------------
     def generate(self, request: AdRequest, progress: Progress | None = None, use_cache: bool = True,
-                 job: Job | None = None) -> AdResult:
+                 job: Job | None = None) -> Result:
         """Images for `request`: from the cache where the same image was made before, else from the pipeline.
 
         `job` owns this request's Stop (a new one when not given); Stop, a disconnect or an error ends
@@ -372,11 +393,11 @@ class Engine:
         params = {seed: params_of(request, settings, seed, self.source.label, key, lora_name)
                   for seed, key in keys.items()}
         cache = self.cache if use_cache else None
-        done: dict[int, ImageResult] = {}
+        done: dict[int, Picture] = {}
         for seed, key in keys.items():
             data = cache.get(key) if cache else None
             if data is not None:  # same pixels; the PNG carries this request's own parameters
-                done[seed] = ImageResult(restamp(data, params[seed]), seed, key, cached=True)
+                done[seed] = Picture(restamp(data, params[seed]), seed, key, cached=True)
         pending = {seed: key for seed, key in keys.items() if seed not in done}
         if pending:
             self.check_fits(settings.width, settings.height, len(pending))
@@ -387,8 +408,8 @@ class Engine:
                 made = self._run(request, preset, settings, lora, lora_id, photo, mask,
                                  {seed: (key, params[seed]) for seed, key in pending.items()}, progress, running, cache)
             for seed, png in made.items():
-                done[seed] = ImageResult(png, seed, keys[seed], cached=False)
-        return AdResult(tuple(done[s] for s in keys), settings, self.source.label, self.source.is_demo,
+                done[seed] = Picture(png, seed, keys[seed], cached=False)
+        return Result(tuple(done[s] for s in keys), settings, self.source.label, self.source.is_demo,
                         time.perf_counter() - start)
 
     def _run(self, request, preset, settings, lora, lora_id, photo, mask, pending: dict[int, tuple[str, dict]],
@@ -404,26 +425,30 @@ class Engine:
         job.check(0, total)  # stopped while the model loaded
         out_of_memory = False
         encoded: dict[int, Future] = {}
-        with self._gpu_lock:
-            try:
-                job.check(0, total)  # stopped while another job held the GPU
-                if self.adapters.needs_load(preset, lora, lora_id):
-                    with self.memory.unplaced(pipe):
+        try:
+            with self._gpu_lock:
+                try:
+                    job.check(0, total)  # stopped while another job held the GPU
+                    if self.adapters.needs_load(preset, lora, lora_id):
+                        with self.memory.unplaced(pipe):
+                            self.adapters.apply(pipe, preset, lora, lora_id, settings.lora_scale)
+                    else:
                         self.adapters.apply(pipe, preset, lora, lora_id, settings.lora_scale)
-                else:
-                    self.adapters.apply(pipe, preset, lora, lora_id, settings.lora_scale)
-                kind = "inpaint" if mask is not None else "img2img"
-                runner = pipe if photo is None else self._derived(pipe, kind)
-                embeds = self._encode(pipe, settings.prompt)
-                for n, (seed, (key, params)) in enumerate(pending.items()):
-                    job.check(n * settings.steps, total)  # stopped between images
-                    image = self._call(runner, embeds, settings, seed, photo, mask, request.strength,
-                                       _Steps(progress, job, n, len(pending)))
-                    encoded[seed] = self._submit(image, params, key, cache)
-            except torch.cuda.OutOfMemoryError:
-                out_of_memory = True  # freed below, outside the except block that holds the frames
-            finally:
-                self.memory.rest(pipe)  # a Stop or an OOM skips the pipeline's own offload hooks
+                    kind = "inpaint" if mask is not None else "img2img"
+                    runner = pipe if photo is None else self._derived(pipe, kind)
+                    embeds = self._encode(pipe, settings.prompt)
+                    for n, (seed, (key, params)) in enumerate(pending.items()):
+                        job.check(n * settings.steps, total)  # stopped between images
+                        image = self._call(runner, embeds, settings, seed, photo, mask, request.strength,
+                                           _Steps(progress, job, n, len(pending)))
+                        encoded[seed] = self._submit(image, params, key, cache)
+                except torch.cuda.OutOfMemoryError:
+                    out_of_memory = True  # freed below, outside the except block that holds the frames
+                finally:
+                    self.memory.rest(pipe)  # a Stop or an OOM skips the pipeline's own offload hooks
+        finally:  # after the lock: images finished before a Stop are stored by the time the job ends
+            for future in encoded.values():
+                future.exception()
         made = {seed: future.result() for seed, future in encoded.items()}
         if out_of_memory:
             self.out_of_memory += 1

@@ -81,7 +81,7 @@ _IS = {
 }
 _PLACEMENT = {"x": ("a number",), "y": ("a number",), "scale": ("a number",)}
 _AD = {"subcopy": ("text",), "text_style": ("text",), "text_position": ("text",), "background": ("text",),
-       "placement": _PLACEMENT}
+       "placement": _PLACEMENT, "photo?": ("true or false",)}
 _PRODUCT = {"name": ("text",), "category": ("text",), "features": ("a list of text",), "audience": ("text",),
             "scene": ("text",), "colors": ("text",), "copy": ("text",)}
 # What `params_of` writes and readers (`request_from_params`, the app's "Load from image") rely on;

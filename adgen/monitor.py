@@ -10,7 +10,6 @@ import time
 from dataclasses import dataclass
 
 import psutil
-import torch
 
 GB = 1024**3
 MB = 1024**2
@@ -32,8 +31,10 @@ class MemorySnapshot:
     utilization: int | None = None  # percent, NVML only
 
 
-def snapshot(device: torch.device | str | None = None) -> MemorySnapshot:
+def snapshot(device: torch.device | str | None = None) -> MemorySnapshot:  # noqa: F821 - torch loads lazily
     """Memory of this process and machine now, plus the GPU's when `device` is CUDA."""
+    import torch  # here, not at import: the page must be up before torch is
+
     ram = psutil.virtual_memory()
     base = dict(taken_at=time.time(), rss=psutil.Process(os.getpid()).memory_info().rss,
                 ram_used=ram.total - ram.available, ram_total=ram.total)

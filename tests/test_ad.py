@@ -37,10 +37,10 @@ def spec(product, **changes) -> AdSpec:
 def test_all_three_steps_are_kept(maker, product):
     ad = maker.make(spec(product, subcopy="제주 감귤")).images[0]
     assert list(ad.files) == ["cutout", "mask", "background", "copy_layer", "final"]
-    assert not any(ad.cached.values())
+    assert not ad.cached and not any(ad.step_cached.values())
     assert Image.open(io.BytesIO(ad.files["copy_layer"])).mode == "RGBA"
-    assert pixels(ad.final).shape == (400, 320, 3)
-    params = read_params(ad.final)
+    assert pixels(ad.png).shape == (400, 320, 3)
+    params = read_params(ad.png)
     assert params["product"]["copy"] == "여름 한정 30% 할인!" and params["ad"]["subcopy"] == "제주 감귤"
     assert "Leave calm, uncluttered space for a headline" in params["prompt"]  # the model draws no text
 
@@ -74,7 +74,7 @@ def test_the_products_pixels_in_the_final_ad_equal_the_input(maker, product):
     copy_alpha = np.asarray(Image.open(io.BytesIO(ad.files["copy_layer"])).getchannel("A"))
     keep = (placed[..., 3] == 255) & (copy_alpha == 0)
     assert keep.sum() > 5000
-    assert np.array_equal(pixels(ad.final)[keep], placed[keep][:, :3].astype(np.int16))
+    assert np.array_equal(pixels(ad.png)[keep], placed[keep][:, :3].astype(np.int16))
 
 
 def test_changing_only_the_copy_does_not_call_the_pipeline(maker, engine, product):
@@ -83,7 +83,7 @@ def test_changing_only_the_copy_does_not_call_the_pipeline(maker, engine, produc
     other = dataclasses.replace(product, copy="새 카피로 다시! NEW")
     ad = maker.make(spec(other, text_position="bottom", text_style="neon", subcopy="오늘만")).images[0]
     assert (engine.runs, engine.encodes) == (runs, encodes)
-    assert ad.cached == {"cutout": True, "background": True, "copy_layer": False, "final": False}
+    assert ad.step_cached == {"cutout": True, "background": True, "copy_layer": False} and not ad.cached
 
 
 def test_a_new_background_reruns_step_one_only(maker, engine, product):
@@ -91,7 +91,7 @@ def test_a_new_background_reruns_step_one_only(maker, engine, product):
     runs = engine.runs
     second = maker.make(spec(product, text_position="top", seed=7)).images[0]
     assert engine.runs == runs + 1
-    assert second.cached == {"cutout": True, "background": False, "copy_layer": True, "final": False}
+    assert second.step_cached == {"cutout": True, "background": False, "copy_layer": True} and not second.cached
     assert second.files["background"] != first.files["background"]
     assert second.files["copy_layer"] == first.files["copy_layer"]
 
@@ -100,12 +100,12 @@ def test_the_same_ad_again_is_all_cache(maker, engine, product):
     first = maker.make(spec(product)).images[0]
     runs = engine.runs
     again = maker.make(spec(product)).images[0]
-    assert engine.runs == runs and all(again.cached.values()) and again.final == first.final
+    assert engine.runs == runs and again.cached and all(again.step_cached.values()) and again.png == first.png
 
 
 def test_text_to_image_background_mode_and_copy_without_photo(maker, product):
     t2i = maker.make(spec(product, background="t2i")).images[0]
-    assert "cutout" in t2i.files and pixels(t2i.final).shape == (400, 320, 3)
+    assert "cutout" in t2i.files and pixels(t2i.png).shape == (400, 320, 3)
     no_photo = maker.make(AdSpec(small(product, steps=2))).images[0]
     assert list(no_photo.files) == ["background", "copy_layer", "final"]
 

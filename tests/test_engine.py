@@ -190,8 +190,8 @@ def test_unknown_preset_and_escaping_lora_fail_before_any_work(engine, demo_sour
     with pytest.raises(InputError, match="unknown style 'nope'"):
         engine.generate(small(product, preset="nope"))
     (tmp_path / "p").mkdir()
-    (tmp_path / "p" / "sneaky.yaml").write_text("label: S\ndescription: d\nprompt: '{subject}'\n"
-                                                "lora: {file: link.safetensors}\n")
+    (tmp_path / "p" / "sneaky.yaml").write_text("label: S\nlabel_ko: 에스\ndescription: d\ndescription_ko: 디\n"
+                                                "prompt: '{subject}'\nlora: {file: link.safetensors}\n")
     loras = tmp_path / "loras"
     loras.mkdir()
     (loras / "link.safetensors").symlink_to("/etc/hostname")
@@ -233,6 +233,9 @@ def test_the_cache_key_holds_what_changes_pixels_beyond_the_request(demo_source,
     numerics = Engine(demo_source, cache=None, device="cpu", dtype="bfloat16").numerics()
     assert set(numerics) == {"dtype", "device", "attention", "compile", "torch", "diffusers"}
     assert numerics["dtype"] == "bfloat16" and numerics["device"] == "cpu" and numerics["attention"] == "native"
+    import torch
+
+    torch._dynamo.reset()  # a fresh process: other tests' engines compiled the same block code
     compiled = Engine(demo_source, cache=cache, device="cpu", compile=True, compile_backend="eager")
     assert compiled.numerics()["compile"] is True
     assert compiled.generate(small(product, steps=2)).images[0].key != f32.images[0].key

@@ -42,9 +42,9 @@ def test_an_ad_served_from_the_cache_names_its_own_product(engine, product):
     first = maker.make(spec(product, prompt="a bottle on a table")).images[0]
     other = dataclasses.replace(product, name="Aurora earbuds")
     second = maker.make(spec(other, prompt="a bottle on a table")).images[0]
-    assert second.cached["background"] and engine.runs == 1
-    assert read_params(second.final)["product"]["name"] == "Aurora earbuds"
-    assert read_params(first.final)["product"]["name"] == product.name
+    assert second.step_cached["background"] and engine.runs == 1
+    assert read_params(second.png)["product"]["name"] == "Aurora earbuds"
+    assert read_params(first.png)["product"]["name"] == product.name
 
 
 def test_jobs_stop_only_their_session_and_nested_opens_keep_one_registration():
