@@ -71,13 +71,15 @@ class LoraSpec(BaseModel):
 
 
 class StylePreset(BaseModel):
-    """One image style: label, description, prompt template, optional LoRA and defaults."""
+    """One image style: labels and descriptions (English, Korean), prompt template, optional LoRA and defaults."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str
     label: str = Field(min_length=1, max_length=60)
+    label_ko: str = Field(min_length=1, max_length=60)  # shown when the page is in Korean (adgen.i18n.label)
     description: str = Field(min_length=1, max_length=300)
+    description_ko: str = Field(min_length=1, max_length=300)
     prompt: str = Field(min_length=1, max_length=2000)
     lora: LoraSpec | None = None
     steps: Annotated[int, Field(ge=1, le=MAX_STEPS)] | None = None
@@ -123,7 +125,21 @@ def load_preset(path: Path) -> StylePreset:
         message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             message = f"unknown field; allowed: {', '.join(_allowed_fields(err['loc']))}"
+        message += missing_hint(err)
         raise PresetError(f"{path}: {where}: {message}") from None
+
+
+def missing_hint(err: dict) -> str:
+    """What a missing Korean field is for, added to pydantic's "Field required" (empty for other errors)."""
+    if err["type"] != "missing" or not err["loc"]:
+        return ""
+    return _KOREAN_FIELDS.get(str(err["loc"][-1]), "")
+
+
+_KOREAN_FIELDS = {
+    "label_ko": " (the Korean label, shown when the page is in Korean; e.g. label_ko: 네온)",
+    "description_ko": " (the Korean description, shown when the page is in Korean)",
+}
 
 
 def _allowed_fields(loc: tuple) -> list[str]:

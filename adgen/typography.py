@@ -21,7 +21,7 @@ from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageFont
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import AdgenError, InputError, PresetError
-from .presets import PROJECT_DIR
+from .presets import PROJECT_DIR, missing_hint
 
 POSITIONS = ("auto", "top", "center", "bottom")
 FONT_DIRS = ["/usr/share/fonts/truetype/nanum", "/usr/share/fonts/opentype/noto", "/usr/share/fonts/truetype/noto"]
@@ -71,7 +71,9 @@ class TextStyle(_Part):
 
     name: str
     label: str = Field(min_length=1, max_length=60)
+    label_ko: str = Field(min_length=1, max_length=60)  # shown when the page is in Korean (adgen.i18n.label)
     description: str = Field(min_length=1, max_length=300)
+    description_ko: str = Field(min_length=1, max_length=300)
     fill: Annotated[list[Color], Field(min_length=1, max_length=2)]
     stroke: Stroke | None = None
     shadow: Shadow | None = None
@@ -97,13 +99,21 @@ def load_text_styles(directory: Path | None = None) -> dict[str, TextStyle]:
             styles.append(TextStyle(name=path.stem, **data))
         except ValidationError as exc:
             err = exc.errors()[0]
-            message = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
+            message = err["msg"] + missing_hint(err)
+            if err["type"] == "extra_forbidden":
+                message = f"unknown field; allowed: {', '.join(_allowed_fields(err['loc']))}"
             raise PresetError(f"{path}: {'.'.join(map(str, err['loc']))}: {message}") from None
         except yaml.YAMLError as exc:
             raise PresetError(f"{path}: cannot be read as YAML: {exc}") from None
     if not styles:
         raise PresetError(f"{directory}: no text style files (.yaml)")
     return {s.name: s for s in sorted(styles, key=lambda s: (s.order, s.name))}
+
+
+def _allowed_fields(loc: tuple) -> list[str]:
+    parts = {"stroke": Stroke, "shadow": Shadow, "extrude": Extrude, "glow": Glow}
+    model = parts.get(str(loc[0]), TextStyle) if len(loc) > 1 else TextStyle
+    return [f for f in model.model_fields if f != "name"]
 
 
 def check_text_style(name: str, styles: dict[str, TextStyle]) -> TextStyle:

@@ -222,8 +222,8 @@ def test_mask_replaces_the_automatic_cutout(tmp_path, capsys):
 def test_preset_with_escaping_lora_path_exits_2(tmp_path, monkeypatch, capsys):
     presets = tmp_path / "presets"
     presets.mkdir()
-    (presets / "evil.yaml").write_text("label: E\ndescription: d\nprompt: '{subject}'\n"
-                                       "lora: {file: ../../etc/evil.safetensors}\n")
+    (presets / "evil.yaml").write_text("label: E\nlabel_ko: 이\ndescription: d\ndescription_ko: 디\n"
+                                       "prompt: '{subject}'\nlora: {file: ../../etc/evil.safetensors}\n")
     monkeypatch.setenv("ADGEN_PRESETS_DIR", str(presets))
     assert main(["generate", "--product", "x", "--preset", "evil", "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err

@@ -47,7 +47,8 @@ def test_korean_passes_through_unchanged():
 
 
 def test_settings_request_then_preset_then_zit_defaults(tmp_path):
-    (tmp_path / "tall.yaml").write_text("label: T\ndescription: d\nprompt: '{subject}'\nsteps: 6\nwidth: 768\n"
+    (tmp_path / "tall.yaml").write_text("label: T\nlabel_ko: 티\ndescription: d\ndescription_ko: 디\n"
+                                        "prompt: '{subject}'\nsteps: 6\nwidth: 768\n"
                                         "height: 1344\nlora: {file: t.safetensors, scale: 0.5}\n")
     tall = load_presets(tmp_path)["tall"]
     product = Product("Cola")

@@ -110,9 +110,10 @@ def test_fixed_positions_and_a_bad_one():
 
 
 def test_bad_text_style_file_names_file_and_field(tmp_path):
-    (tmp_path / "bad.yaml").write_text("label: B\ndescription: d\nfill: ['#FFF']\n")
+    labels = "label: B\nlabel_ko: 비\ndescription: d\ndescription_ko: 디\n"
+    (tmp_path / "bad.yaml").write_text(labels + "fill: ['#FFF']\n")
     with pytest.raises(PresetError, match=r"bad.yaml: fill.0: String should match pattern"):
         load_text_styles(tmp_path)
-    (tmp_path / "bad.yaml").write_text("label: B\ndescription: d\nfill: ['#FFFFFF']\nsparkle: true\n")
+    (tmp_path / "bad.yaml").write_text(labels + "fill: ['#FFFFFF']\nsparkle: true\n")
     with pytest.raises(PresetError, match="bad.yaml: sparkle: unknown field"):
         load_text_styles(tmp_path)
