@@ -1,13 +1,14 @@
-"""AdGen's Gradio app: a thin shell over `adgen`. `python app.py` serves http://127.0.0.1:7860.
+"""AdGen's Gradio app: a thin shell over `adgen.studio`. `python app.py` serves http://127.0.0.1:7860.
 
-Handlers only turn widget values into an `AdRequest`, call the engine, and turn `adgen` errors
-into `gr.Error`. Nothing loads or launches at import time.
+The ad comes first: the form and Generate at the top, the result beside it (under it on a phone),
+shown whole; settings fold into "Advanced", memory into one status line with details folded.
+Handlers take one typed form (`AdForm`) built from the widgets by name. Nothing loads or launches
+at import time, and torch loads in the background after the server is up.
 """
 
 from __future__ import annotations
 
 import argparse
-import io
 import logging
 import os
 from pathlib import Path
@@ -15,221 +16,186 @@ from pathlib import Path
 import gradio as gr
 from PIL import Image
 
-from adgen.__main__ import add_runtime_flags
-from adgen.ad import AdMaker, AdSpec, Output, outputs
-from adgen.cache import default_cache, evict_lru, max_cache_bytes, write_atomic
-from adgen.compose import Placement, auto_mask
-from adgen.engine import Engine
-from adgen.errors import AdgenError, InputError
-from adgen.images import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, decode_image, read_image_file
-from adgen.memory import flush_memory
+from adgen.errors import AdgenError, GenerationStopped
+from adgen.form import UI_MAX_COUNT, AdForm
+from adgen.i18n import label, load_locales, localize_error, text
+from adgen.images import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS
 from adgen.metadata import read_params
-from adgen.models import cache_dir, quiet_libraries
-from adgen.monitor import render, snapshot
-from adgen.presets import StylePreset
-from adgen.prompts import build_prompt
-from adgen.request import ASPECTS, AdRequest, Product, check_int
+from adgen.models import cache_dir
+from adgen.page import (
+    EXAMPLES,
+    FORM_FIELDS,
+    admin_allowed,
+    lang_of_request,
+    mask_editor_value,
+    mask_png,
+    restored_fields,
+    session_of,
+    status_line,
+)
+from adgen.presets import load_presets
+from adgen.request import ASPECTS, MAX_FIELD_CHARS
 from adgen.request import random_seed as new_seed
-from adgen.typography import POSITIONS
+from adgen.settings import add_runtime_flags
+from adgen.studio import MAX_HISTORY, STEP_VIEWS, EngineSlot, Entry, Studio, info_text
+from adgen.typography import POSITIONS, load_text_styles
 
 log = logging.getLogger("adgen.app")
-MAX_HISTORY = 48
-UI_MAX_COUNT = 4
-EXAMPLES = [
-    ["제주 감귤 탄산수", "음료", "100% 제주 감귤, 무설탕, 상쾌한 탄산", "20-30대 직장인", "여름 해변 피크닉, 밝은 햇살",
-     "주황색과 민트", "여름 한정 30% 할인!"],
-    ["Aurora wireless earbuds", "electronics", "noise cancelling, 30 h battery, IPX5", "commuters",
-     "minimal desk at dawn", "midnight blue and silver", "Hear only what matters"],
-    ["Glow vitamin C serum", "skincare", "15% vitamin C, vegan, glass dropper", "women 25-40",
-     "marble bathroom, morning light", "gold and cream", "Wake up glowing"],
-]
+COPY_LIMITS = {"copy": 80, "subcopy": 120}  # characters: a headline and a sub-line that fit an ad
+CSS = """
+#result img, #gallery img { object-fit: contain !important; }
+#status { font-size: 0.9em; }
+#message:empty { display: none; }
+#message { border-left: 3px solid var(--error-border-color, #d33); padding-left: 8px; }
+"""
 
 
 class Handlers:
-    """Every event's function; the tests call these directly."""
+    """Every event's function; the tests call these directly with an `AdForm`."""
 
-    def __init__(self, engine: Engine, outputs: Path):
-        self.engine, self.outputs = engine, outputs
-        self.maker = AdMaker(engine)
+    def __init__(self, studio: Studio, admin: bool):
+        self.studio, self.admin = studio, admin
+        self.presets = load_presets()
+        self.text_styles = load_text_styles()
 
     @property
-    def presets(self) -> dict[str, StylePreset]:
-        return self.engine.presets
-
-    # -- form helpers ------------------------------------------------------------------------
-    def preview(self, current: str, last_auto: str, name, category, features, audience, scene, colors, copy,
-                style, focus) -> tuple[str, str]:
-        """Rebuild the prompt preview; a prompt the user edited (differs from the last built one) is kept."""
-        try:
-            product = Product(name or "(product)", category, features, audience, scene, colors, copy)
-            auto = build_prompt(product, self.presets[style], bool(focus))
-        except (InputError, KeyError):
-            return current, last_auto  # the Generate button reports bad fields
-        return (auto if current in ("", last_auto) else current), auto
-
-    def style_info(self, style: str):
-        preset = self.presets.get(style)
-        if preset is None:
-            return "", gr.update(visible=False)
-        lora = f" · LoRA default scale {preset.lora.scale}" if preset.lora else " · no LoRA"
-        return f"**{preset.label}**: {preset.description}{lora}", gr.update(
-            visible=preset.lora is not None, value=preset.lora.scale if preset.lora else 1.0)
-
-    @staticmethod
-    def aspect(ratio: str):
-        if ratio not in ASPECTS:
-            return gr.update(), gr.update()
-        return ASPECTS[ratio]
+    def engine(self):
+        return self.studio.engine
 
     # -- generation --------------------------------------------------------------------------
-    def generate(self, name, category, features, audience, scene, colors, copy, photo, style, lora_scale, focus,
-                 prompt, seed, random_seed, width, height, steps, count, subcopy="", text_style="extrude_3d",
-                 text_position="auto", background="inpaint", place_x=0.5, place_y=0.6, place_scale=0.45, mask=None,
-                 auto_prompt="", history=None, request: gr.Request | None = None,
-                 progress=gr.Progress()):  # noqa: B008 - Gradio injects progress through this default
-        """Generate, newest first in this session's gallery.
+    def generate(self, form: AdForm, history: list | None = None, request: gr.Request | None = None,
+                 progress=None) -> dict:
+        """Run `form` as this session's job. Returns the result's parts by name.
 
-        With a product photo or ad copy this is the three-step ad (cutout and background, copy layer,
-        composite), else a plain image. Returns (gallery, history, info, seed, file, cutout, background, copy).
+        A stop or an error never hides earlier results: only "message" (and nothing else) comes back,
+        in the UI's language.
         """
-        history = list(history or [])
+        lang = lang_of_request(request)
+        history = self.studio.checked(history or [])
+        report = None
+        if progress is not None:
+            report = lambda done, total: progress((done, total), desc=text("progress_denoising", lang))  # noqa: E731
+            engine = self.studio.slot.peek()
+            if engine is None or engine.state != "ready":
+                progress(0, desc=text("progress_loading", lang))
         try:
-            ad_request = AdRequest(
-                product=Product(name or "", category or "", features or "", audience or "", scene or "",
-                                colors or "", copy or ""),
-                preset=style, lora_scale=lora_scale if style in self.presets and self.presets[style].lora else None,
-                prompt=None if (prompt or "") == (auto_prompt or "") else prompt, product_focus=bool(focus),
-                seed=None if random_seed else seed, width=width, height=height, steps=steps,
-                count=check_int("image count", count, 1, UI_MAX_COUNT),
-                image=read_image_file(photo, "product photo") if photo else None,
-            )
-            ad = ad_request.image is not None or bool(ad_request.product.copy) or bool((subcopy or "").strip())
-            if ad:
-                spec = AdSpec(ad_request, subcopy=subcopy or "", text_style=text_style, text_position=text_position,
-                              placement=Placement(place_x, place_y, place_scale),
-                              background=background, mask=mask_png(mask) if photo else None)
-            if self.engine.state != "ready":
-                progress(0, desc="Loading the model…")
-            report = lambda done, total: progress((done, total), desc="Denoising")  # noqa: E731
-            # This session's job: its Stop, a closed tab or a cancelled API call ends it, and no other.
             with self.engine.jobs.open(session_of(request), gone=event_gone()) as job:
-                result = self.maker.make(spec, progress=report, job=job) if ad else \
-                    self.engine.generate(ad_request, progress=report, job=job)
+                result = self.studio.make(form, job=job, progress=report)
+            entries = self.studio.save(result)
+        except GenerationStopped as exc:
+            return {"message": f"{text('status_stopped', lang)} ({localize_error(exc, lang)})"}
         except AdgenError as exc:
-            raise gr.Error(str(exc)) from None
+            return {"message": "⚠ " + localize_error(exc, lang)}
         except Exception as exc:  # a bug: keep serving, say what happened, log the traceback
             log.exception("generation failed")
-            raise gr.Error(f"unexpected error ({exc.__class__.__name__}): {exc}") from None
-        items = outputs(result)
-        size = Image.open(io.BytesIO(items[0].files["final"])).size
-        entries = [self._save(item, result, size) for item in items]
+            return {"message": "⚠ " + text("unexpected_error", lang, kind=exc.__class__.__name__, message=str(exc))}
         history = (entries + history)[:MAX_HISTORY]  # newest request first, its images in seed order
-        first = entries[0]
-        return (gallery_of(history), history, info_of(first), first["seed"], first["path"],
-                *(first["steps"].get(step) for step in ("cutout", "background", "copy_layer")))
+        return {**self.shown(entries[0]), "history": [e.to_json() for e in history],
+                "gallery": gallery_of(history), "seed": entries[0].seed, "message": ""}
 
-    def _save(self, item: Output, result, size) -> dict:
-        """Write the final PNG and its intermediates under outputs/ (content-addressed names), within the cap."""
-        self.outputs.mkdir(parents=True, exist_ok=True)
-        paths = {}
-        for step, data in item.files.items():
-            path = self.outputs / item.file_name(step)
-            if path.exists():
-                os.utime(path)  # shown again: the most recently used, so the last to be evicted
-            else:
-                write_atomic(path, data)
-            paths[step] = str(path)
-        # outputs/ is capped like the result cache; what was just saved stays, the gallery shows it
-        evict_lru(self.outputs, "*", max_cache_bytes(), keep=[Path(p) for p in paths.values()])
-        cached = item.cached
-        return {"path": paths.pop("final"), "steps": paths, "seed": item.seed, "prompt": result.prompt,
-                "size": f"{size[0]}x{size[1]}", "seconds": round(result.seconds, 2), "cached": cached["final"],
-                "step_cache": {k: v for k, v in cached.items() if k != "final"}, "model": result.model}
+    def shown(self, entry: Entry) -> dict:
+        """What the result area shows for one entry."""
+        return {"image": entry.path, "info": info_text(entry), "download": entry.path,
+                **{step: entry.steps.get(step) for step in STEP_VIEWS}}
 
-    def photo_changed(self, photo):
-        """A new product photo: its preview and its automatic mask (for the mask editor); bad files say why."""
-        if not photo:
-            return None, None
-        try:
-            image = decode_image(read_image_file(photo, "product photo"), "product photo")
-        except AdgenError as exc:
-            raise gr.Error(str(exc)) from None
-        return image, self.auto_mask_for(image)
+    def select(self, history, index: int) -> dict:
+        entries = self.studio.checked(history or [])
+        return self.shown(entries[index]) if 0 <= index < len(entries) else {}
 
-    @staticmethod
-    def auto_mask_for(image: Image.Image):
-        """The automatic product mask of a photo as the mask editor's value (None, with a warning, if none)."""
-        try:
-            mask = auto_mask(image)
-        except AdgenError as exc:
-            gr.Warning(str(exc))
-            return None
-        return {"background": mask.convert("RGB"), "layers": [], "composite": mask.convert("RGB")}
+    def restore_history(self, history) -> dict:
+        """After a reload: the browser's history, keeping only entries naming files AdGen made and still has."""
+        entries = self.studio.checked(history or [])
+        return {"history": [e.to_json() for e in entries], "gallery": gallery_of(entries),
+                **(self.shown(entries[0]) if entries else {})}
 
-    def select(self, history, evt: gr.SelectData):
-        entry = (history or [])[evt.index]
-        return info_of(entry), entry["path"], *(entry["steps"].get(s) for s in ("cutout", "background", "copy_layer"))
-
-    def stop(self, request: gr.Request | None = None) -> None:
+    def stop(self, request: gr.Request | None = None) -> int:
         """Stop this session's job (never another tab's) at its next step."""
-        self.engine.stop(session_of(request))
+        engine = self.studio.slot.peek()
+        return engine.stop(session_of(request)) if engine else 0
 
     def session_closed(self, request: gr.Request | None = None) -> None:
         """The tab closed (or reloaded): its job, if one runs, ends at its next step."""
-        self.engine.jobs.stop(session_of(request), "stopped because the page was closed")
+        engine = self.studio.slot.peek()
+        if engine:
+            engine.jobs.stop(session_of(request), "stopped because the page was closed")
 
-    def load_from_image(self, file):
-        """Every setting a PNG made by AdGen was made with, for the form (the ad layout too, for an ad)."""
+    # -- form helpers ------------------------------------------------------------------------
+    def preview(self, form: AdForm, current: str, last_auto: str) -> tuple[str, str]:
+        """The prompt generation will use; a prompt the user edited (differs from the last built one) is kept."""
+        try:
+            auto = AdForm.of({**form.fields(), "name": form.name or "…", "prompt": "",
+                              "photo": form.photo}).prompt_used(self.presets)
+        except AdgenError:
+            return current, last_auto  # Generate reports bad fields
+        return (auto if (current or "") in ("", last_auto or "") else current), auto
+
+    @staticmethod
+    def counter(name: str, value: str | None, request: gr.Request | None = None):
+        """The copy field's character count against its limit, as the field's info line."""
+        return gr.update(info=text("char_count", lang_of_request(request), n=len(value or ""), max=COPY_LIMITS[name]))
+
+    def style_info(self, style: str, request: gr.Request | None = None):
+        preset = self.presets.get(style)
+        if preset is None:
+            return "", gr.update(visible=False)
+        lang = lang_of_request(request)
+        return f"**{label(preset, lang)}**: {preset.description}", gr.update(
+            visible=preset.lora is not None, value=preset.lora.scale if preset.lora else 1.0)
+
+    def photo_changed(self, photo, request: gr.Request | None = None):
+        """A new product photo: the mask editor shows it faintly under the automatic mask, or says to paint one."""
+        lang = lang_of_request(request)
+        if not photo:
+            return None, ""
+        try:
+            value, found = mask_editor_value(photo)
+        except AdgenError as exc:
+            return None, "⚠ " + localize_error(exc, lang)
+        return value, "" if found else text("error_needs_mask", lang)
+
+    def load_from_image(self, file, request: gr.Request | None = None) -> dict:
+        """Every setting a PNG made by AdGen was made with, for the form, and a line saying what came back."""
+        lang = lang_of_request(request)
         if not file:
-            return [gr.update()] * 25
+            return {}
         try:
             params = read_params(Path(file).read_bytes())  # every field used below is checked there
         except AdgenError as exc:
-            raise gr.Error(str(exc)) from None
+            return {"message": "⚠ " + localize_error(exc, lang)}
         except Exception as exc:  # a bug: say what happened instead of Gradio's bare "Error"
             log.exception("load from image failed")
-            raise gr.Error(f"unexpected error ({exc.__class__.__name__}): {exc}") from None
-        product = params["product"]
-        ratio = next((r for r, size in ASPECTS.items() if size == (params["width"], params["height"])), "custom")
-        auto = "" if params["prompt_override"] else params["prompt"]
-        return [product["name"], product["category"], ", ".join(product["features"]), product["audience"],
-                product["scene"], product["colors"], product["copy"], params["preset"],
-                params["lora_scale"] if params["lora_scale"] is not None else 1.0, params["product_focus"],
-                params["prompt"], auto, params["seed"], False, ratio, params["width"], params["height"],
-                params["steps"], *ad_layout(params.get("ad"))]
+            return {"message": "⚠ " + text("unexpected_error", lang, kind=exc.__class__.__name__, message=str(exc))}
+        fields, what, needs_photo = restored_fields(params)
+        return {**fields, "message": text("loaded_upload_photo" if needs_photo else "loaded", lang, what=what)}
 
-    # -- memory panel ------------------------------------------------------------------------
-    def vram(self, width=None, height=None, count=None) -> str:
-        """The panel: memory now, the model's state, and the forecast for the size in the form."""
-        text = render(snapshot(self.engine.device), self.engine.describe())
-        if self.engine.device.type == "cuda" and width and height:
-            try:
-                need = self.engine.forecast(int(width), int(height), int(count or 1), wait=False)
-                if need is not None:  # None while the model downloads: the panel never waits for it
-                    text += f"  \nforecast for {int(width)}x{int(height)}: ~{need / 1e9:.1f} GB peak"
-            except Exception as exc:  # the panel never fails: it says why
-                text += f"  \nforecast unavailable ({exc.__class__.__name__})"
-        return text
+    # -- status and memory ---------------------------------------------------------------------
+    def status(self, width=None, height=None, count=None, request: gr.Request | None = None) -> tuple[str, str]:
+        """(the one status line, the details) — never waits for the engine, a download or a load."""
+        return status_line(self.studio.slot, lang_of_request(request), width, height, count)
 
-    def set_memory_mode(self, mode: str) -> str:
+    def set_memory_mode(self, mode: str, request: gr.Request | None = None) -> str:
+        lang = lang_of_request(request)
+        engine = self.studio.slot.peek()
+        if not self.admin or engine is None:
+            return text("admin_only", lang)
         try:
-            self.engine.set_memory_mode(mode)
+            why = engine.set_memory_mode(mode)
         except AdgenError as exc:
-            raise gr.Error(str(exc)) from None
-        return self.vram()
+            return "⚠ " + localize_error(exc, lang)
+        return why
 
     def free_memory(self) -> str:
-        flush_memory()
-        return self.vram()
+        from adgen.memory import flush_memory
+
+        if self.admin:
+            flush_memory()
+        return self.status()[1]
 
     def unload(self) -> str:
-        self.engine.unload()
-        return self.vram()
-
-
-def session_of(request: gr.Request | None) -> str:
-    """The browser session (tab) or API client a request comes from; "local" for direct calls."""
-    return getattr(request, "session_hash", None) or "local"
+        engine = self.studio.slot.peek()
+        if self.admin and engine is not None:
+            engine.unload()
+        return self.status()[1]
 
 
 def event_gone():
@@ -255,38 +221,13 @@ def event_gone():
     return gone
 
 
-def ad_layout(ad: dict | None) -> list:
-    """Sub-line, copy style and position, background mode and placement of an ad's parameters."""
-    if not ad:
-        return [gr.update()] * 7
-    place = ad["placement"]
-    return [ad["subcopy"], ad["text_style"], ad["text_position"], ad["background"], place["x"], place["y"],
-            place["scale"]]
+def launch(demo: gr.Blocks, **kwargs):
+    """`demo.queue().launch(...)` with the page's CSS and its Korean/English strings."""
+    return demo.queue(default_concurrency_limit=1).launch(css=CSS, i18n=demo.i18n, **kwargs)
 
 
-def mask_png(editor) -> bytes | None:
-    """The mask editor's picture (white = product) as PNG bytes; None when nothing is there."""
-    picture = editor.get("composite") if isinstance(editor, dict) else editor
-    if picture is None:
-        return None
-    if isinstance(picture, (str, Path)):
-        picture = Image.open(picture)
-    buffer = io.BytesIO()
-    picture.convert("L").save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def gallery_of(history: list[dict]) -> list[tuple[str, str]]:
-    return [(e["path"], f"seed {e['seed']} · {e['size']}" + (" · cache" if e["cached"] else "")) for e in history]
-
-
-def info_of(entry: dict) -> str:
-    source = "from the cache" if entry["cached"] else "generated"
-    steps = entry.get("step_cache") or {}
-    kept = " · steps: " + ", ".join(f"{k.replace('_', ' ')} {'(kept)' if v else '(new)'}"
-                                    for k, v in steps.items()) if steps else ""
-    return (f"**seed** {entry['seed']} · **size** {entry['size']} · **time** {entry['seconds']} s · {source} · "
-            f"{entry['model']}{kept}\n\n**prompt:** {entry['prompt']}")
+def gallery_of(history: list[Entry]) -> list[tuple[str, str]]:
+    return [(e.path, f"seed {e.seed} · {e.size}" + (" · cache" if e.cached else "")) for e in history]
 
 
 def on_gpu(fn):
@@ -298,142 +239,275 @@ def on_gpu(fn):
     return spaces.GPU(duration=120)(fn)
 
 
-def build_demo(engine: Engine, outputs: Path | None = None) -> gr.Blocks:
-    """The whole UI, wired to `engine`; nothing is loaded or launched here."""
-    h = Handlers(engine, outputs or cache_dir() / "outputs")
-    hidden = dict(api_visibility="undocumented")
+def api_functions(h: Handlers):
+    """The typed, documented endpoints for programs (and MCP tools): one per job."""
+
+    def generate(name: str, category: str = "", features: str = "", audience: str = "", scene: str = "",
+                 colors: str = "", copy: str = "", subcopy: str = "", photo: gr.FileData | None = None,
+                 style: str = "photo", lora_scale: float | None = None, product_focus: bool = True, prompt: str = "",
+                 seed: int | None = None, width: int = 1024, height: int = 1024, steps: int = 8, count: int = 1,
+                 text_style: str = "extrude_3d", text_position: str = "auto", background: str = "inpaint",
+                 request: gr.Request = None) -> dict:  # noqa: RUF013 - Gradio fills it
+        """Make advertising images of a product with Z-Image-Turbo: a plain image, or with a product photo or
+        ad copy, the three-step ad (background around the product, stylized copy, composite).
+
+        Args:
+            name: the product's name (Korean or English); the only required input
+            category: the product's category, e.g. "drink"
+            features: key features, comma-separated
+            audience: target audience
+            scene: scene or mood
+            colors: brand colours
+            copy: ad copy (headline) drawn on the image; makes it an ad
+            subcopy: a smaller second line of copy
+            photo: a product photo (PNG/JPEG/WebP; transparent or on a plain backdrop); makes it an ad
+            style: a style preset name: photo, anime or semi_realistic
+            lora_scale: the style LoRA's strength 0..2 (default: the style's)
+            product_focus: keep the product the hero, no people or faces
+            prompt: a full prompt replacing the built one ("" builds it)
+            seed: 0..4294967295; none for a random one (reported)
+            width: 256..2048, a multiple of 16
+            height: 256..2048, a multiple of 16
+            steps: denoising steps 1..50 (Z-Image-Turbo: 8)
+            count: images 1..4; image i uses seed + i
+            text_style: copy style: extrude_3d, gold, neon or outline
+            text_position: copy position: auto, top, center or bottom
+            background: with a photo: inpaint (repaint around the product) or t2i (a new scene, then composite)
+        Returns:
+            a summary: "images" (paths of the PNGs, parameters embedded), "seeds", "cached", "steps" (an ad's
+            intermediates), "prompt", "model", "demo" (true: the demo model, images are noise), "seconds"
+        """
+        form = AdForm(name=name, category=category, features=features, audience=audience, scene=scene,
+                      colors=colors, copy=copy, subcopy=subcopy, photo=_path_of(photo), style=style,
+                      lora_scale=lora_scale, product_focus=product_focus, prompt=prompt, seed=seed, width=width,
+                      height=height, steps=steps, count=count, text_style=text_style, text_position=text_position,
+                      background=background)
+        lang = lang_of_request(request)
+        try:
+            with h.engine.jobs.open(session_of(request), gone=event_gone()) as job:
+                result = h.studio.make(form, job=job)
+            entries = h.studio.save(result)
+        except AdgenError as exc:
+            raise gr.Error(localize_error(exc, lang)) from None
+        return {"images": [e.path for e in entries], "seeds": [e.seed for e in entries],
+                "cached": [e.cached for e in entries], "steps": [e.steps for e in entries], "prompt": result.prompt,
+                "model": result.model, "demo": result.demo, "seconds": round(result.seconds, 3)}
+
+    return [generate]
+
+
+def _path_of(photo) -> str | None:
+    if photo is None or photo == "":
+        return None
+    if isinstance(photo, dict):
+        return photo.get("path")
+    return getattr(photo, "path", None) or str(photo)
+
+
+def build_demo(engine, outputs: Path | None = None, admin: bool = True) -> gr.Blocks:
+    """The whole UI, wired to `engine` (an Engine, or a function making one in the background)."""
+    studio = Studio(engine if isinstance(engine, EngineSlot) else EngineSlot(engine), outputs or
+                    cache_dir() / "outputs")
+    h = Handlers(studio, admin)
+    i18n = gr.I18n(**load_locales())
+    hidden = dict(api_visibility="private")
     with gr.Blocks(title="AdGen") as demo:
-        gr.Markdown("# AdGen\nProduct details in, an advertising image out, with Z-Image-Turbo.")
-        if engine.source.is_demo:
-            gr.Markdown("**Running the demo model (random weights): its images are noise.** It exercises every "
-                        "step for real; install the real Z-Image-Turbo (`python -m adgen download`) for ads.",
-                        elem_id="demo-notice")
-        panel = gr.Markdown("starting…", elem_id="vram-panel")
-        with gr.Row():
-            memory = gr.Radio(["auto", "gpu", "offload", "lowvram"], value=engine.memory_request,
-                              label="Memory mode", scale=3)
-            free = gr.Button("Free cached memory", size="sm")
-            unload = gr.Button("Unload model", size="sm")
-        history, auto_prompt, last_seed = gr.State([]), gr.State(""), gr.State(None)
-        with gr.Row():
-            with gr.Column(scale=5):
-                with gr.Tabs():
-                    with gr.Tab("Product"):
-                        product = [
-                            gr.Textbox(label="Product name", placeholder="e.g. 제주 감귤 탄산수 (required)"),
-                            gr.Textbox(label="Category"),
-                            gr.Textbox(label="Key features", placeholder="comma-separated: lemon, zero sugar"),
-                            gr.Textbox(label="Target audience"),
-                            gr.Textbox(label="Scene / mood"),
-                            gr.Textbox(label="Brand colours"),
-                            gr.Textbox(label="Ad copy"),
-                        ]
-                        # A File, not an Image: AdGen's own checks (size, bombs, non-images) then say what
-                        # is wrong, instead of a bare error from Gradio's image decoding.
-                        photo = gr.File(label="Product photo (optional)", file_types=["image"], type="filepath",
-                                        elem_id="photo")
-                        photo_preview = gr.Image(label="Product photo", interactive=False, height=200,
-                                                 format="png", elem_id="photo-preview")
-                    with gr.Tab("Style"):
-                        style = gr.Radio([(p.label, n) for n, p in h.presets.items()], value=next(iter(h.presets)),
-                                         label="Style")
-                        style_text = gr.Markdown()
-                        lora_scale = gr.Slider(0, 2, value=1.0, step=0.05, label="LoRA scale", visible=False)
-                        focus = gr.Checkbox(True, label="Product focus: the product is the hero, no people or faces")
-                        prompt = gr.Textbox(label="Prompt (edit to override the built one)", lines=6)
-                    with gr.Tab("Seed & Size"):
-                        with gr.Row():
-                            seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=2**32 - 1)
-                            random_seed = gr.Checkbox(True, label="Random seed")
-                            reuse = gr.Button("Reuse last seed", size="sm")
-                        aspect = gr.Radio([*ASPECTS, "custom"], value="1:1", label="Aspect ratio")
-                        width = gr.Slider(256, 2048, value=1024, step=16, label="Width")
-                        height = gr.Slider(256, 2048, value=1024, step=16, label="Height")
-                        steps = gr.Slider(1, 50, value=8, step=1, label="Steps (Z-Image-Turbo: 8)")
-                        count = gr.Slider(1, UI_MAX_COUNT, value=1, step=1, label="Images")
-                    with gr.Tab("Ad layout"):
-                        subcopy = gr.Textbox(label="Sub-line (smaller second line of copy)")
-                        text_style = gr.Radio([(t.label, n) for n, t in h.maker.text_styles.items()],
-                                              value=next(iter(h.maker.text_styles)), label="Copy style")
-                        text_position = gr.Radio(list(POSITIONS), value="auto", label="Copy position (auto: the "
-                                                 "calmest band that does not cover the product)")
-                        background = gr.Radio([("Repaint around the product (inpaint)", "inpaint"),
-                                               ("New scene, then composite (text-to-image)", "t2i")],
-                                              value="inpaint", label="Background")
-                        with gr.Row():
-                            place_x = gr.Slider(0, 1, value=0.5, step=0.01, label="Product centre x")
-                            place_y = gr.Slider(0, 1, value=0.6, step=0.01, label="Product centre y")
-                            place_scale = gr.Slider(0.05, 1, value=0.45, step=0.01, label="Product height")
-                        mask = gr.ImageEditor(label="Product mask: white = product (paint to correct)", type="pil",
-                                              image_mode="RGB", brush=gr.Brush(colors=["#FFFFFF", "#000000"]),
-                                              sources=[], elem_id="mask-editor")
-                    with gr.Tab("Load from image"):
-                        png = gr.File(label="Drop a PNG made by AdGen to restore its settings", file_types=[".png"])
-                gr.Examples(EXAMPLES, inputs=product, label="Examples")
+        gr.Markdown("## AdGen", elem_id="title")
+        status = gr.Markdown(i18n("status_starting"), elem_id="status")
+        w: dict = {}  # the form's widgets by AdForm field name
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=5, min_width=300):
+                w["name"] = gr.Textbox(label=i18n("product_name"), placeholder=i18n("product_name_placeholder"),
+                                       max_length=MAX_FIELD_CHARS, elem_id="name")
+                w["copy"] = gr.Textbox(label=i18n("ad_copy"), max_length=COPY_LIMITS["copy"], elem_id="copy")
+                w["subcopy"] = gr.Textbox(label=i18n("subcopy"), max_length=COPY_LIMITS["subcopy"], elem_id="subcopy")
+                w["style"] = gr.Radio([(p.label, n) for n, p in h.presets.items()], value=next(iter(h.presets)),
+                                      label=i18n("style"), elem_id="style")
+                w["photo"] = gr.File(label=i18n("product_photo_optional"), file_types=["image"], type="filepath",
+                                     height=120, elem_id="photo")
                 with gr.Row():
-                    go = gr.Button("Generate", variant="primary", elem_id="generate")
-                    stop = gr.Button("Stop", variant="stop", elem_id="stop")
-            with gr.Column(scale=7):
-                gallery = gr.Gallery(label="Results (newest first)", format="png", columns=2, height=560,
-                                     object_fit="contain", elem_id="gallery")
+                    go = gr.Button(i18n("generate"), variant="primary", elem_id="generate", scale=3)
+                    stop = gr.Button(i18n("stop"), variant="stop", elem_id="stop", visible=False, scale=1)
+                message = gr.Markdown("", elem_id="message")
+                with gr.Accordion(i18n("more_product"), open=False):
+                    w["category"] = gr.Textbox(label=i18n("category"), max_length=MAX_FIELD_CHARS)
+                    w["features"] = gr.Textbox(label=i18n("key_features"), placeholder=i18n("key_features_placeholder"),
+                                               max_length=MAX_FIELD_CHARS)
+                    w["audience"] = gr.Textbox(label=i18n("target_audience"), max_length=MAX_FIELD_CHARS)
+                    w["scene"] = gr.Textbox(label=i18n("scene_mood"), max_length=MAX_FIELD_CHARS)
+                    w["colors"] = gr.Textbox(label=i18n("brand_colours"), max_length=MAX_FIELD_CHARS)
+                with gr.Accordion(i18n("advanced"), open=False, elem_id="advanced"):
+                    with gr.Tabs():
+                        with gr.Tab(i18n("tab_style")):
+                            style_text = gr.Markdown()
+                            w["lora_scale"] = gr.Slider(0, 2, value=1.0, step=0.05, label=i18n("lora_scale"),
+                                                        visible=False)
+                            w["product_focus"] = gr.Checkbox(True, label=i18n("product_focus"))
+                            w["prompt"] = gr.Textbox(label=i18n("prompt"), info=i18n("prompt_info"), lines=5,
+                                                     elem_id="prompt")
+                        with gr.Tab(i18n("tab_seed_size")):
+                            with gr.Row():
+                                w["seed"] = gr.Number(0, label=i18n("seed"), precision=0, minimum=0,
+                                                      maximum=2**32 - 1)
+                                random_seed = gr.Checkbox(True, label=i18n("random_seed"), elem_id="random-seed")
+                                reuse = gr.Button(i18n("reuse_seed"), size="sm")
+                            aspect = gr.Radio([*ASPECTS, "custom"], value="1:1", label=i18n("aspect_ratio"))
+                            w["width"] = gr.Slider(256, 2048, value=1024, step=16, label=i18n("width"))
+                            w["height"] = gr.Slider(256, 2048, value=1024, step=16, label=i18n("height"))
+                            w["steps"] = gr.Slider(1, 50, value=8, step=1, label=i18n("steps"), elem_id="steps")
+                            w["count"] = gr.Slider(1, UI_MAX_COUNT, value=1, step=1, label=i18n("images"),
+                                                   elem_id="count")
+                        with gr.Tab(i18n("tab_ad_layout")):
+                            w["text_style"] = gr.Radio([(t.label, n) for n, t in h.text_styles.items()],
+                                                       value=next(iter(h.text_styles)), label=i18n("copy_style"))
+                            w["text_position"] = gr.Radio(list(POSITIONS), value="auto",
+                                                          label=i18n("copy_position"))
+                            w["background"] = gr.Radio([(i18n("background_inpaint"), "inpaint"),
+                                                        (i18n("background_t2i"), "t2i")], value="inpaint",
+                                                       label=i18n("background"))
+                            with gr.Row():
+                                w["place_x"] = gr.Slider(0, 1, value=0.5, step=0.01, label=i18n("product_x"))
+                                w["place_y"] = gr.Slider(0, 1, value=0.6, step=0.01, label=i18n("product_y"))
+                                w["place_scale"] = gr.Slider(0.05, 1, value=0.45, step=0.01,
+                                                             label=i18n("product_height"))
+                            mask_note = gr.Markdown("", elem_id="mask-note")
+                            w["mask"] = gr.ImageEditor(label=i18n("product_mask"), type="pil", image_mode="RGBA",
+                                                       brush=gr.Brush(colors=["#FFFFFF"], default_size=24),
+                                                       eraser=gr.Eraser(default_size=24), sources=[],
+                                                       layers=False, elem_id="mask-editor")
+                        with gr.Tab(i18n("tab_load_image")):
+                            png = gr.File(label=i18n("load_png"), file_types=[".png"], elem_id="load-png")
+                with gr.Row(elem_id="examples"):  # one tap fills name, copy and features (no wide table to scroll)
+                    gr.Markdown(i18n("examples"))
+                    for example in EXAMPLES:
+                        gr.Button(example[0], size="sm", min_width=60).click(
+                            lambda e=example: e, None, [w["name"], w["copy"], w["features"]], queue=False, **hidden)
+            with gr.Column(scale=6, min_width=300):
+                result = gr.Image(label=i18n("result"), format="png", interactive=False, height=520,
+                                  elem_id="result", buttons=["download", "fullscreen"])
                 info = gr.Markdown(elem_id="result-info")
-                download = gr.File(label="Download PNG (parameters embedded)")
+                download = gr.File(label=i18n("download_png"), elem_id="download")
+                views, redo = {}, {}
                 with gr.Row():  # the ad's kept steps, each redoable alone
-                    with gr.Column(min_width=120):
-                        cutout_view = gr.Image(label="1a. Cutout", format="png", interactive=False, height=180,
-                                               elem_id="step-cutout")
-                        redo_cutout = gr.Button("Redo cutout (with my mask)", size="sm")
-                    with gr.Column(min_width=120):
-                        background_view = gr.Image(label="1b. Background", format="png", interactive=False,
-                                                   height=180, elem_id="step-background")
-                        redo_background = gr.Button("New background", size="sm")
-                    with gr.Column(min_width=120):
-                        copy_view = gr.Image(label="2. Copy layer", format="png", interactive=False, height=180,
-                                            elem_id="step-copy")
-                        redo_copy = gr.Button("Redo copy (same background)", size="sm")
+                    for step, key, redo_key in (("cutout", "step_cutout", "redo_cutout"),
+                                                ("background", "step_background", "new_background"),
+                                                ("copy_layer", "step_copy_layer", "redo_copy")):
+                        with gr.Column(min_width=110):
+                            views[step] = gr.Image(label=i18n(key), format="png", interactive=False, height=150,
+                                                   elem_id=f"step-{step.split('_')[0]}",
+                                                   elem_classes=["checker"] if step == "copy_layer" else None)
+                            redo[step] = gr.Button(i18n(redo_key), size="sm", elem_id=redo_key.replace("_", "-"))
+                gallery = gr.Gallery(label=i18n("results"), format="png", columns=4, height=230,
+                                     object_fit="contain", elem_id="gallery", allow_preview=False)
+        with gr.Accordion(i18n("memory_details"), open=False):
+            details = gr.Markdown(elem_id="vram-panel")
+            if admin:
+                gr.Markdown(i18n("admin_controls"))
+                with gr.Row():
+                    memory = gr.Radio(["auto", "gpu", "offload", "lowvram"], value=os.environ.get("ADGEN_MEMORY")
+                                      or "auto", label=i18n("memory_mode"), scale=3)
+                    free = gr.Button(i18n("free_memory"), size="sm")
+                    unload = gr.Button(i18n("unload_model"), size="sm")
+                memory_note = gr.Markdown()
+        history = gr.BrowserState([], storage_key="adgen-history")
+        auto_prompt, last_seed = gr.State(""), gr.State(None)
 
-        # The prompt preview follows the form; the user's own edit is kept.
-        form = [*product, style, focus]
-        for widget in form:
-            widget.change(h.preview, [prompt, auto_prompt, *form], [prompt, auto_prompt], **hidden)
-        style.change(h.style_info, style, [style_text, lora_scale], **hidden)
-        aspect.change(h.aspect, aspect, [width, height], **hidden)
-        for side in (width, height):
-            side.release(lambda: "custom", None, aspect, **hidden)
-        reuse.click(lambda s: (s if s is not None else 0, False), last_seed, [seed, random_seed], **hidden)
+        # -- wiring ----------------------------------------------------------------------------
+        fields = {**w, "auto_prompt": auto_prompt}
+        outputs = {"image": result, "info": info, "download": download, "gallery": gallery, "history": history,
+                   "seed": last_seed, "message": message, **views}
 
-        inputs = [*product, photo, style, lora_scale, focus, prompt, seed, random_seed, width, height, steps, count,
-                  subcopy, text_style, text_position, background, place_x, place_y, place_scale, mask,
-                  auto_prompt, history]
-        outputs = [gallery, history, info, last_seed, download, cutout_view, background_view, copy_view]
-        generate = on_gpu(h.generate)
-        gpu = dict(concurrency_limit=1, concurrency_id="gpu")
-        run = go.click(generate, inputs, outputs, api_name="generate", **gpu)
-        photo.change(h.photo_changed, photo, [photo_preview, mask], **hidden)
-        # Redo one step: same seed (the other steps come from their caches) or a new background seed.
-        same_seed = (lambda s: (s if s is not None else 0, False), last_seed, [seed, random_seed])
-        redo_copy.click(*same_seed, **hidden).then(generate, inputs, outputs, api_name="redo_copy", **gpu)
-        redo_cutout.click(*same_seed, **hidden).then(generate, inputs, outputs, api_name="redo_cutout", **gpu)
-        redo_background.click(lambda: (new_seed(), False), None, [seed, random_seed], **hidden).then(
-            generate, inputs, outputs, api_name="new_background", **gpu)
-        # Gradio's cancel alone can't stop a running thread: the engine's flag ends it within a step.
-        stop.click(h.stop, None, None, queue=False, cancels=[run], **hidden)
+        def form_of(data: dict, seed: int | None | str = "form") -> AdForm:
+            values = {name: data[widget] for name, widget in fields.items() if name in FORM_FIELDS}
+            values["mask"] = mask_png(data[w["mask"]]) if data.get(w["photo"]) else None
+            values["seed"] = (None if data[random_seed] else data[w["seed"]]) if seed == "form" else seed
+            values["lora_scale"] = data[w["lora_scale"]]
+            return AdForm.of(values)
+
+        def to_outputs(named: dict) -> dict:
+            return {outputs[k]: v for k, v in named.items() if k in outputs}
+
+        inputs = {*fields.values(), random_seed, history, last_seed}
+
+        def run(seed_of):
+            def handler(data: dict, request: gr.Request, progress=gr.Progress()):  # noqa: B008 - Gradio injects it
+                try:
+                    form = form_of(data, seed_of(data))
+                except AdgenError as exc:
+                    return {message: "⚠ " + localize_error(exc, lang_of_request(request))}
+                return to_outputs(h.generate(form, data[history], request, progress))
+            return on_gpu(handler)
+
+        busy = (lambda: (gr.update(visible=False), gr.update(visible=True)), None, [go, stop])
+        idle = (lambda: (gr.update(visible=True), gr.update(visible=False)), None, [go, stop])
+        gpu = dict(concurrency_limit=1, concurrency_id="gpu", api_visibility="private")
+        out = list(outputs.values())
+        runs = []
+        for trigger, seed_of in ((go, lambda d: "form"),
+                                 (redo["copy_layer"], lambda d: d[last_seed] if d[last_seed] is not None else "form"),
+                                 (redo["cutout"], lambda d: d[last_seed] if d[last_seed] is not None else "form"),
+                                 (redo["background"], lambda d: new_seed())):
+            # Redo buttons pass their seed for that one run; "Random seed" stays as the user set it.
+            started = trigger.click(*busy, queue=False, **hidden)
+            runs.append(started.then(run(seed_of), inputs, out, show_progress_on=[result], **gpu))
+            runs[-1].then(*idle, queue=False, **hidden)
+        stop.click(h.stop, None, None, queue=False, cancels=runs, **hidden)
         demo.unload(h.session_closed)
-        gallery.select(h.select, history, [info, download, cutout_view, background_view, copy_view], **hidden)
-        png.upload(h.load_from_image, png, [*product, style, lora_scale, focus, prompt, auto_prompt, seed,
-                                            random_seed, aspect, width, height, steps, subcopy, text_style,
-                                            text_position, background, place_x, place_y, place_scale], **hidden)
 
-        # The panel refreshes outside the GPU queue: it only reads counters.
+        preview_inputs = {*fields.values(), random_seed}
+
+        def preview(data: dict):
+            try:
+                form = form_of(data)
+            except AdgenError:
+                return gr.skip(), gr.skip()
+            return h.preview(form, data[w["prompt"]], data[auto_prompt])
+
+        for name in ("name", "category", "features", "audience", "scene", "colors", "copy", "subcopy", "style",
+                     "product_focus", "photo"):
+            w[name].change(preview, preview_inputs, [w["prompt"], auto_prompt], queue=False,
+                           show_progress="hidden", **hidden)
+        for name in COPY_LIMITS:  # a live character counter on the copy fields, in the UI's language
+            def count(value: str, request: gr.Request, name=name):
+                return h.counter(name, value, request)
+
+            w[name].input(count, w[name], w[name], queue=False, show_progress="hidden", **hidden)
+            demo.load(count, w[name], w[name], queue=False, show_progress="hidden", **hidden)
+        w["style"].change(h.style_info, w["style"], [style_text, w["lora_scale"]], queue=False, **hidden)
+        aspect.change(lambda r: ASPECTS.get(r, (gr.skip(), gr.skip())), aspect, [w["width"], w["height"]],
+                      queue=False, **hidden)
+        for side in (w["width"], w["height"]):
+            side.release(lambda: "custom", None, aspect, queue=False, **hidden)
+        reuse.click(lambda s: (s if s is not None else 0, False), last_seed, [w["seed"], random_seed], queue=False,
+                    **hidden)
+        w["photo"].change(h.photo_changed, w["photo"], [w["mask"], mask_note], **hidden)
+        def select(hist: list, evt: gr.SelectData):
+            return to_outputs(h.select(hist, evt.index))
+
+        gallery.select(select, history, [result, info, download, *views.values()], queue=False, **hidden)
+        loaded = {**{k: v for k, v in w.items() if k not in ("photo", "mask")}, "auto_prompt": auto_prompt,
+                  "random_seed": random_seed, "aspect": aspect, "message": message}
+        def restore(file: str, request: gr.Request):
+            return {loaded[k]: v for k, v in h.load_from_image(file, request).items() if k in loaded}
+
+        png.upload(restore, png, list(loaded.values()), queue=False, **hidden)
+
+        # The status line refreshes outside the GPU queue: it only reads counters, never waits.
         timer = gr.Timer(1.5)
-        timer.tick(h.vram, [width, height, count], panel, queue=False, show_progress="hidden", **hidden)
-        memory.change(h.set_memory_mode, memory, panel, api_name="memory_mode", **gpu)
-        free.click(h.free_memory, None, panel, queue=False, **hidden)
-        unload.click(h.unload, None, panel, concurrency_limit=1, concurrency_id="gpu", api_name="unload")
-        demo.load(h.style_info, style, [style_text, lora_scale], **hidden)
-        demo.load(h.preview, [prompt, auto_prompt, *form], [prompt, auto_prompt], **hidden)
-        demo.load(h.vram, None, panel, queue=False, show_progress="hidden", **hidden)
+        timer.tick(h.status, [w["width"], w["height"], w["count"]], [status, details], queue=False,
+                   show_progress="hidden", **hidden)
+        if admin:
+            memory.change(h.set_memory_mode, memory, memory_note, **{**gpu, "api_visibility": "private"})
+            free.click(h.free_memory, None, details, queue=False, **hidden)
+            unload.click(h.unload, None, details, concurrency_limit=1, concurrency_id="gpu", **hidden)
+        demo.load(lambda hist: to_outputs(h.restore_history(hist)), history, out, queue=False, **hidden)
+        demo.load(h.style_info, w["style"], [style_text, w["lora_scale"]], queue=False, **hidden)
+        demo.load(preview, preview_inputs, [w["prompt"], auto_prompt], queue=False, **hidden)
+        demo.load(h.status, None, [status, details], queue=False, show_progress="hidden", **hidden)
+        for fn in api_functions(h):
+            gr.api(fn, api_name=fn.__name__, concurrency_limit=1, concurrency_id="gpu")
     demo.handlers = h  # for tests and embedding
+    demo.i18n = i18n
     return demo
 
 
@@ -441,26 +515,38 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="AdGen web app")
     parser.add_argument("--model", help="auto (default), demo, a local folder or a Hugging Face repo id")
     parser.add_argument("--share", action="store_true", help="make a public gradio.live link (off by default)")
+    parser.add_argument("--mcp", action="store_true", help="also serve the API as MCP tools at /gradio_api/mcp/ "
+                        "(or GRADIO_MCP_SERVER=True)")
     add_runtime_flags(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    quiet_libraries()
     Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS  # Pillow's decompression-bomb limit, for every decode
-    try:
-        engine = Engine(args.model, cache=default_cache(), memory=args.memory, attention=args.attention,
-                        dtype=args.dtype, compile=args.compile)
-    except AdgenError as exc:
-        raise SystemExit(f"error: {exc}") from None
-    engine.load_in_background(warmup=args.warmup)  # the page is up at once; the panel shows "loading"
-    log.info("model: %s (%s)", engine.source.label, engine.device)
-    demo = build_demo(engine)
     auth = os.environ.get("ADGEN_AUTH")
     if auth and (":" not in auth or auth.startswith(":") or auth.endswith(":")):
         raise SystemExit("error: ADGEN_AUTH must look like user:password")
-    demo.queue(default_concurrency_limit=1).launch(
-        share=args.share, auth=tuple(auth.split(":", 1)) if auth else None, max_file_size=MAX_IMAGE_BYTES,
-        allowed_paths=[str(cache_dir() / "outputs")],
-    )
+    # Gradio's own rule for its env var, applied here so the check below sees the flag and the variable alike.
+    mcp = args.mcp or os.environ.get("GRADIO_MCP_SERVER", "False").lower() == "true"
+    if mcp and auth:  # Gradio's MCP tools call the app through a client that has no login: every call would fail
+        raise SystemExit("error: the MCP server (--mcp or GRADIO_MCP_SERVER=True) cannot be used with ADGEN_AUTH: "
+                         "Gradio's MCP tools call the app without a login; unset one of them")
+    server_name = os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1")
+    admin = admin_allowed(server_name, args.share)
+
+    def make_engine():  # in the background: torch and diffusers import after the page is up
+        from adgen.cache import default_cache
+        from adgen.engine import Engine
+        from adgen.models import quiet_libraries
+
+        quiet_libraries()
+        engine = Engine(args.model, cache=default_cache(), memory=args.memory, attention=args.attention,
+                        dtype=args.dtype, compile=args.compile)
+        log.info("model: %s (%s)", engine.source.label, engine.device)
+        engine.load_in_background(warmup=args.warmup)
+        return engine
+
+    demo = build_demo(make_engine, admin=admin)
+    launch(demo, share=args.share, auth=tuple(auth.split(":", 1)) if auth else None, max_file_size=MAX_IMAGE_BYTES,
+           allowed_paths=[str(cache_dir() / "outputs")], server_name=server_name, mcp_server=mcp)
 
 
 if __name__ == "__main__":

@@ -1,24 +1,27 @@
-"""The Gradio shell: build_demo without launching, handlers called directly, and the API over HTTP."""
+"""The Gradio shell: build_demo without launching, handlers called with one typed form, the API over HTTP."""
 
+import dataclasses
+import json
 import socket
 from pathlib import Path
 
 import gradio as gr
+import numpy as np
 import pytest
-from gradio_client import Client
+from gradio_client import Client, handle_file
 from PIL import Image
 
 from adgen.engine import Engine
+from adgen.form import AdForm
 from adgen.metadata import read_params
+from adgen.page import admin_allowed, mask_png
 
 import app
 from test_metadata import GOOD, changed, raw_png
 
-FORM = dict(name="탄산수", category="drink", features="lemon, zero sugar", audience="", scene="", colors="",
-            copy="", photo=None, style="photo", lora_scale=1.0, focus=True, prompt="", seed=11,
-            random_seed=False, width=256, height=256, steps=2, count=2, subcopy="", text_style="extrude_3d",
-            text_position="auto", background="inpaint", place_x=0.5, place_y=0.6, place_scale=0.45, mask=None,
-            auto_prompt="", history=[])
+FORM = AdForm(name="탄산수", category="drink", features="lemon, zero sugar", seed=11, width=256, height=256, steps=2,
+              count=2)
+KOREAN = gr.Request(headers={"accept-language": "ko-KR,ko;q=0.9,en;q=0.8"}, session_hash="ko-tab")
 
 
 class FakeProgress:
@@ -36,9 +39,8 @@ def handlers(engine, tmp_path):
     return demo.handlers
 
 
-def generate(handlers, **changes):
-    form = {**FORM, **changes}
-    return handlers.generate(**form, progress=FakeProgress())
+def generate(handlers, history=None, request=None, progress=None, **changes) -> dict:
+    return handlers.generate(dataclasses.replace(FORM, **changes), history, request, progress or FakeProgress())
 
 
 def test_build_demo_does_not_load_the_model(engine, tmp_path):
@@ -46,21 +48,22 @@ def test_build_demo_does_not_load_the_model(engine, tmp_path):
     assert engine.loads == 0 and engine.state == "unloaded"
 
 
-def test_generate_returns_png_gallery_newest_request_first(handlers):
-    gallery, history, info, last_seed, download, *steps = generate(handlers)
-    assert steps == [None, None, None]  # no photo, no copy: a plain image, no ad steps
-    assert [caption for _, caption in gallery] == ["seed 11 · 256x256", "seed 12 · 256x256"]
-    assert last_seed == 11 and "**seed** 11" in info and "demo model (random weights)" in info
-    assert Image.open(download).format == "PNG" and read_params(Path(download).read_bytes())["seed"] == 11
-    gallery, history, *_ = generate(handlers, seed=20, count=1, history=history)
-    assert [caption for _, caption in gallery] == ["seed 20 · 256x256", "seed 11 · 256x256", "seed 12 · 256x256"]
-    gallery, history, info, *_ = generate(handlers, seed=20, count=1, history=history)
-    assert "from the cache" in info and gallery[0][1].endswith("· cache")
+def test_generate_shows_the_image_whole_and_keeps_the_history_newest_first(handlers):
+    shown = generate(handlers)
+    assert shown["cutout"] is None and shown["message"] == ""  # no photo, no copy: a plain image
+    assert [caption for _, caption in shown["gallery"]] == ["seed 11 · 256x256", "seed 12 · 256x256"]
+    assert shown["seed"] == 11 and "**seed** 11" in shown["info"] and "demo model (random weights)" in shown["info"]
+    assert shown["image"] == shown["download"] and read_params(Path(shown["image"]).read_bytes())["seed"] == 11
+    again = generate(handlers, history=shown["history"], seed=20, count=1)
+    assert [c for _, c in again["gallery"]] == ["seed 20 · 256x256", "seed 11 · 256x256", "seed 12 · 256x256"]
+    cached = generate(handlers, history=again["history"], seed=20, count=1)
+    assert "from the cache" in cached["info"] and cached["gallery"][0][1].endswith("· cache")
+    json.dumps(cached["history"])  # the browser keeps it
 
 
 def test_progress_moves_per_step(handlers):
     progress = FakeProgress()
-    handlers.generate(**{**FORM, "count": 1, "steps": 3}, progress=progress)
+    generate(handlers, progress=progress, count=1, steps=3)
     assert progress.calls[-3:] == [(1, 3), (2, 3), (3, 3)]
 
 
@@ -75,71 +78,91 @@ def test_progress_moves_per_step(handlers):
         ({"photo": "/no/such/file.png"}, "product photo: file not found"),
     ],
 )
-def test_bad_input_is_a_clear_gradio_error(handlers, engine, changes, says):
-    with pytest.raises(gr.Error) as err:
-        generate(handlers, **changes)
-    assert says in str(err.value)
-    assert generate(handlers)[0]  # and the app keeps serving
+def test_bad_input_is_a_clear_message_and_earlier_results_stay(handlers, engine, changes, says):
+    shown = generate(handlers, **changes)
+    assert set(shown) == {"message"} and says in shown["message"]  # nothing else is replaced or hidden
+    assert generate(handlers)["image"]  # and the app keeps serving
+
+
+def test_errors_speak_the_browsers_language(handlers):
+    shown = generate(handlers, request=KOREAN, name="")
+    assert "제품명" in shown["message"] and "product name" not in shown["message"]
 
 
 def test_a_corrupt_upload_is_refused(handlers, tmp_path):
     bad = tmp_path / "photo.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10)
-    with pytest.raises(gr.Error, match="product photo: is not a readable PNG"):
-        generate(handlers, photo=str(bad))
+    assert "product photo: is not a readable PNG" in generate(handlers, photo=str(bad))["message"]
 
 
 def test_the_outputs_folder_is_capped_oldest_first(handlers, monkeypatch, tmp_path):
     monkeypatch.setenv("ADGEN_CACHE_MAX_MB", "1")
     outputs, cap, written = tmp_path / "outputs", 1024 * 1024, 0
     for seed in range(4):  # a 384x384 noise PNG is ~0.4 MB: four overflow the cap
-        download = generate(handlers, seed=seed, count=1, width=384, height=384)[4]
+        download = generate(handlers, seed=seed, count=1, width=384, height=384)["download"]
         written += Path(download).stat().st_size
         assert Path(download).exists()  # the image just made is never the one evicted
     assert written > cap
     assert sum(p.stat().st_size for p in outputs.iterdir()) <= cap
     assert not any(outputs.glob("adgen-0-*"))  # the least recently used went first
     again = generate(handlers, seed=3, count=1, width=384, height=384)  # a cache hit refreshes its file
-    assert "from the cache" in again[2] and Path(again[4]).exists()
+    assert "from the cache" in again["info"] and Path(again["download"]).exists()
 
 
-def test_prompt_preview_follows_the_form_but_keeps_a_users_edit(handlers):
-    args = ["Cola", "", "", "", "", "", "", "photo", True]
-    text, auto = handlers.preview("", "", *args)
+def test_prompt_preview_is_the_prompt_used_and_keeps_a_users_edit(handlers):
+    text, auto = handlers.preview(AdForm(name="Cola"), "", "")
     assert text == auto and text.startswith("Professional commercial product photograph of Cola")
-    text2, auto2 = handlers.preview(text, auto, "Cola", "", "", "", "", "", "", "anime", True)
+    text2, auto2 = handlers.preview(AdForm(name="Cola", style="anime"), text, auto)
     assert text2 == auto2 and text2.startswith("Anime style")
-    mine = "my own prompt"
-    assert handlers.preview(mine, auto2, "Cola", "", "", "", "", "", "", "photo", False)[0] == mine
+    assert handlers.preview(AdForm(name="Cola"), "my own prompt", auto2)[0] == "my own prompt"
+    ad, _ = handlers.preview(AdForm(name="Cola", copy="Taste the summer"), "", "")
+    assert "Leave calm, uncluttered space for a headline." in ad and "headline reads" not in ad
+    shown = generate(handlers, copy="Taste the summer", count=1)
+    assert f"**prompt:** {handlers.preview(dataclasses.replace(FORM, copy='Taste the summer'), '', '')[0]}" \
+        in shown["info"]  # what the preview showed is what ran
+    first, _ = handlers.preview(AdForm(), "", "")
+    assert first  # never empty on a first visit
 
 
 def test_an_edited_prompt_overrides_and_an_unedited_one_does_not(handlers):
-    _, _, info, *_ = generate(handlers, prompt="a custom prompt", auto_prompt="the built one", count=1)
+    info = generate(handlers, prompt="a custom prompt", auto_prompt="the built one", count=1)["info"]
     assert "**prompt:** a custom prompt" in info
-    _, _, info, *_ = generate(handlers, prompt="the built one", auto_prompt="the built one", count=1)
+    info = generate(handlers, prompt="the built one", auto_prompt="the built one", count=1)["info"]
     assert "**prompt:** Professional commercial product photograph of 탄산수" in info
 
 
-def test_load_from_image_restores_every_setting(handlers):
-    download = generate(handlers, style="anime", lora_scale=0.6, focus=False, width=512, height=640, count=1,
-                        steps=3, copy="여름 한정!", subcopy="₩9,900", text_style="neon", text_position="bottom",
-                        background="t2i", place_x=0.4, place_y=0.7, place_scale=0.3)[4]
+def test_load_from_image_restores_every_setting_and_says_what(handlers):
+    download = generate(handlers, style="anime", lora_scale=0.6, product_focus=False, width=512, height=640,
+                        count=1, steps=3, copy="여름 한정!", subcopy="₩9,900", text_style="neon",
+                        text_position="bottom", background="t2i", place_x=0.4, place_y=0.7,
+                        place_scale=0.3)["download"]
     values = handlers.load_from_image(download)
-    assert values[:7] == ["탄산수", "drink", "lemon, zero sugar", "", "", "", "여름 한정!"]
-    style, scale, focus, prompt, auto, seed, random_seed, aspect, width, height, steps = values[7:18]
-    assert (style, scale, focus, seed, random_seed, aspect, width, height, steps) == (
-        "anime", 0.6, False, 11, False, "custom", 512, 640, 3)
-    assert prompt == auto and prompt.startswith("Anime style")
-    assert values[18:] == ["₩9,900", "neon", "bottom", "t2i", 0.4, 0.7, 0.3]
-    plain = generate(handlers, count=1, seed=12)[4]
-    assert len(handlers.load_from_image(plain)) == 25
+    assert {k: values[k] for k in ("name", "category", "features", "copy", "style", "lora_scale", "product_focus",
+                                   "seed", "random_seed", "aspect", "width", "height", "steps")} == {
+        "name": "탄산수", "category": "drink", "features": "lemon, zero sugar", "copy": "여름 한정!",
+        "style": "anime", "lora_scale": 0.6, "product_focus": False, "seed": 11, "random_seed": False,
+        "aspect": "custom", "width": 512, "height": 640, "steps": 3}
+    assert values["prompt"] == values["auto_prompt"] and values["prompt"].startswith("Anime style")
+    assert (values["subcopy"], values["text_style"], values["text_position"], values["background"],
+            values["place_x"], values["place_y"], values["place_scale"]) == ("₩9,900", "neon", "bottom", "t2i", 0.4,
+                                                                             0.7, 0.3)
+    assert "탄산수" in values["message"] and "seed 11" in values["message"]
+    assert "upload the product photo again" not in values["message"]
 
 
-def test_load_from_a_foreign_png_is_a_clear_error(handlers, tmp_path):
+def test_load_from_an_ad_with_a_photo_asks_for_the_photo_again(handlers, tmp_path):
+    from test_compose import bottle
+
+    bottle().save(tmp_path / "bottle.png")
+    download = generate(handlers, photo=str(tmp_path / "bottle.png"), copy="여름", count=1)["download"]
+    assert "upload the product photo again" in handlers.load_from_image(download)["message"]
+    assert "제품 사진" in handlers.load_from_image(download, KOREAN)["message"]
+
+
+def test_load_from_a_foreign_png_is_a_clear_message(handlers, tmp_path):
     path = tmp_path / "plain.png"
     Image.new("RGB", (8, 8)).save(path)
-    with pytest.raises(gr.Error, match="has no AdGen parameters"):
-        handlers.load_from_image(str(path))
+    assert "has no AdGen parameters" in handlers.load_from_image(str(path))["message"]
 
 
 @pytest.mark.parametrize(
@@ -152,27 +175,72 @@ def test_load_from_a_foreign_png_is_a_clear_error(handlers, tmp_path):
         ({**GOOD, "ad": {"subcopy": ""}}, "image: its AdGen parameters are damaged: ad.text_style is missing"),
     ],
 )
-def test_load_from_a_png_with_malformed_parameters_is_a_clear_error(handlers, tmp_path, chunk, says):
+def test_load_from_a_png_with_malformed_parameters_is_a_clear_message(handlers, tmp_path, chunk, says):
     path = tmp_path / "odd.png"
     path.write_bytes(raw_png(chunk))
-    with pytest.raises(gr.Error) as err:
-        handlers.load_from_image(str(path))
-    assert err.value.message == says
+    assert handlers.load_from_image(str(path)) == {"message": "⚠ " + says}
 
 
 def test_style_info_shows_the_lora_slider_only_for_lora_styles(handlers):
     text, slider = handlers.style_info("anime")
-    assert "LoRA default scale 0.8" in text and slider["visible"] is True and slider["value"] == 0.8
+    assert "Anime" in text and slider["visible"] is True and slider["value"] == 0.8
     assert handlers.style_info("photo")[1]["visible"] is False
 
 
-def test_vram_panel_in_cpu_mode_and_unload(handlers):
+def test_the_status_line_is_one_line_and_the_details_fold(handlers, engine):
     generate(handlers, count=1)
-    text = handlers.vram()
-    assert "CPU mode" in text and "process RSS" in text and "system RAM" in text
-    assert "model: **ready** · demo model (random weights) · cpu · float32" in text
-    assert "model: **unloaded**" in handlers.unload()
-    assert "CPU mode" in handlers.free_memory()
+    line, details = handlers.status()
+    assert line.splitlines()[0].startswith("● ready · demo model (random weights) · cpu · float32 · RAM")
+    assert "images are noise" in line
+    assert "CPU mode" in details and "process RSS" in details and "system RAM" in details
+    assert "model: **unloaded**" in handlers.unload() and engine.state == "unloaded"
+    assert handlers.status(request=KOREAN)[0].startswith("○ 불러오지 않음 · ")
+    assert "이미지는 노이즈입니다" in handlers.status(request=KOREAN)[0]
+
+
+def test_a_public_page_has_no_admin_controls_or_endpoints(engine, tmp_path):
+    public = app.build_demo(engine, outputs=tmp_path, admin=False)
+    names = {dep.get("api_name") for dep in public.config["dependencies"]}
+    assert not {"unload", "memory_mode"} & names
+    public_names = {dep.get("api_name") for dep in public.config["dependencies"]
+                    if dep.get("api_visibility") == "public"}
+    assert public_names == {"generate"}  # the typed endpoint; the UI's own events are private
+    public.handlers.unload()
+    assert public.handlers.set_memory_mode("gpu") == "admin controls are available on a local launch only"
+
+
+@pytest.mark.parametrize(("server", "share", "env", "admin"), [
+    ("127.0.0.1", False, {}, True), ("localhost", False, {}, True), ("::1", False, {}, True),
+    ("0.0.0.0", False, {}, False), ("127.0.0.1", True, {}, False), ("127.0.0.1", False, {"SPACE_ID": "a/b"}, False),
+    ("0.0.0.0", False, {"ADGEN_ADMIN": "1"}, True), ("127.0.0.1", False, {"ADGEN_ADMIN": "0"}, False),
+])
+def test_admin_only_on_a_local_launch(server, share, env, admin):
+    assert admin_allowed(server, share, env) is admin
+
+
+def test_redo_buttons_never_switch_random_seed_off(engine, tmp_path):
+    """Redo copy / New background / Redo cutout pass their seed for one run; "Random seed" stays as set."""
+    demo = app.build_demo(engine, outputs=tmp_path)
+    ids = {c.elem_id: c._id for c in demo.blocks.values() if getattr(c, "elem_id", None)}
+    redo = {ids["redo-copy"], ids["redo-cutout"], ids["new-background"], ids["generate"]}
+    writers = [dep for dep in demo.config["dependencies"] if ids["random-seed"] in dep["outputs"]]
+    assert writers and not any(target[0] in redo for dep in writers for target in dep["targets"])
+
+
+def test_history_from_the_browser_never_names_a_file_outside_outputs(handlers, tmp_path):
+    real = generate(handlers, count=1)["history"]
+    tampered = [
+        {**real[0], "path": "/etc/passwd"},
+        {**real[0], "path": str(tmp_path / "outputs" / ".." / "secret.png")},
+        {**real[0], "path": str(tmp_path / "outputs" / "adgen-1-000000000000.png")},  # well named, not ours
+        {**real[0], "steps": {"cutout": "/etc/hostname"}},
+        "junk", 5, None,
+        real[0],
+    ]
+    restored = handlers.restore_history(tampered)
+    assert [e["path"] for e in restored["history"]] == [real[0]["path"], real[0]["path"]]
+    assert restored["history"][0]["steps"] == {}
+    assert all(Path(p).parent == tmp_path / "outputs" for p, _ in restored["gallery"])
 
 
 def free_port() -> int:
@@ -185,26 +253,33 @@ def free_port() -> int:
 def served(demo_source, cache, tmp_path):
     """The app launched on a free port (in this process), its URL, then closed."""
     engine = Engine(demo_source, cache=cache, device="cpu")
-    demo = app.build_demo(engine, outputs=tmp_path / "outputs")
+    demo = app.build_demo(engine, outputs=tmp_path / "outputs", admin=False)
     port = free_port()
-    demo.queue(default_concurrency_limit=1).launch(server_name="127.0.0.1", server_port=port,
-                                                   prevent_thread_lock=True, quiet=True,
-                                                   allowed_paths=[str(tmp_path / "outputs")])
+    app.launch(demo, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
+               allowed_paths=[str(tmp_path / "outputs")])
     yield f"http://127.0.0.1:{port}/", engine
     demo.close()
 
 
-def test_gradio_client_gets_an_image_from_generate(served):
+def test_the_api_needs_only_a_name(served, tmp_path):
     url, engine = served
     client = Client(url, verbose=False)
-    form = {k: v for k, v in FORM.items() if k not in ("auto_prompt", "history")}
-    gallery, info, download, cutout, background, copy = client.predict(
-        **{**form, "name": "Aurora earbuds", "style": "anime", "lora_scale": 0.8, "seed": 3, "count": 1},
-        api_name="/generate")
-    assert Image.open(gallery[0]["image"]).size == (256, 256) and cutout is None
-    assert read_params(Path(download).read_bytes())["seed"] == 3 and engine.runs == 1
+    summary = client.predict(name="Aurora earbuds", api_name="/generate")
+    assert len(summary["images"]) == 1 and summary["demo"] is True and engine.runs == 1
+    assert Image.open(summary["images"][0]).size == (1024, 1024)
+    info = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    assert set(info) == {"/generate"}  # no admin or UI-internal endpoints on a public page
+    params = {p["parameter_name"]: p for p in info["/generate"]["parameters"]}
+    assert [n for n, p in params.items() if not p["parameter_has_default"]] == ["name"]
+    assert all("integer" in json.dumps(params[n]["type"]) for n in ("seed", "width", "height", "steps", "count"))
+    from test_compose import bottle
+
+    bottle().save(tmp_path / "bottle.png")
+    ad = client.predict(name="Aurora earbuds", photo=handle_file(str(tmp_path / "bottle.png")), copy="Hear more",
+                        width=320, height=400, steps=2, seed=3, api_name="/generate")
+    assert set(ad["steps"][0]) == {"cutout", "mask", "background", "copy_layer"} and ad["seeds"] == [3]
     with pytest.raises(Exception, match="product name: must not be empty"):
-        client.predict(**{**form, "name": ""}, api_name="/generate")
+        client.predict(name="", api_name="/generate")
 
 
 def test_stop_in_one_tab_never_ends_another_tabs_job(handlers, engine):
@@ -218,11 +293,9 @@ def test_stop_in_one_tab_never_ends_another_tabs_job(handlers, engine):
             if value == (2, 8) and not pressed:
                 pressed.append(handlers.stop(request=tab_b))  # another tab's Stop, mid-run
 
-    done = handlers.generate(**{**FORM, "steps": 8, "count": 1, "seed": 11}, request=tab_a,
-                             progress=StopFromOtherTab())
-    assert pressed and done[3] == 11 and engine.runs == 1
-    assert handlers.generate(**{**FORM, "steps": 2, "count": 1, "seed": 12}, request=tab_b,
-                             progress=FakeProgress())[3] == 12
+    done = generate(handlers, steps=8, count=1, seed=11, request=tab_a, progress=StopFromOtherTab())
+    assert pressed == [0] and done["seed"] == 11 and engine.runs == 1
+    assert generate(handlers, steps=2, count=1, seed=12, request=tab_b)["seed"] == 12
 
 
 def test_closing_a_tab_ends_its_job(handlers, engine):
@@ -234,53 +307,61 @@ def test_closing_a_tab_ends_its_job(handlers, engine):
             if value == (2, 8):
                 handlers.session_closed(request=tab)
 
-    with pytest.raises(gr.Error, match="stopped because the page was closed after step 2 of 8"):
-        handlers.generate(**{**FORM, "steps": 8, "count": 1}, request=tab, progress=CloseAtStepTwo())
+    shown = generate(handlers, steps=8, count=1, request=tab, progress=CloseAtStepTwo())
+    assert "stopped because the page was closed after step 2 of 8" in shown["message"]
 
 
-def test_stop_ends_the_run_within_a_step_and_the_next_generate_works(handlers, engine):
+def test_stop_keeps_earlier_results_and_the_next_generate_works(handlers, engine):
     class StopAtFirstStep(FakeProgress):
         def __call__(self, value, desc=None):
             super().__call__(value, desc)
             if value == (1, 8):
                 handlers.stop()
 
-    progress = StopAtFirstStep()
-    with pytest.raises(gr.Error, match="generation stopped by the user after step 1 of 8"):
-        handlers.generate(**{**FORM, "steps": 8, "count": 1}, progress=progress)
-    assert progress.calls[-1] == (1, 8)
-    assert generate(handlers, seed=99, count=1)[3] == 99
+    shown = generate(handlers, steps=8, count=1, progress=StopAtFirstStep())
+    assert set(shown) == {"message"} and "stopped: earlier results kept" in shown["message"]
+    assert "generation stopped by the user after step 1 of 8" in shown["message"]
+    assert generate(handlers, seed=99, count=1)["seed"] == 99
 
 
 def test_a_photo_and_korean_copy_make_the_ad_with_its_steps_shown(handlers, engine, tmp_path):
     from test_compose import bottle
 
     bottle().save(tmp_path / "bottle.png")
-    out = generate(handlers, photo=str(tmp_path / "bottle.png"), copy="여름 한정 30%", subcopy="₩9,900", count=1,
-                   text_style="gold", text_position="top", width=320, height=400)
-    gallery, history, info, seed, download, cutout, background, copy = out
-    assert Image.open(cutout).size == (80, 180) and Image.open(background).size == (320, 400)
-    assert Image.open(copy).mode == "RGBA" and "steps: cutout (new), background (new), copy layer (new)" in info
+    photo = str(tmp_path / "bottle.png")
+    out = generate(handlers, photo=photo, copy="여름 한정 30%", subcopy="₩9,900", count=1, text_style="gold",
+                   text_position="top", width=320, height=400)
+    assert Image.open(out["cutout"]).size == (80, 180) and Image.open(out["background"]).size == (320, 400)
+    assert Image.open(out["copy_layer"]).mode == "RGBA"
+    assert "steps: cutout (new), background (new), copy layer (new)" in out["info"]
     runs = engine.runs
-    again = generate(handlers, photo=str(tmp_path / "bottle.png"), copy="새 카피", subcopy="", count=1,
-                     text_style="neon", text_position="top", width=320, height=400, history=history)
-    assert engine.runs == runs and "background (kept)" in again[2] and "copy layer (new)" in again[2]
-    preview, mask = handlers.photo_changed(str(tmp_path / "bottle.png"))
-    assert preview.size == mask["composite"].size == (200, 240)
-    edited = mask["composite"].copy()
-    edited.paste((0, 0, 0), (0, 0, 200, 120))  # the user paints the top half out
-    third = generate(handlers, photo=str(tmp_path / "bottle.png"), copy="새 카피", count=1, text_style="neon",
-                     text_position="top", width=320, height=400, mask={"composite": edited})
-    assert Image.open(third[5]).size == (80, 90)
+    again = generate(handlers, photo=photo, copy="새 카피", subcopy="", count=1, text_style="neon",
+                     text_position="top", width=320, height=400, history=out["history"])
+    assert engine.runs == runs and "background (kept)" in again["info"] and "copy layer (new)" in again["info"]
+    editor, note = handlers.photo_changed(photo)
+    assert note == "" and editor["background"].size == editor["layers"][0].size == (200, 240)
+    photo_rgb = np.asarray(Image.open(photo).convert("RGB"), dtype=np.int16)
+    shown = np.asarray(editor["background"], dtype=np.int16)
+    assert 0 < np.abs(shown - photo_rgb).mean() and np.corrcoef(shown.ravel(), photo_rgb.ravel())[0, 1] > 0.9
+    edited = editor["layers"][0].copy()
+    edited.paste((255, 255, 255, 0), (0, 0, 200, 120))  # the user erases the top half of the mask
+    third = generate(handlers, photo=photo, copy="새 카피", count=1, text_style="neon", text_position="top",
+                     width=320, height=400, mask=mask_png({"layers": [edited]}))
+    assert Image.open(third["cutout"]).size == (80, 90)
+
+
+@pytest.mark.parametrize("fill", [0, 255])
+def test_a_blank_or_full_mask_is_no_usable_mask(fill):
+    layer = Image.new("RGBA", (64, 64), (255, 255, 255, fill))
+    with pytest.raises(Exception, match="product mask: no usable mask"):
+        mask_png({"layers": [layer]})
 
 
 def test_a_photo_without_a_plain_backdrop_asks_for_a_painted_mask(handlers, tmp_path):
-    import numpy as np
-
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(tmp_path / "n.png")
-    assert handlers.photo_changed(str(tmp_path / "n.png"))[1] is None
+    editor, note = handlers.photo_changed(str(tmp_path / "n.png"))
+    assert "paint the product white" in note
+    assert editor["background"].size == (64, 64)  # the photo is there to trace
     (tmp_path / "fake.png").write_text("not an image")
-    with pytest.raises(gr.Error, match="product photo: is not a readable PNG"):
-        handlers.photo_changed(str(tmp_path / "fake.png"))
-    with pytest.raises(gr.Error, match="product photo: no plain backdrop to remove"):
-        generate(handlers, photo=str(tmp_path / "n.png"))
+    assert "product photo: is not a readable PNG" in handlers.photo_changed(str(tmp_path / "fake.png"))[1]
+    assert "no plain backdrop to remove" in generate(handlers, photo=str(tmp_path / "n.png"))["message"]

@@ -12,7 +12,6 @@ import urllib.request
 import zlib
 from pathlib import Path
 
-import gradio as gr
 import pytest
 from gradio_client import Client, handle_file
 from gradio_client.utils import Status
@@ -20,6 +19,7 @@ from PIL import Image
 
 from adgen.cache import ResultCache
 from adgen.engine import Engine
+from adgen.form import AdForm
 
 import app
 from conftest import ROOT, small
@@ -42,19 +42,21 @@ class RecordingEngine(Engine):
 def server(demo_source, tmp_path):
     engine = RecordingEngine(demo_source, cache=ResultCache(tmp_path / "results"), device="cpu")
     outputs = tmp_path / "outputs"
-    demo = app.build_demo(engine, outputs=outputs)
+    demo = app.build_demo(engine, outputs=outputs, admin=False)
     port = free_port()
-    demo.queue(default_concurrency_limit=1).launch(server_name="127.0.0.1", server_port=port, quiet=True,
-                                                   prevent_thread_lock=True, allowed_paths=[str(outputs)])
+    app.launch(demo, server_name="127.0.0.1", server_port=port, quiet=True, prevent_thread_lock=True,
+               allowed_paths=[str(outputs)])
     yield f"http://127.0.0.1:{port}/", engine, outputs
     demo.close()
 
 
-API_FORM = {k: v for k, v in FORM.items() if k not in ("auto_prompt", "history")}
+API_FORM = dict(name=FORM.name, category=FORM.category, features=FORM.features, seed=FORM.seed, width=256,
+                height=256, steps=2, count=1)
 
 
-def call(client: Client, **changes):
-    return client.predict(**{**API_FORM, "count": 1, **changes}, api_name="/generate")
+def call(client: Client, **changes) -> dict:
+    """The typed API: only the fields given, the rest the page's defaults; returns its JSON summary."""
+    return client.predict(**{**API_FORM, **changes}, api_name="/generate")
 
 
 def test_eight_clients_three_requests_each_in_order_and_identical_to_alone(server, demo_source, tmp_path):
@@ -74,13 +76,13 @@ def test_eight_clients_three_requests_each_in_order_and_identical_to_alone(serve
     alone = Engine(demo_source, cache=None, device="cpu")
     for seed in (100, 131, 172):
         expected = alone.generate(small(app_product(), seed=seed, steps=2)).images[0].png
-        assert Path(results[seed][2]).read_bytes() == expected
+        assert Path(results[seed]["images"][0]).read_bytes() == expected
 
 
 def app_product():
     from adgen.request import Product
 
-    return Product(FORM["name"], FORM["category"], FORM["features"])
+    return Product(FORM.name, FORM.category, FORM.features)
 
 
 def test_a_client_that_disconnects_mid_run_does_not_block_the_queue(server):
@@ -94,8 +96,8 @@ def test_a_client_that_disconnects_mid_run_does_not_block_the_queue(server):
     job.cancel()
     leaving.close()
     staying = Client(url, verbose=False)
-    gallery, *_ = call(staying, seed=2, steps=1)
-    assert Image.open(gallery[0]["image"]).size == (256, 256)
+    summary = call(staying, seed=2, steps=1)
+    assert Image.open(summary["images"][0]).size == (256, 256)
     # The cancelled job ended at its next step: not the other three 1024x1024 images before serving the next
     assert engine.runs == 2 and engine.order == [1, 2]
 
@@ -137,7 +139,7 @@ def test_sigkill_during_cache_writes_never_leaves_a_corrupt_entry(tmp_path, dela
 
 def test_gradio_serves_no_file_outside_adgens_outputs(server):
     url, engine, outputs = server
-    gallery, *_ = call(Client(url, verbose=False), seed=3, steps=1)
+    call(Client(url, verbose=False), seed=3, steps=1)
     produced = next(outputs.glob("*.png"))
     for path in ("/etc/passwd", str(ROOT / "app.py"), str(ROOT / "adgen" / "engine.py"), "../../../etc/passwd"):
         with pytest.raises(urllib.error.HTTPError) as refused:
@@ -222,11 +224,10 @@ def test_hostile_input_through_the_ui(handlers_factory, tmp_path, changes, says)
     handlers, outputs, cache = handlers_factory
     paths = files(tmp_path)
     changes = {k: (v.format(**paths) if isinstance(v, str) and v.startswith("{") else v) for k, v in changes.items()}
-    with pytest.raises(gr.Error) as err:
-        handlers.generate(**{**FORM, **changes}, progress=FakeProgress())
-    assert says in str(err.value) and "Traceback" not in str(err.value)
+    shown = handlers.generate(AdForm.of({**FORM.fields(), **changes}), progress=FakeProgress())
+    assert set(shown) == {"message"} and says in shown["message"] and "Traceback" not in shown["message"]
     assert not outputs.exists() and cache.size_bytes() == 0  # nothing written
-    assert handlers.generate(**FORM, progress=FakeProgress())[0]  # and the app keeps serving
+    assert handlers.generate(FORM, progress=FakeProgress())["image"]  # and the app keeps serving
 
 
 @pytest.fixture
@@ -241,8 +242,7 @@ def test_hostile_input_over_http_gets_clear_errors_and_the_server_keeps_serving(
     url, engine, _ = server
     client = Client(url, verbose=False)
     for changes, says in [({"width": 1000}, "width: must be a multiple of 16"),
-                          # Gradio checks a Radio's value against its choices before AdGen sees it:
-                          ({"style": "../../etc/passwd"}, "is not in the list of choices: ['photo', 'anime'"),
+                          ({"style": "../../etc/passwd"}, "preset: must be a preset name"),
                           ({"name": "x\x00"}, "control characters"), ({"prompt": "p" * 10_000}, "at most 4000")]:
         with pytest.raises(Exception, match=re.escape(says)):
             call(client, **changes)
@@ -258,8 +258,7 @@ def test_hostile_input_over_http_gets_clear_errors_and_the_server_keeps_serving(
         urllib.request.urlopen(request, timeout=10).read()
     except urllib.error.HTTPError as refused:
         assert refused.code < 500
-    gallery, *_ = call(client, seed=9, steps=1)
-    assert Image.open(gallery[0]["image"]).size == (256, 256)
+    assert Image.open(call(client, seed=9, steps=1)["images"][0]).size == (256, 256)
 
 
 CLI_HOSTILE = [

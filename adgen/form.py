@@ -1,0 +1,106 @@
+"""One typed form: what a person (the page) or a program (the API, MCP) asks for, with the page's defaults.
+
+Every entry point fills an `AdForm` and turns it into the one job it describes: a plain image
+request, or a three-step ad when there is a product photo or copy. "Load from image" returns an
+`AdForm` too. Pure: no torch, no gradio.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from .compose import Placement
+from .errors import InputError
+from .images import read_image_file
+from .presets import StylePreset, get_preset
+from .prompts import settings_for
+from .request import AdRequest, Product, check_int
+
+UI_MAX_COUNT = 4  # images per request from the page or the API (the CLI allows 8)
+
+
+@dataclass(frozen=True)
+class AdForm:
+    """The form's fields by name, with the page's defaults (so a program may give only `name`)."""
+
+    name: str = ""
+    category: str = ""
+    features: str = ""
+    audience: str = ""
+    scene: str = ""
+    colors: str = ""
+    copy: str = ""
+    subcopy: str = ""
+    photo: str | None = None  # path of the product photo
+    mask: bytes | None = field(default=None, repr=False)  # the user's product mask (PNG, white = product)
+    style: str = "photo"
+    lora_scale: float | None = None  # None: the style's default
+    product_focus: bool = True
+    prompt: str = ""  # the prompt box; "" (or the built prompt unchanged) means "build it"
+    auto_prompt: str = ""  # the built prompt the box last showed, so an unedited box is no override
+    seed: int | None = None  # None: a random seed, chosen once and reported
+    width: int = 1024
+    height: int = 1024
+    steps: int = 8
+    count: int = 1
+    text_style: str = "extrude_3d"
+    text_position: str = "auto"
+    background: str = "inpaint"
+    place_x: float = 0.5
+    place_y: float = 0.6
+    place_scale: float = 0.45
+
+    @classmethod
+    def of(cls, values: Mapping[str, object]) -> AdForm:
+        """From values by field name (None means the default); an unknown name is refused."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise InputError("form", f"unknown field {unknown[0]!r}; fields are {', '.join(sorted(names))}")
+        return cls(**{k: v for k, v in values.items() if v is not None})
+
+    def fields(self) -> dict[str, object]:
+        """The form as a plain dict (the page's widgets, "Load from image")."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    @property
+    def is_ad(self) -> bool:
+        """A product photo or copy makes the three-step ad; else a plain image."""
+        return bool(self.photo) or bool(self.copy.strip()) or bool(self.subcopy.strip())
+
+    def product(self) -> Product:
+        return Product(self.name or "", self.category or "", self.features or "", self.audience or "",
+                       self.scene or "", self.colors or "", self.copy or "")
+
+    def request(self, presets: Mapping[str, StylePreset], read_photo: bool = True) -> AdRequest:
+        """The validated image request (the photo's bytes read and checked when `read_photo`)."""
+        style = presets.get(self.style)
+        override = (self.prompt or "").strip() not in ("", (self.auto_prompt or "").strip())
+        return AdRequest(
+            product=self.product(), preset=self.style,
+            lora_scale=self.lora_scale if style is not None and style.lora is not None else None,
+            prompt=self.prompt if override else None, product_focus=bool(self.product_focus),
+            seed=self.seed, width=self.width, height=self.height, steps=self.steps,
+            count=check_int("image count", self.count, 1, UI_MAX_COUNT),
+            image=read_image_file(self.photo, "product photo") if self.photo and read_photo else None,
+            draw_copy=not self.is_ad,  # an ad draws its copy as its own layer
+        )
+
+    def job(self, presets: Mapping[str, StylePreset]):
+        """The job this form describes: an `AdSpec` for an ad, else an `AdRequest`."""
+        from .ad import AdSpec
+
+        request = self.request(presets)
+        if not self.is_ad:
+            return request
+        return AdSpec(request, subcopy=self.subcopy or "", text_style=self.text_style,
+                      text_position=self.text_position, placement=Placement(self.place_x, self.place_y,
+                                                                            self.place_scale),
+                      background=self.background, mask=self.mask if self.photo else None)
+
+    def prompt_used(self, presets: Mapping[str, StylePreset]) -> str:
+        """The prompt generation will use for this form (what the preview must show), photo not read."""
+        request = self.request(presets, read_photo=False)
+        return settings_for(request, get_preset(presets, request.preset)).prompt

@@ -1,0 +1,175 @@
+"""What the page shows, without gradio: who may administer, the status line, the mask editor's value,
+"Load from image"'s fields, and the user's language. `app.py` only wires these to widgets.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import ipaddress
+import os
+
+import numpy as np
+from PIL import Image
+
+from .compose import auto_mask
+from .errors import AdgenError, InputError
+from .form import AdForm
+from .i18n import lang_of, text
+from .images import decode_image, read_image_file
+from .request import ASPECTS
+
+FORM_FIELDS = {f.name for f in dataclasses.fields(AdForm)}
+EXAMPLES = [  # name, ad copy, key features: three columns, all visible without scrolling
+    ["제주 감귤 탄산수", "여름 한정 30% 할인!", "100% 제주 감귤, 무설탕, 상쾌한 탄산"],
+    ["Aurora wireless earbuds", "Hear only what matters", "noise cancelling, 30 h battery, IPX5"],
+    ["Glow vitamin C serum", "Wake up glowing", "15% vitamin C, vegan, glass dropper"],
+]
+MASK_LAYER_ALPHA = 170  # the mask drawn over the photo: white, see-through enough to trace the product
+USABLE_MASK = (0.002, 0.995)  # shares of the photo a usable mask covers: not blank, not everything
+
+
+def admin_allowed(server_name: str | None, share: bool, environ: dict | None = None) -> bool:
+    """Admin controls (memory mode, unload) only on a local launch; `ADGEN_ADMIN=1`/`0` overrides.
+
+    Public means: a Hugging Face Space (`SPACE_ID`), a share link, or listening beyond loopback.
+    """
+    env = os.environ if environ is None else environ
+    if env.get("ADGEN_ADMIN") in ("0", "1"):
+        return env["ADGEN_ADMIN"] == "1"
+    if env.get("SPACE_ID") or share:
+        return False
+    host = (server_name or "127.0.0.1").strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name other than localhost: reachable from elsewhere
+        return False
+
+
+def lang_of_request(request) -> str:
+    """The UI language of the browser behind a Gradio request ("en" for direct calls)."""
+    headers = getattr(request, "headers", None)
+    try:
+        value = headers.get("accept-language") if headers is not None else None
+    except Exception:  # a request without real headers (tests, internal calls)
+        value = None
+    return lang_of(value)
+
+
+def session_of(request) -> str:
+    """The browser session (tab) or API client a request comes from; "local" for direct calls."""
+    return getattr(request, "session_hash", None) or "local"
+
+
+def mask_editor_value(photo_path: str) -> tuple[dict, bool]:
+    """The mask editor's value for a photo: the photo, dimmed, under a see-through white mask layer.
+
+    The photo stays visible to trace the product, and white strokes show on the dimmed photo.
+    Returns (value, whether an automatic mask was found); without one the layer is empty.
+    """
+    photo = decode_image(read_image_file(photo_path, "product photo"), "product photo")
+    try:
+        mask, found = auto_mask(photo), True
+    except InputError:
+        mask, found = Image.new("L", photo.size, 0), False
+    rgb = photo.convert("RGB")
+    dimmed = Image.blend(rgb, Image.new("RGB", rgb.size, (40, 40, 48)), 0.55)
+    layer = Image.new("RGBA", photo.size, (255, 255, 255, 0))
+    layer.putalpha(mask.point(lambda v: MASK_LAYER_ALPHA if v >= 128 else 0))
+    composite = dimmed.convert("RGBA")
+    composite.alpha_composite(layer)
+    return {"background": dimmed, "layers": [layer], "composite": composite}, found
+
+
+def mask_png(editor) -> bytes | None:
+    """The product mask painted in the editor (white = product) as PNG bytes; None when there is no editor value.
+
+    A blank or everything-covering mask is "no usable mask": it would paste nothing, or the whole
+    photo with its backdrop, as the product.
+    """
+    if not isinstance(editor, dict):
+        return None
+    layers = [layer for layer in editor.get("layers") or [] if layer is not None]
+    if not layers:
+        return None
+    painted = np.zeros(_size(layers[0])[::-1], dtype=bool)
+    for layer in layers:
+        rgba = np.asarray(_image(layer).convert("RGBA"), dtype=np.int16)
+        painted |= (rgba[..., 3] >= 64) & (rgba[..., :3].min(axis=2) >= 128)  # white-ish strokes
+    share = painted.mean()
+    if not USABLE_MASK[0] <= share <= USABLE_MASK[1]:
+        raise InputError("product mask", "no usable mask: paint the product white on the photo (the mask is "
+                         f"{'blank' if share < USABLE_MASK[0] else 'covering everything'})")
+    buffer = io.BytesIO()
+    Image.fromarray((painted * 255).astype(np.uint8), "L").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _image(value) -> Image.Image:
+    return value if isinstance(value, Image.Image) else Image.open(value)
+
+
+def _size(value) -> tuple[int, int]:
+    return _image(value).size
+
+
+def restored_fields(params: dict) -> tuple[dict, str, bool]:
+    """(form widget values by name, a line of what was restored, whether the ad had a product photo)."""
+    product = params["product"]
+    ratio = next((r for r, size in ASPECTS.items() if size == (params["width"], params["height"])), "custom")
+    fields = {"name": product["name"], "category": product["category"], "features": ", ".join(product["features"]),
+              "audience": product["audience"], "scene": product["scene"], "colors": product["colors"],
+              "copy": product["copy"], "style": params["preset"], "product_focus": params["product_focus"],
+              "lora_scale": params["lora_scale"] if params["lora_scale"] is not None else 1.0,
+              "prompt": params["prompt"], "auto_prompt": "" if params["prompt_override"] else params["prompt"],
+              "seed": params["seed"], "random_seed": False, "aspect": ratio, "width": params["width"],
+              "height": params["height"], "steps": params["steps"]}
+    what = [f"“{product['name']}”", params["preset"], f"seed {params['seed']}", f"{params['width']}x{params['height']}",
+            f"{params['steps']} steps"]
+    ad = params.get("ad")
+    if ad:
+        place = ad["placement"]
+        fields.update(subcopy=ad["subcopy"], text_style=ad["text_style"], text_position=ad["text_position"],
+                      background=ad["background"], place_x=place["x"], place_y=place["y"], place_scale=place["scale"])
+        what.append(ad["text_style"])
+    return fields, ", ".join(what), bool(ad and ad.get("photo", params.get("strength") is not None))
+
+
+def status_line(slot, lang: str, width=None, height=None, count=None) -> tuple[str, str]:
+    """(one compact status line, the memory details) — from counters only; never waits for the engine."""
+    engine = slot.peek()
+    if engine is None:
+        if slot.error is not None:
+            return "⚠ " + text("status_failed", lang, detail=str(slot.error)), ""
+        return text("status_starting", lang), ""
+    from .monitor import render, snapshot
+
+    described = engine.describe()
+    snap = snapshot(engine.device)
+    memory = (f"VRAM {snap.used / 1e9:.1f}/{snap.total / 1e9:.0f} GB" if snap.device == "cuda"
+              else f"RAM {snap.rss / 2**20:.0f} MB")
+    state = {"ready": "●", "loading": "◐", "unloaded": "○", "error": "✕"}.get(described["state"], "○")
+    key = {"ready": "status_ready", "loading": "status_loading", "error": "status_error"}.get(described["state"],
+                                                                                             "status_unloaded")
+    parts = [f"{state} {text(key, lang)}", described["model"],
+             f"{described['device']} · {described['dtype']}", memory]
+    if described.get("jobs"):
+        parts.append(f"{text('status_generating', lang)} ({described['jobs']})")
+    line = " · ".join(parts)
+    if described.get("download"):
+        line += f"  \n{described['download']}"
+    if described["demo"]:
+        line += "  \n⚠ " + text("status_demo", lang)
+    if described.get("notice"):
+        line += f"  \n**{described['notice']}**"
+    details = render(snap, described)
+    if engine.device.type == "cuda" and width and height:
+        try:
+            need = engine.forecast(int(width), int(height), int(count or 1), wait=False)
+            if need is not None:  # None while the model downloads: the panel never waits for it
+                details += f"  \nforecast for {int(width)}x{int(height)}: ~{need / 1e9:.1f} GB peak"
+        except AdgenError as exc:  # the panel never fails: it says why
+            details += f"  \nforecast unavailable: {exc}"
+    return line, details

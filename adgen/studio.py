@@ -1,0 +1,193 @@
+"""The app's work without the UI: run a form, save what it made, keep a history the browser may hold.
+
+`Studio` is what the Gradio shell and the typed API call: it runs an `AdForm` as a job of one
+session, saves the PNGs under the outputs folder (named by content, capped like the result
+cache), and turns history entries the browser sends back into entries naming only files it made.
+Pure of gradio; the engine may still be starting (`EngineSlot`), so the page is up before torch is.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PIL import Image
+
+from .cache import evict_lru, max_cache_bytes, write_atomic
+from .form import AdForm
+
+if TYPE_CHECKING:  # torch loads in the background: the page must not wait for it
+    from .engine import Engine, Picture, Result
+    from .jobs import Job
+
+MAX_HISTORY = 48
+STEP_VIEWS = ("cutout", "background", "copy_layer")
+# What the outputs folder holds: `adgen-SEED-HASH.png` and `adgen-SEED-HASH.STEP.png`, nothing else.
+OUTPUT_NAME = re.compile(r"adgen-\d{1,10}-[0-9a-f]{12}(?:\.(?:cutout|mask|background|copy_layer))?\.png")
+
+
+class EngineSlot:
+    """The engine, made in the background (importing torch and diffusers takes seconds), or given ready."""
+
+    def __init__(self, engine: Engine | Callable[[], Engine]):
+        self._engine: Engine | None = None
+        self._error: BaseException | None = None
+        self._ready = threading.Event()
+        if callable(engine) and not hasattr(engine, "generate"):
+            threading.Thread(target=self._make, args=(engine,), name="adgen-engine", daemon=True).start()
+        else:
+            self._engine = engine  # type: ignore[assignment]
+            self._ready.set()
+
+    def _make(self, factory: Callable[[], Engine]) -> None:
+        try:
+            self._engine = factory()
+        except BaseException as exc:  # shown by the panel and raised to the first request
+            self._error = exc
+        finally:
+            self._ready.set()
+
+    def peek(self) -> Engine | None:
+        """The engine if it exists yet (the panel: never waits)."""
+        return self._engine
+
+    @property
+    def error(self) -> BaseException | None:
+        return self._error
+
+    def get(self, timeout: float | None = 600) -> Engine:
+        """The engine, waiting for it to be made."""
+        if not self._ready.wait(timeout):
+            from .errors import ModelError
+
+            raise ModelError("model: AdGen is still starting; try again in a moment")
+        if self._error is not None:
+            raise self._error
+        return self._engine  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One image the page shows: where its files are and how it was made (JSON-able for the browser)."""
+
+    path: str
+    seed: int
+    size: str
+    prompt: str
+    seconds: float
+    cached: bool
+    model: str
+    steps: dict[str, str] = field(default_factory=dict)  # step -> path
+    step_cached: dict[str, bool] = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {"path": self.path, "seed": self.seed, "size": self.size, "prompt": self.prompt,
+                "seconds": self.seconds, "cached": self.cached, "model": self.model, "steps": dict(self.steps),
+                "step_cached": dict(self.step_cached)}
+
+
+class Studio:
+    """Runs forms on the engine and keeps their PNGs in the outputs folder."""
+
+    def __init__(self, engine: Engine | EngineSlot | Callable[[], Engine], outputs: Path):
+        self.slot = engine if isinstance(engine, EngineSlot) else EngineSlot(engine)
+        self.outputs = Path(outputs)
+        self._maker = None
+
+    @property
+    def engine(self) -> Engine:
+        return self.slot.get()
+
+    def make(self, form: AdForm, job: Job | None = None, progress=None) -> Result:
+        """What `form` asks for: the three-step ad, or a plain image, as `job`."""
+        from .ad import AdMaker
+
+        engine = self.engine
+        if self._maker is None:
+            self._maker = AdMaker(engine)
+        work = form.job(engine.presets)
+        if form.is_ad:
+            return self._maker.make(work, progress=progress, job=job)
+        return engine.generate(work, progress=progress, job=job)
+
+    def save(self, result: Result) -> list[Entry]:
+        """Write each image and its steps under the outputs folder (within the cap); their entries."""
+        return [self._save(item, result) for item in result.images]
+
+    def _save(self, item: Picture, result: Result) -> Entry:
+        self.outputs.mkdir(parents=True, exist_ok=True)
+        paths = {}
+        for step, data in item.files.items():
+            path = self.outputs / item.file_name(step)
+            if path.exists():
+                os.utime(path)  # shown again: the most recently used, so the last to be evicted
+            else:
+                write_atomic(path, data)
+            paths[step] = str(path)
+        # outputs/ is capped like the result cache; what was just saved stays, the page shows it
+        evict_lru(self.outputs, "*", max_cache_bytes(), keep=[Path(p) for p in paths.values()])
+        width, height = Image.open(io.BytesIO(item.png)).size
+        final = paths.pop("final")
+        return Entry(final, item.seed, f"{width}x{height}", result.prompt, round(result.seconds, 2), item.cached,
+                     result.model, paths, dict(item.step_cached))
+
+    def checked(self, entries: object) -> list[Entry]:
+        """History entries from the browser, keeping only those naming files AdGen made and still has.
+
+        The browser's storage is the user's to edit: a tampered entry must never make the server
+        serve a file outside the outputs folder, so every path is rebuilt from a checked name.
+        """
+        kept: list[Entry] = []
+        for raw in entries if isinstance(entries, list) else []:
+            entry = self._checked(raw)
+            if entry is not None:
+                kept.append(entry)
+            if len(kept) == MAX_HISTORY:
+                break
+        return kept
+
+    def _checked(self, raw: object) -> Entry | None:
+        if not isinstance(raw, dict):
+            return None
+        final = self._own(raw.get("path"), step=None)
+        if final is None:
+            return None
+        steps = {}
+        for step, path in (raw.get("steps") or {}).items() if isinstance(raw.get("steps"), dict) else []:
+            own = self._own(path, step)
+            if own is not None:
+                steps[step] = own
+        text = lambda key, limit=4000: str(raw.get(key, ""))[:limit]  # noqa: E731 - shown as text, never run
+        seed = raw.get("seed")
+        return Entry(final, seed if isinstance(seed, int) and not isinstance(seed, bool) else 0, text("size", 20),
+                     text("prompt"), float(raw["seconds"]) if isinstance(raw.get("seconds"), (int, float)) else 0.0,
+                     raw.get("cached") is True, text("model", 200), steps,
+                     {k: v is True for k, v in (raw.get("step_cached") or {}).items() if k in steps}
+                     if isinstance(raw.get("step_cached"), dict) else {})
+
+    def _own(self, path: object, step: str | None) -> str | None:
+        """`path` rebuilt inside the outputs folder if its name is one AdGen writes and the file exists."""
+        if not isinstance(path, str):
+            return None
+        name = Path(path).name
+        if not OUTPUT_NAME.fullmatch(name) or (step is not None and not name.endswith(f".{step}.png")):
+            return None
+        if step is None and name.count(".") != 1:
+            return None
+        own = self.outputs / name
+        return str(own) if own.is_file() else None
+
+
+def info_text(entry: Entry) -> str:
+    """The result line under the image: seed, size, time, cache, model, steps kept, prompt."""
+    source = "from the cache" if entry.cached else "generated"
+    kept = " · steps: " + ", ".join(f"{k.replace('_', ' ')} {'(kept)' if v else '(new)'}"
+                                    for k, v in entry.step_cached.items()) if entry.step_cached else ""
+    return (f"**seed** {entry.seed} · **size** {entry.size} · **time** {entry.seconds} s · {source} · "
+            f"{entry.model}{kept}\n\n**prompt:** {entry.prompt}")
