@@ -18,7 +18,7 @@ from PIL import Image
 
 from adgen.errors import AdgenError, GenerationStopped
 from adgen.form import UI_MAX_COUNT, AdForm
-from adgen.i18n import label, load_locales, localize_error, text
+from adgen.i18n import description, label, load_locales, localize_error, text
 from adgen.images import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS
 from adgen.metadata import read_params
 from adgen.models import cache_dir
@@ -37,13 +37,14 @@ from adgen.presets import load_presets
 from adgen.request import ASPECTS, MAX_FIELD_CHARS
 from adgen.request import random_seed as new_seed
 from adgen.settings import add_runtime_flags
-from adgen.studio import MAX_HISTORY, STEP_VIEWS, EngineSlot, Entry, Studio, info_text
+from adgen.studio import MAX_HISTORY, STEP_VIEWS, EngineSlot, Entry, Studio, gallery_of, info_text
 from adgen.typography import POSITIONS, load_text_styles
 
 log = logging.getLogger("adgen.app")
 COPY_LIMITS = {"copy": 80, "subcopy": 120}  # characters: a headline and a sub-line that fit an ad
 CSS = """
 #result img, #gallery img { object-fit: contain !important; }
+.checker img { background: repeating-conic-gradient(#9a9a9a 0% 25%, #dcdcdc 0% 50%) 50% / 16px 16px; }
 #status { font-size: 0.9em; }
 #message:empty { display: none; }
 #message { border-left: 3px solid var(--error-border-color, #d33); padding-left: 8px; }
@@ -90,23 +91,25 @@ class Handlers:
             log.exception("generation failed")
             return {"message": "⚠ " + text("unexpected_error", lang, kind=exc.__class__.__name__, message=str(exc))}
         history = (entries + history)[:MAX_HISTORY]  # newest request first, its images in seed order
-        return {**self.shown(entries[0]), "history": [e.to_json() for e in history],
-                "gallery": gallery_of(history), "seed": entries[0].seed, "message": ""}
+        return {**self.shown(entries[0], lang), "history": [e.to_json() for e in history],
+                "gallery": gallery_of(history, lang), "seed": entries[0].seed, "message": ""}
 
-    def shown(self, entry: Entry) -> dict:
+    @staticmethod
+    def shown(entry: Entry, lang: str = "en") -> dict:
         """What the result area shows for one entry."""
-        return {"image": entry.path, "info": info_text(entry), "download": entry.path,
+        return {"image": entry.path, "info": info_text(entry, lang), "download": entry.path,
                 **{step: entry.steps.get(step) for step in STEP_VIEWS}}
 
-    def select(self, history, index: int) -> dict:
+    def select(self, history, index: int, request: gr.Request | None = None) -> dict:
         entries = self.studio.checked(history or [])
-        return self.shown(entries[index]) if 0 <= index < len(entries) else {}
+        return self.shown(entries[index], lang_of_request(request)) if 0 <= index < len(entries) else {}
 
-    def restore_history(self, history) -> dict:
+    def restore_history(self, history, request: gr.Request | None = None) -> dict:
         """After a reload: the browser's history, keeping only entries naming files AdGen made and still has."""
+        lang = lang_of_request(request)
         entries = self.studio.checked(history or [])
-        return {"history": [e.to_json() for e in entries], "gallery": gallery_of(entries),
-                **(self.shown(entries[0]) if entries else {})}
+        return {"history": [e.to_json() for e in entries], "gallery": gallery_of(entries, lang),
+                **(self.shown(entries[0], lang) if entries else {})}
 
     def stop(self, request: gr.Request | None = None) -> int:
         """Stop this session's job (never another tab's) at its next step."""
@@ -139,8 +142,14 @@ class Handlers:
         if preset is None:
             return "", gr.update(visible=False)
         lang = lang_of_request(request)
-        return f"**{label(preset, lang)}**: {preset.description}", gr.update(
+        return f"**{label(preset, lang)}**: {description(preset, lang)}", gr.update(
             visible=preset.lora is not None, value=preset.lora.scale if preset.lora else 1.0)
+
+    def choices(self, request: gr.Request | None = None):
+        """The style and copy-style choices labelled in the UI's language (their labels are data)."""
+        lang = lang_of_request(request)
+        return (gr.update(choices=[(label(p, lang), n) for n, p in self.presets.items()]),
+                gr.update(choices=[(label(t, lang), n) for n, t in self.text_styles.items()]))
 
     def photo_changed(self, photo, request: gr.Request | None = None):
         """A new product photo: the mask editor shows it faintly under the automatic mask, or says to paint one."""
@@ -224,10 +233,6 @@ def event_gone():
 def launch(demo: gr.Blocks, **kwargs):
     """`demo.queue().launch(...)` with the page's CSS and its Korean/English strings."""
     return demo.queue(default_concurrency_limit=1).launch(css=CSS, i18n=demo.i18n, **kwargs)
-
-
-def gallery_of(history: list[Entry]) -> list[tuple[str, str]]:
-    return [(e.path, f"seed {e.seed} · {e.size}" + (" · cache" if e.cached else "")) for e in history]
 
 
 def on_gpu(fn):
@@ -481,8 +486,8 @@ def build_demo(engine, outputs: Path | None = None, admin: bool = True) -> gr.Bl
         reuse.click(lambda s: (s if s is not None else 0, False), last_seed, [w["seed"], random_seed], queue=False,
                     **hidden)
         w["photo"].change(h.photo_changed, w["photo"], [w["mask"], mask_note], **hidden)
-        def select(hist: list, evt: gr.SelectData):
-            return to_outputs(h.select(hist, evt.index))
+        def select(hist: list, evt: gr.SelectData, request: gr.Request):
+            return to_outputs(h.select(hist, evt.index, request))
 
         gallery.select(select, history, [result, info, download, *views.values()], queue=False, **hidden)
         loaded = {**{k: v for k, v in w.items() if k not in ("photo", "mask")}, "auto_prompt": auto_prompt,
@@ -500,8 +505,12 @@ def build_demo(engine, outputs: Path | None = None, admin: bool = True) -> gr.Bl
             memory.change(h.set_memory_mode, memory, memory_note, **{**gpu, "api_visibility": "private"})
             free.click(h.free_memory, None, details, queue=False, **hidden)
             unload.click(h.unload, None, details, concurrency_limit=1, concurrency_id="gpu", **hidden)
-        demo.load(lambda hist: to_outputs(h.restore_history(hist)), history, out, queue=False, **hidden)
+        def restore_history(hist: list, request: gr.Request):
+            return to_outputs(h.restore_history(hist, request))
+
+        demo.load(restore_history, history, out, queue=False, **hidden)
         demo.load(h.style_info, w["style"], [style_text, w["lora_scale"]], queue=False, **hidden)
+        demo.load(h.choices, None, [w["style"], w["text_style"]], queue=False, **hidden)
         demo.load(preview, preview_inputs, [w["prompt"], auto_prompt], queue=False, **hidden)
         demo.load(h.status, None, [status, details], queue=False, show_progress="hidden", **hidden)
         for fn in api_functions(h):

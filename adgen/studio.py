@@ -184,10 +184,23 @@ class Studio:
         return str(own) if own.is_file() else None
 
 
-def info_text(entry: Entry) -> str:
-    """The result line under the image: seed, size, time, cache, model, steps kept, prompt."""
-    source = "from the cache" if entry.cached else "generated"
-    kept = " · steps: " + ", ".join(f"{k.replace('_', ' ')} {'(kept)' if v else '(new)'}"
-                                    for k, v in entry.step_cached.items()) if entry.step_cached else ""
-    return (f"**seed** {entry.seed} · **size** {entry.size} · **time** {entry.seconds} s · {source} · "
-            f"{entry.model}{kept}\n\n**prompt:** {entry.prompt}")
+def info_text(entry: Entry, lang: str = "en") -> str:
+    """The result line under the image, in `lang`: seed, size, time, cache, model, steps kept, prompt."""
+    from .i18n import text
+
+    source = text("result_from_cache" if entry.cached else "result_generated", lang)
+    line = text("result_info", lang, seed=entry.seed, size=entry.size, seconds=entry.seconds, source=source,
+                model=entry.model)
+    if entry.step_cached:
+        steps = ", ".join(text("step_kept" if kept else "step_new", lang, step=text(f"step_name_{name}", lang))
+                          for name, kept in entry.step_cached.items())
+        line += " · " + text("result_steps", lang, steps=steps)
+    return line + "\n\n" + text("result_prompt", lang, prompt=entry.prompt)
+
+
+def gallery_of(history: list[Entry], lang: str = "en") -> list[tuple[str, str]]:
+    """The history gallery: each image with its seed and size (and "cache" when it came from there)."""
+    from .i18n import text
+
+    return [(e.path, text("gallery_caption", lang, seed=e.seed, size=e.size)
+             + (f" · {text('gallery_cached', lang)}" if e.cached else "")) for e in history]

@@ -167,3 +167,24 @@ def test_a_space_has_no_admin_controls_or_endpoints(tmp_path):
     shown = json.dumps([c.get("props", {}) for c in json.loads(config)["components"]])  # not the translations
     assert "memory_mode" not in shown and "unload_model" not in shown and "free_memory" not in shown
     assert "product_name" in shown  # the page itself is there
+
+
+def test_a_korean_user_makes_an_ad_from_a_product_photo(server, browser, tmp_path):
+    from test_compose import bottle
+
+    url, engine = server
+    bottle().save(tmp_path / "bottle.png")
+    page = open_page(browser, url, "ko-KR", DESKTOP)
+    page.get_by_label("제품명", exact=True).fill("제주 감귤 탄산수")
+    page.locator("#copy textarea, #copy input").first.fill("여름 한정 30% 할인!")
+    page.locator("#subcopy textarea, #subcopy input").first.fill("₩9,900 무료 배송")
+    page.locator("#photo input[type=file]").set_input_files(str(tmp_path / "bottle.png"))
+    set_size(page, "ko-KR", "4:5")
+    page.locator("#generate").click()
+    page.wait_for_function("document.querySelector('#result-info').innerText.includes('문구 레이어 (새로 만듦)')")
+    for step in ("cutout", "background", "copy"):
+        page.locator(f"#step-{step} img").first.wait_for()
+    assert "896x1120" in page.locator("#result-info").inner_text()
+    assert page.locator("#message").inner_text().strip() == ""
+    page.screenshot(path=str(tmp_path / "ad.png"), full_page=True)
+    keep_screenshot(tmp_path / "ad.png", "screenshot-ad.png")
