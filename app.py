@@ -375,7 +375,6 @@ def build_demo(engine, outputs: Path | None = None, admin: bool = True) -> gr.Bl
                                 w["place_y"] = gr.Slider(0, 1, value=0.6, step=0.01, label=i18n("product_y"))
                                 w["place_scale"] = gr.Slider(0.05, 1, value=0.45, step=0.01,
                                                              label=i18n("product_height"))
-                            mask_note = gr.Markdown("", elem_id="mask-note")
                             w["mask"] = gr.ImageEditor(label=i18n("product_mask"), type="pil", image_mode="RGBA",
                                                        brush=gr.Brush(colors=["#FFFFFF"], default_size=24),
                                                        eraser=gr.Eraser(default_size=24), sources=[],
@@ -485,7 +484,8 @@ def build_demo(engine, outputs: Path | None = None, admin: bool = True) -> gr.Bl
             side.release(lambda: "custom", None, aspect, queue=False, **hidden)
         reuse.click(lambda s: (s if s is not None else 0, False), last_seed, [w["seed"], random_seed], queue=False,
                     **hidden)
-        w["photo"].change(h.photo_changed, w["photo"], [w["mask"], mask_note], **hidden)
+        # A photo that needs a painted mask says so beside Generate, where the user is looking
+        w["photo"].change(h.photo_changed, w["photo"], [w["mask"], message], **hidden)
         def select(hist: list, evt: gr.SelectData, request: gr.Request):
             return to_outputs(h.select(hist, evt.index, request))
 

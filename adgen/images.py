@@ -51,8 +51,8 @@ def decode_image(data: bytes, field: str = "image") -> Image.Image:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         limit = MAX_IMAGE_PIXELS // 10**6
         raise InputError(field, f"is too large to decode safely; at most {limit} megapixels") from None
-    except Exception as exc:  # Pillow raises many kinds for a non-image or a damaged one
-        raise InputError(field, f"is not a readable PNG, JPEG or WebP image ({exc.__class__.__name__})") from None
+    except Exception:  # Pillow raises many kinds for a non-image or a damaged one
+        raise InputError(field, "is not a readable PNG, JPEG or WebP image") from None
     image = ImageOps.exif_transpose(image)
     keep_alpha = image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info)
     return image.convert("RGBA" if keep_alpha else "RGB")

@@ -105,8 +105,8 @@ def read_chunk(source: bytes | str | Path) -> dict:
             text = image.info.get("adgen") if image.format == "PNG" else None
             if text is None and image.format == "PNG":
                 text = image.text.get("adgen")  # type: ignore[attr-defined]
-    except Exception as exc:  # Pillow raises many kinds for a non-image
-        raise InputError("image", f"not a readable PNG ({exc.__class__.__name__})") from None
+    except Exception:  # Pillow raises many kinds for a non-image
+        raise InputError("image", "not a readable PNG") from None
     if not text:
         raise InputError("image", "has no AdGen parameters (only PNGs saved by AdGen carry them)")
     try:

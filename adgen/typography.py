@@ -237,7 +237,7 @@ def layout_copy(copy: str, subcopy: str, size: tuple[int, int], style: TextStyle
     font_path = find_font(style.weight)
     missing = missing_glyphs(font_path, copy + subcopy)
     if missing:
-        raise InputError("ad copy", f"the font {font_path.name} has no glyph for {''.join(missing)!r}; "
+        raise InputError("ad copy", f"the copy font has no glyph for {''.join(missing)!r}; "
                          "remove those characters (emoji are not supported)")
     width, height = size
     layout = fit(copy, subcopy, font_path, int(width * 0.86), int(height * 0.3), max(12, round(height * 0.11)),
