@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
-from scipy import ndimage
 
 from .errors import InputError
 
@@ -35,6 +34,8 @@ def auto_mask(photo: Image.Image, tolerance: int = BACKGROUND_TOLERANCE) -> Imag
     The backdrop colour is the median of the border; pixels near it *and connected to the border* are
     backdrop, so light areas inside the product stay.
     """
+    from scipy import ndimage  # here: the page must not wait for scipy at start-up
+
     if photo.mode == "RGBA":
         alpha = photo.getchannel("A")
         if alpha.getextrema()[0] < 255:
