@@ -14,9 +14,10 @@ import os
 from pathlib import Path
 
 import gradio as gr
+from gradio import utils
 from PIL import Image
 
-from adgen.errors import AdgenError, GenerationStopped
+from adgen.errors import AdgenError, GenerationStopped, InputError
 from adgen.form import UI_MAX_COUNT, AdForm
 from adgen.i18n import description, label, load_locales, localize_error, text
 from adgen.images import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS
@@ -115,6 +116,11 @@ class Handlers:
         """Stop this session's job (never another tab's) at its next step."""
         engine = self.studio.slot.peek()
         return engine.stop(session_of(request)) if engine else 0
+
+    def stop_ui(self, request: gr.Request | None = None) -> tuple[str, dict, dict]:
+        """Stop, and say so beside Generate: a cancelled event's own reply never reaches the page."""
+        self.stop(request)
+        return text("status_stopped", lang_of_request(request)), gr.update(visible=True), gr.update(visible=False)
 
     def session_closed(self, request: gr.Request | None = None) -> None:
         """The tab closed (or reloaded): its job, if one runs, ends at its next step."""
@@ -248,7 +254,8 @@ def api_functions(h: Handlers):
     """The typed, documented endpoints for programs (and MCP tools): one per job."""
 
     def generate(name: str, category: str = "", features: str = "", audience: str = "", scene: str = "",
-                 colors: str = "", copy: str = "", subcopy: str = "", photo: gr.FileData | None = None,
+                 colors: str = "", copy: str = "", subcopy: str = "", photo: gr.FileData = None,  # noqa: RUF013
+                 # (typed FileData, not `| None`: only then does Gradio's MCP server turn a client's URL into a file)
                  style: str = "photo", lora_scale: float | None = None, product_focus: bool = True, prompt: str = "",
                  seed: int | None = None, width: int = 1024, height: int = 1024, steps: int = 8, count: int = 1,
                  text_style: str = "extrude_3d", text_position: str = "auto", background: str = "inpaint",
@@ -279,15 +286,18 @@ def api_functions(h: Handlers):
             text_position: copy position: auto, top, center or bottom
             background: with a photo: inpaint (repaint around the product) or t2i (a new scene, then composite)
         Returns:
-            a summary: "images" (paths of the PNGs, parameters embedded), "seeds", "cached", "steps" (an ad's
-            intermediates), "prompt", "model", "demo" (true: the demo model, images are noise), "seconds"
+            a summary with images (paths of the PNGs), seeds, cached, steps (of an ad), prompt, model, demo, seconds
         """
+        lang = lang_of_request(request)
+        try:
+            photo_path = _path_of(photo)
+        except AdgenError as exc:
+            raise gr.Error(localize_error(exc, lang)) from None
         form = AdForm(name=name, category=category, features=features, audience=audience, scene=scene,
-                      colors=colors, copy=copy, subcopy=subcopy, photo=_path_of(photo), style=style,
+                      colors=colors, copy=copy, subcopy=subcopy, photo=photo_path, style=style,
                       lora_scale=lora_scale, product_focus=product_focus, prompt=prompt, seed=seed, width=width,
                       height=height, steps=steps, count=count, text_style=text_style, text_position=text_position,
                       background=background)
-        lang = lang_of_request(request)
         try:
             with h.engine.jobs.open(session_of(request), gone=event_gone()) as job:
                 result = h.studio.make(form, job=job)
@@ -302,15 +312,25 @@ def api_functions(h: Handlers):
 
 
 def _path_of(photo) -> str | None:
+    """The uploaded photo's path: only a file Gradio received with this request, never a path on the server.
+
+    Gradio passes a plain string (or a dict naming a path) through unchecked; reading it would let
+    any caller turn a server file into "the product" and learn which paths exist.
+    """
     if photo is None or photo == "":
         return None
-    if isinstance(photo, dict):
-        return photo.get("path")
-    return getattr(photo, "path", None) or str(photo)
+    path = photo.get("path") if isinstance(photo, dict) else getattr(photo, "path", None)
+    if path and utils.is_in_or_equal(path, utils.get_upload_folder()) and not Path(path).is_symlink():
+        return str(path)
+    raise InputError("product photo", "must be a file uploaded with the request (gradio_client: "
+                                      "photo=handle_file(PATH)); a path on the server is never read")
 
 
-def build_demo(engine, outputs: Path | None = None, admin: bool = True) -> gr.Blocks:
-    """The whole UI, wired to `engine` (an Engine, or a function making one in the background)."""
+def build_demo(engine, outputs: Path | None = None, admin: bool = False) -> gr.Blocks:
+    """The whole UI, wired to `engine` (an Engine, or a function making one in the background).
+
+    `admin`: show the memory-mode and unload controls (`main` decides: a local launch only).
+    """
     studio = Studio(engine if isinstance(engine, EngineSlot) else EngineSlot(engine), outputs or
                     cache_dir() / "outputs")
     h = Handlers(studio, admin)
@@ -455,7 +475,7 @@ def build_demo(engine, outputs: Path | None = None, admin: bool = True) -> gr.Bl
             started = trigger.click(*busy, queue=False, **hidden)
             runs.append(started.then(run(seed_of), inputs, out, show_progress_on=[result], **gpu))
             runs[-1].then(*idle, queue=False, **hidden)
-        stop.click(h.stop, None, None, queue=False, cancels=runs, **hidden)
+        stop.click(h.stop_ui, None, [message, go, stop], queue=False, cancels=runs, **hidden)
         demo.unload(h.session_closed)
 
         preview_inputs = {*fields.values(), random_seed}

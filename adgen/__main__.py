@@ -341,10 +341,11 @@ def _full_size_device(name: str | None) -> str:
 
 
 def cmd_download(args: argparse.Namespace) -> dict:
-    from .models import ZIT_REPO, download_model, hub_lora
+    from .models import ZIT_REPO, Download, download_model, hub_lora
     from .presets import load_presets
 
-    path = download_model(args.repo or ZIT_REPO)  # progress bars on stderr
+    repo = args.repo or ZIT_REPO
+    path = download_model(repo, Download(repo, echo=True))  # progress bars on stderr
     loras = [str(hub_lora(p.lora.repo, p.lora.weight_name or "")) for p in load_presets().values()
              if p.lora and p.lora.repo]
     return {"model": str(path), "loras": loras}

@@ -375,6 +375,9 @@ class Engine:
         it at the next step and no other job.
         """
         start = time.perf_counter()
+        download = self.download
+        if download is not None and download.state == "downloading":  # never park a worker for 33 GB
+            raise ModelError(f"model: {download.line()}; generation starts when it is done (see the status line)")
         request = request.resolved()
         preset = get_preset(self.presets, request.preset)
         settings = settings_for(request, preset)

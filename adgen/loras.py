@@ -90,7 +90,8 @@ class Adapters:
             try:
                 pipe.load_lora_weights(str(lora.parent), weight_name=lora.name, adapter_name=SLOT,
                                        hotswap=hotswap, use_safetensors=True)
-            except RuntimeError as exc:  # targets other layers than the slot's: a fresh slot (one recompile)
+            except (RuntimeError, ValueError) as exc:  # other layers, or a rank above the slot's: a fresh slot
+                # (one recompile)
                 log.warning("LoRA %s cannot be hot-swapped (%s); loading it afresh", preset.name, exc)
                 pipe.delete_adapters(SLOT)
                 pipe.load_lora_weights(str(lora.parent), weight_name=lora.name, adapter_name=SLOT,

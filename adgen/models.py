@@ -101,8 +101,9 @@ def cached_snapshot(repo_id: str) -> Path | None:
 class Download:
     """Progress of a model download, read lock-free by the panel: bytes done and in all, and a state line."""
 
-    def __init__(self, repo_id: str):
+    def __init__(self, repo_id: str, echo: bool = False):
         self.repo_id, self.done, self.total, self.state = repo_id, 0, 0, "waiting"
+        self.echo = echo  # also draw the usual progress bars on stderr (the CLI's `download`)
         self.started = time.monotonic()
         self._logged = -1
 
@@ -122,8 +123,10 @@ class Download:
 
         class Tracker(tqdm):
             def __init__(self, *args, **kwargs):
-                kwargs["disable"] = False
-                kwargs["file"] = open(os.devnull, "w")  # noqa: SIM115 - closed with the bar
+                self._devnull = None
+                if not owner.echo:
+                    kwargs["disable"] = False
+                    kwargs["file"] = self._devnull = open(os.devnull, "w")  # noqa: SIM115 - closed with the bar
                 super().__init__(*args, **kwargs)
                 self._bytes = kwargs.get("unit") == "B"
 
@@ -135,7 +138,8 @@ class Download:
 
             def close(self):
                 super().close()
-                self.fp.close()
+                if self._devnull is not None:
+                    self._devnull.close()
 
         return Tracker
 

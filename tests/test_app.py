@@ -12,6 +12,7 @@ from gradio_client import Client, handle_file
 from PIL import Image
 
 from adgen.engine import Engine
+from adgen.errors import InputError
 from adgen.form import AdForm
 from adgen.metadata import read_params
 from adgen.page import admin_allowed, mask_png
@@ -188,7 +189,8 @@ def test_style_info_shows_the_lora_slider_only_for_lora_styles(handlers):
     assert handlers.style_info("photo")[1]["visible"] is False
 
 
-def test_the_status_line_is_one_line_and_the_details_fold(handlers, engine):
+def test_the_status_line_is_one_line_and_the_details_fold(engine, tmp_path):
+    handlers = app.build_demo(engine, outputs=tmp_path / "outputs", admin=True).handlers  # a local launch
     generate(handlers, count=1)
     line, details = handlers.status()
     assert line.splitlines()[0].startswith("● ready · demo model (random weights) · cpu · float32 · RAM")
@@ -281,6 +283,26 @@ def test_the_api_needs_only_a_name(served, tmp_path):
     assert set(ad["steps"][0]) == {"cutout", "mask", "background", "copy_layer"} and ad["seeds"] == [3]
     with pytest.raises(Exception, match="product name: must not be empty"):
         client.predict(name="", api_name="/generate")
+    for photo in ("/etc/hostname", {"path": str(tmp_path / "bottle.png"), "meta": {"_type": "gradio.FileData"}}):
+        # posted by hand, as any HTTP client can: a path on the server is never read as the product photo
+        said = call_raw(url, ["x", "", "", "", "", "", "ad copy", "", photo])
+        assert said.startswith("event: error") and "images" not in said, said
+    assert engine.runs == 2
+    for photo in ("/etc/hostname", {"path": "/etc/passwd"}, str(tmp_path / "bottle.png")):  # what the check says
+        with pytest.raises(InputError, match="product photo: must be a file uploaded with the request"):
+            app._path_of(photo)
+
+
+def call_raw(url: str, data: list) -> str:
+    """POST /gradio_api/call/generate and read its event stream to the end."""
+    import urllib.request
+
+    post = urllib.request.Request(f"{url}gradio_api/call/generate", data=json.dumps({"data": data}).encode(),
+                                  headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(post, timeout=30) as response:
+        event = json.loads(response.read())["event_id"]
+    with urllib.request.urlopen(f"{url}gradio_api/call/generate/{event}", timeout=60) as response:
+        return response.read().decode()
 
 
 def test_stop_in_one_tab_never_ends_another_tabs_job(handlers, engine):
@@ -310,6 +332,11 @@ def test_closing_a_tab_ends_its_job(handlers, engine):
 
     shown = generate(handlers, steps=8, count=1, request=tab, progress=CloseAtStepTwo())
     assert "stopped because the page was closed after step 2 of 8" in shown["message"]
+
+
+def test_the_stop_button_says_so_beside_generate(handlers):
+    message, go, stop = handlers.stop_ui(KOREAN)  # Gradio drops the cancelled event's own reply
+    assert "중지" in message and go["visible"] is True and stop["visible"] is False
 
 
 def test_stop_keeps_earlier_results_and_the_next_generate_works(handlers, engine):

@@ -135,6 +135,7 @@ def test_stop_in_one_tab_never_touches_another_tabs_job(server, browser):
     second.locator("#stop").wait_for(state="visible")
     second.locator("#stop").click()  # the second tab gives up
     second.locator("#generate").wait_for(state="visible")
+    second.wait_for_function("document.querySelector('#message').innerText.includes('중지')")
     first.wait_for_function("document.querySelector('#result-info').innerText.includes('seed')")
     assert "stopped" not in first.locator("#message").inner_text()
     assert first.locator("#generate").is_visible() and not first.locator("#stop").is_visible()

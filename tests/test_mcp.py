@@ -99,9 +99,6 @@ def test_generate_is_an_mcp_tool_described_by_its_docstring(mcp_served, engine, 
     assert engine.runs == 1
 
 
-@pytest.mark.xfail(strict=True, reason="api_functions types photo as `gr.FileData | None`: Gradio 6.31's MCP server "
-                   "only converts a URL to a file for a parameter typed `gr.FileData` (default None), so the photo "
-                   "arrives as the URL string")
 def test_a_product_photo_reaches_the_tool_as_a_data_url(mcp_served, engine):
     from test_compose import bottle
 

@@ -70,3 +70,16 @@ def test_the_panel_never_waits_for_a_download_or_a_load(demo_source):
         thread.start()
         thread.join(5)
     assert answers and answers[0][1] is None and answers[0][0]["model"] == ZIT_REPO
+
+
+def test_a_request_during_the_model_download_fails_fast_and_says_why(product):
+    """A fresh GPU Space: requests while 33 GB download get a clear line, never a parked worker."""
+    from adgen.models import Download
+
+    engine = Engine("auto", cache=None, device="cpu", download=True)
+    engine.download = Download(ZIT_REPO)
+    engine.download.state, engine.download.done, engine.download.total = "downloading", 7 * 10**9, 33 * 10**9
+    with pytest.raises(ModelError, match=r"model: downloading Tongyi-MAI/Z-Image-Turbo: 7\.0 of 33\.0 GB \(21%\); "
+                                         "generation starts when it is done"):
+        engine.generate(small(product, steps=1))
+    assert engine.loads == 0 and engine.runs == 0
