@@ -27,6 +27,7 @@ from adgen.page import (
     EXAMPLES,
     FORM_FIELDS,
     admin_allowed,
+    check_mask_fits,
     lang_of_request,
     mask_editor_value,
     mask_png,
@@ -102,8 +103,10 @@ class Handlers:
                 **{step: entry.steps.get(step) for step in STEP_VIEWS}}
 
     def select(self, history, index: int, request: gr.Request | None = None) -> dict:
-        entries = self.studio.checked(history or [])
-        return self.shown(entries[index], lang_of_request(request)) if 0 <= index < len(entries) else {}
+        """The history entry behind gallery row `index` (rows match the stored list, even after evictions)."""
+        rows = history if isinstance(history, list) else []
+        entries = self.studio.checked(rows[index:index + 1]) if 0 <= index < len(rows) else []
+        return self.shown(entries[0], lang_of_request(request)) if entries else {}
 
     def restore_history(self, history, request: gr.Request | None = None) -> dict:
         """After a reload: the browser's history, keeping only entries naming files AdGen made and still has."""
@@ -444,6 +447,8 @@ def build_demo(engine, outputs: Path | None = None, admin: bool = False) -> gr.B
         def form_of(data: dict, seed: int | None | str = "form") -> AdForm:
             values = {name: data[widget] for name, widget in fields.items() if name in FORM_FIELDS}
             values["mask"] = mask_png(data[w["mask"]]) if data.get(w["photo"]) else None
+            if values["mask"] is not None:
+                check_mask_fits(data[w["photo"]], values["mask"])
             values["seed"] = (None if data[random_seed] else data[w["seed"]]) if seed == "form" else seed
             values["lora_scale"] = data[w["lora_scale"]]
             return AdForm.of(values)
@@ -534,7 +539,7 @@ def build_demo(engine, outputs: Path | None = None, admin: bool = False) -> gr.B
         demo.load(preview, preview_inputs, [w["prompt"], auto_prompt], queue=False, **hidden)
         demo.load(h.status, None, [status, details], queue=False, show_progress="hidden", **hidden)
         for fn in api_functions(h):
-            gr.api(fn, api_name=fn.__name__, concurrency_limit=1, concurrency_id="gpu")
+            gr.api(on_gpu(fn), api_name=fn.__name__, concurrency_limit=1, concurrency_id="gpu")
     demo.handlers = h  # for tests and embedding
     demo.i18n = i18n
     return demo

@@ -238,7 +238,9 @@ class Engine:
                 self.state, self.error = "error", str(exc)
                 raise
             except Exception as exc:
-                self.state, self.error = "error", f"model: cannot load {self.source.label}: {exc}"
+                log.exception("loading %s failed", self.source.label)  # the whole story for the log
+                first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else exc.__class__.__name__
+                self.state, self.error = "error", f"model: cannot load {self.source.label}: {first}"
                 raise ModelError(self.error) from exc
             self._pipe, self.state = pipe, "ready"
             self.loads += 1
@@ -430,6 +432,8 @@ class Engine:
         encoded: dict[int, Future] = {}
         try:
             with self._gpu_lock:
+                if self._pipe is not pipe:  # unloaded (or reloaded) while this job waited for the GPU
+                    pipe = self.load()
                 try:
                     job.check(0, total)  # stopped while another job held the GPU
                     if self.adapters.needs_load(preset, lora, lora_id):
@@ -506,7 +510,8 @@ class Engine:
     def _derived(self, pipe, kind: str):
         """The img2img or inpaint pipeline, made once from the loaded modules: it shares them all, no second copy."""
         attribute = f"_{kind}"
-        if getattr(self, attribute) is None:
+        derived = getattr(self, attribute)
+        if derived is None or derived.transformer is not pipe.transformer:  # never one made from a dropped pipe
             from diffusers import ZImageImg2ImgPipeline, ZImageInpaintPipeline
 
             cls = ZImageInpaintPipeline if kind == "inpaint" else ZImageImg2ImgPipeline

@@ -92,7 +92,8 @@ def cached_snapshot(repo_id: str) -> Path | None:
     from huggingface_hub import snapshot_download
 
     try:
-        path = Path(snapshot_download(repo_id, local_files_only=True))
+        # the same files the download fetched: a snapshot without the repo's pickles is complete
+        path = Path(snapshot_download(repo_id, local_files_only=True, ignore_patterns=DOWNLOAD_IGNORE))
     except Exception:  # not cached (LocalEntryNotFoundError and friends)
         return None
     return path if (path / "model_index.json").is_file() else None
@@ -160,10 +161,10 @@ def download_model(repo_id: str, progress: Download | None = None) -> Path:
     try:
         path = Path(snapshot_download(repo_id, ignore_patterns=DOWNLOAD_IGNORE, tqdm_class=progress.tqdm_class()))
     except Exception as exc:
-        progress.state = f"failed ({exc.__class__.__name__})"
-        detail = str(exc).splitlines()[0][:160] if str(exc) else "no details"
-        raise ModelError(f"model: cannot download {repo_id} ({exc.__class__.__name__}: {detail}); "
-                         f"{HOW_TO_GET_WEIGHTS}") from None
+        progress.state = "failed"
+        log.warning("download of %s failed: %r", repo_id, exc)  # the class and details go to the log only
+        detail = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else "no network"
+        raise ModelError(f"model: cannot download {repo_id} ({detail}); {HOW_TO_GET_WEIGHTS}") from None
     progress.state = "done"
     log.info("downloaded %s to %s", repo_id, path)
     return path

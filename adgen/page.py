@@ -107,6 +107,15 @@ def mask_png(editor) -> bytes | None:
     return buffer.getvalue()
 
 
+def check_mask_fits(photo_path: str, mask: bytes) -> None:
+    """Refuse a mask painted for another photo (uploading a new photo and generating before its mask came)."""
+    photo = decode_image(read_image_file(photo_path, "product photo"), "product photo")
+    with Image.open(io.BytesIO(mask)) as painted:
+        if painted.size != photo.size:
+            raise InputError("product mask", "is for another photo: wait until the new photo appears in the mask "
+                             "editor, then generate")
+
+
 def _image(value) -> Image.Image:
     return value if isinstance(value, Image.Image) else Image.open(value)
 

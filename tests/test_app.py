@@ -1,6 +1,7 @@
 """The Gradio shell: build_demo without launching, handlers called with one typed form, the API over HTTP."""
 
 import dataclasses
+import io
 import json
 import socket
 from pathlib import Path
@@ -393,3 +394,18 @@ def test_a_photo_without_a_plain_backdrop_asks_for_a_painted_mask(handlers, tmp_
     (tmp_path / "fake.png").write_text("not an image")
     assert "product photo: is not a readable PNG" in handlers.photo_changed(str(tmp_path / "fake.png"))[1]
     assert "no plain backdrop to remove" in generate(handlers, photo=str(tmp_path / "n.png"))["message"]
+
+
+def test_a_mask_painted_for_another_photo_is_refused(tmp_path):
+    from adgen.page import check_mask_fits
+
+    from test_compose import bottle
+
+    bottle().save(tmp_path / "bottle.png")  # 200x240
+    other = io.BytesIO()
+    Image.new("L", (64, 64), 255).save(other, format="PNG")
+    with pytest.raises(InputError, match="product mask: is for another photo"):
+        check_mask_fits(str(tmp_path / "bottle.png"), other.getvalue())
+    same = io.BytesIO()
+    Image.new("L", (200, 240), 255).save(same, format="PNG")
+    check_mask_fits(str(tmp_path / "bottle.png"), same.getvalue())

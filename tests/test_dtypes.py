@@ -8,6 +8,7 @@ component is back where that mode keeps it between runs, and the next request wo
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -194,6 +195,9 @@ def test_a_stop_in_one_session_never_ends_another_sessions_job(demo_source, cach
         def report(done, total):
             a_running.set()
             if done == 2:
+                deadline = time.monotonic() + 30
+                while not engine.jobs.running("tab-b") and time.monotonic() < deadline:
+                    time.sleep(0.01)  # B's job is open (queued behind A's) before B presses Stop
                 assert engine.stop("tab-b") == 1  # tab B presses Stop while A runs (B is queued)
         try:
             results["a"] = engine.generate(small(product, steps=4, seed=1), progress=report, job=Job("tab-a"))
@@ -229,7 +233,7 @@ def test_a_stop_pressed_while_the_model_loads_ends_the_job_before_any_step(demo_
         engine.stop("tab")
     thread.join(60)
     assert isinstance(results[0], GenerationStopped) and results[0].step == 0
-    assert engine.runs == 0 and engine.loads == 1  # the load finished; no step ran
+    assert engine.runs == 0  # before the load or right after it: no step ran
     check_after(engine, "gpu", product, dtype)
 
 
