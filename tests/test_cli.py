@@ -83,7 +83,7 @@ BAD = [
     (["--bogus"], "error: the following arguments are required: --product"),
     (["--product", "x", "--copy", "a", "--text-style", "glitter"], "error: --text-style: unknown 'glitter'"),
     (["--product", "x", "--copy", "a", "--text-position", "left"], "error: --text-position: must be one of auto"),
-    (["--product", "x", "--copy", "🍊"], "error: --copy: the font"),
+    (["--product", "x", "--copy", "🍊"], "error: --copy: the copy font has no glyph"),
     (["--product", "x", "--copy", "가" * 500, "--subcopy", "나" * 400, "--size", "256x256"],
      "error: --copy: is too long to fit"),
     (["--product", "x", "--subcopy", "\x07"], "error: --subcopy: must not contain control characters"),

@@ -209,7 +209,7 @@ HOSTILE = [  # (form changes, what the error says)
     ({"features": "a\x07b"}, "key features: must not contain control characters"),
     ({"name": ""}, "product name: must not be empty"),
     ({"name": "\u200b \t"}, "product name: must not be empty"),
-    ({"copy": "귤 🍊"}, "ad copy: the font"),
+    ({"copy": "귤 🍊"}, "ad copy: the copy font has no glyph"),
     ({"copy": "a", "text_style": "../etc"}, "text style: unknown '../etc'"),
     ({"copy": "a", "text_position": "../../x"}, "text position: must be one of auto, top, center, bottom"),
     ({"copy": "a", "background": "hack"}, "background: must be 'inpaint' or 't2i'"),
