@@ -49,7 +49,7 @@ CSS = """
 .checker img { background: repeating-conic-gradient(#9a9a9a 0% 25%, #dcdcdc 0% 50%) 50% / 16px 16px; }
 #status { font-size: 0.9em; }
 #message:empty { display: none; }
-#message { border-left: 3px solid var(--error-border-color, #d33); padding-left: 8px; }
+#message { border-left: 3px solid var(--border-color-accent, #f97316); padding-left: 8px; }
 """
 
 
@@ -155,10 +155,12 @@ class Handlers:
             visible=preset.lora is not None, value=preset.lora.scale if preset.lora else 1.0)
 
     def choices(self, request: gr.Request | None = None):
-        """The style and copy-style choices labelled in the UI's language (their labels are data)."""
+        """The style, copy-style, copy-position and aspect choices labelled in the UI's language."""
         lang = lang_of_request(request)
         return (gr.update(choices=[(label(p, lang), n) for n, p in self.presets.items()]),
-                gr.update(choices=[(label(t, lang), n) for n, t in self.text_styles.items()]))
+                gr.update(choices=[(label(t, lang), n) for n, t in self.text_styles.items()]),
+                gr.update(choices=[(text(f"position_{p}", lang), p) for p in POSITIONS]),
+                gr.update(choices=[(a, a) for a in ASPECTS] + [(text("aspect_custom", lang), "custom")]))
 
     def photo_changed(self, photo, request: gr.Request | None = None):
         """A new product photo: the mask editor shows it faintly under the automatic mask, or says to paint one."""
@@ -438,15 +440,18 @@ def build_demo(engine, outputs: Path | None = None, admin: bool = False) -> gr.B
                 memory_note = gr.Markdown()
         history = gr.BrowserState([], storage_key="adgen-history")
         auto_prompt, last_seed = gr.State(""), gr.State(None)
+        edited = gr.State(False)  # the user typed in the prompt box: keep their prompt, else it follows the form
 
         # -- wiring ----------------------------------------------------------------------------
         fields = {**w, "auto_prompt": auto_prompt}
         outputs = {"image": result, "info": info, "download": download, "gallery": gallery, "history": history,
                    "seed": last_seed, "message": message, **views}
 
-        def form_of(data: dict, seed: int | None | str = "form") -> AdForm:
+        def form_of(data: dict, seed: int | None | str = "form", with_mask: bool = True) -> AdForm:
             values = {name: data[widget] for name, widget in fields.items() if name in FORM_FIELDS}
-            values["mask"] = mask_png(data[w["mask"]]) if data.get(w["photo"]) else None
+            if not data[edited]:
+                values["prompt"] = ""  # not typed by the user: build it (several previews may be in flight)
+            values["mask"] = mask_png(data[w["mask"]]) if data.get(w["photo"]) and with_mask else None
             if values["mask"] is not None:
                 check_mask_fits(data[w["photo"]], values["mask"])
             values["seed"] = (None if data[random_seed] else data[w["seed"]]) if seed == "form" else seed
@@ -456,7 +461,7 @@ def build_demo(engine, outputs: Path | None = None, admin: bool = False) -> gr.B
         def to_outputs(named: dict) -> dict:
             return {outputs[k]: v for k, v in named.items() if k in outputs}
 
-        inputs = {*fields.values(), random_seed, history, last_seed}
+        inputs = {*fields.values(), random_seed, history, last_seed, edited}
 
         def run(seed_of):
             def handler(data: dict, request: gr.Request, progress=gr.Progress()):  # noqa: B008 - Gradio injects it
@@ -467,7 +472,7 @@ def build_demo(engine, outputs: Path | None = None, admin: bool = False) -> gr.B
                 return to_outputs(h.generate(form, data[history], request, progress))
             return on_gpu(handler)
 
-        busy = (lambda: (gr.update(visible=False), gr.update(visible=True)), None, [go, stop])
+        busy = (lambda: (gr.update(visible=False), gr.update(visible=True), ""), None, [go, stop, message])
         idle = (lambda: (gr.update(visible=True), gr.update(visible=False)), None, [go, stop])
         gpu = dict(concurrency_limit=1, concurrency_id="gpu", api_visibility="private")
         out = list(outputs.values())
@@ -478,19 +483,25 @@ def build_demo(engine, outputs: Path | None = None, admin: bool = False) -> gr.B
                                  (redo["background"], lambda d: new_seed())):
             # Redo buttons pass their seed for that one run; "Random seed" stays as the user set it.
             started = trigger.click(*busy, queue=False, **hidden)
-            runs.append(started.then(run(seed_of), inputs, out, show_progress_on=[result], **gpu))
+            runs.append(started.then(run(seed_of), inputs, out, show_progress_on=[result], scroll_to_output=True,
+                                     **gpu))
             runs[-1].then(*idle, queue=False, **hidden)
         stop.click(h.stop_ui, None, [message, go, stop], queue=False, cancels=runs, **hidden)
         demo.unload(h.session_closed)
 
-        preview_inputs = {*fields.values(), random_seed}
+        preview_inputs = {*fields.values(), random_seed, edited}
 
         def preview(data: dict):
+            if data[edited]:
+                return gr.skip(), gr.skip()  # the user's own prompt stays until they empty the box
             try:
-                form = form_of(data)
+                form = form_of(data, with_mask=False)
             except AdgenError:
                 return gr.skip(), gr.skip()
-            return h.preview(form, data[w["prompt"]], data[auto_prompt])
+            return h.preview(form, "", "")
+
+        w["prompt"].input(lambda value: bool((value or "").strip()), w["prompt"], edited, queue=False,
+                          show_progress="hidden", **hidden)
 
         for name in ("name", "category", "features", "audience", "scene", "colors", "copy", "subcopy", "style",
                      "product_focus", "photo"):
@@ -500,7 +511,7 @@ def build_demo(engine, outputs: Path | None = None, admin: bool = False) -> gr.B
             def count(value: str, request: gr.Request, name=name):
                 return h.counter(name, value, request)
 
-            w[name].input(count, w[name], w[name], queue=False, show_progress="hidden", **hidden)
+            w[name].change(count, w[name], w[name], queue=False, show_progress="hidden", **hidden)
             demo.load(count, w[name], w[name], queue=False, show_progress="hidden", **hidden)
         w["style"].change(h.style_info, w["style"], [style_text, w["lora_scale"]], queue=False, **hidden)
         aspect.change(lambda r: ASPECTS.get(r, (gr.skip(), gr.skip())), aspect, [w["width"], w["height"]],
@@ -516,6 +527,7 @@ def build_demo(engine, outputs: Path | None = None, admin: bool = False) -> gr.B
 
         gallery.select(select, history, [result, info, download, *views.values()], queue=False, **hidden)
         loaded = {**{k: v for k, v in w.items() if k not in ("photo", "mask")}, "auto_prompt": auto_prompt,
+                  "prompt_edited": edited,
                   "random_seed": random_seed, "aspect": aspect, "message": message}
         def restore(file: str, request: gr.Request):
             return {loaded[k]: v for k, v in h.load_from_image(file, request).items() if k in loaded}
@@ -535,7 +547,7 @@ def build_demo(engine, outputs: Path | None = None, admin: bool = False) -> gr.B
 
         demo.load(restore_history, history, out, queue=False, **hidden)
         demo.load(h.style_info, w["style"], [style_text, w["lora_scale"]], queue=False, **hidden)
-        demo.load(h.choices, None, [w["style"], w["text_style"]], queue=False, **hidden)
+        demo.load(h.choices, None, [w["style"], w["text_style"], w["text_position"], aspect], queue=False, **hidden)
         demo.load(preview, preview_inputs, [w["prompt"], auto_prompt], queue=False, **hidden)
         demo.load(h.status, None, [status, details], queue=False, show_progress="hidden", **hidden)
         for fn in api_functions(h):

@@ -133,6 +133,7 @@ def restored_fields(params: dict) -> tuple[dict, str, bool]:
               "copy": product["copy"], "style": params["preset"], "product_focus": params["product_focus"],
               "lora_scale": params["lora_scale"] if params["lora_scale"] is not None else 1.0,
               "prompt": params["prompt"], "auto_prompt": "" if params["prompt_override"] else params["prompt"],
+              "prompt_edited": bool(params["prompt_override"]),
               "seed": params["seed"], "random_seed": False, "aspect": ratio, "width": params["width"],
               "height": params["height"], "steps": params["steps"]}
     what = [f"“{product['name']}”", params["preset"], f"seed {params['seed']}", f"{params['width']}x{params['height']}",

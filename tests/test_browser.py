@@ -94,7 +94,16 @@ def test_the_ad_comes_first_in_the_browsers_language(server, browser, tmp_path, 
     assert not page.locator("#stop").is_visible()  # Stop shows only while this tab's job runs
     if not generate:
         return
-    page.get_by_label(labels["name"], exact=True).fill("제주 감귤 탄산수" if locale == "ko-KR" else "Aurora earbuds")
+    # An example fills three fields at once; the prompt must still follow what is typed next
+    page.get_by_role("button", name="Aurora wireless earbuds").click()
+    page.get_by_text(labels["advanced"], exact=True).first.click()
+    prompt = page.locator("#prompt textarea")
+    page.wait_for_function("document.querySelector('#prompt textarea').value.includes('Aurora wireless earbuds')")
+    page.get_by_text(labels["advanced"], exact=True).first.click()  # fold it again
+    name = "제주 감귤 탄산수" if locale == "ko-KR" else "Cola zero"
+    page.get_by_label(labels["name"], exact=True).fill(name)
+    page.wait_for_function(f"document.querySelector('#prompt textarea').value.includes({name!r})")
+    assert "Aurora" not in prompt.input_value()
     set_size(page, locale, "4:5")
     page.locator("#generate").click()
     image = page.locator("#result img").first
