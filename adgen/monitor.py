@@ -67,30 +67,33 @@ def _nvml(index: int) -> tuple[int, int, int | None]:
         return 0, 0, None
 
 
-def render(snap: MemorySnapshot, model: dict) -> str:
-    """Markdown for the panel: memory, then the model's state (`model` from `Engine.describe()`)."""
+def render(snap: MemorySnapshot, model: dict, lang: str = "en") -> str:
+    """Markdown for the panel, in `lang`: memory, then the model's state (`model` from `Engine.describe()`)."""
+    from .i18n import text
+
     clock = time.strftime("%H:%M:%S", time.localtime(snap.taken_at))
     if snap.device == "cuda":
         util = f" · GPU {snap.utilization}%" if snap.utilization is not None else ""
-        lines = [
-            f"**{snap.gpu_name}** · VRAM {snap.used / GB:.1f} / {snap.total / GB:.1f} GB used on device{util}",
-            f"this process: allocated {snap.allocated / GB:.2f} GB · reserved {snap.reserved / GB:.2f} GB · "
-            f"peak {snap.peak / GB:.2f} GB",
-        ]
+        lines = [f"**{snap.gpu_name}** · " + text("panel_vram", lang, used=f"{snap.used / GB:.1f}",
+                                                   total=f"{snap.total / GB:.1f}") + util,
+                 text("panel_process", lang, allocated=f"{snap.allocated / GB:.2f}",
+                      reserved=f"{snap.reserved / GB:.2f}", peak=f"{snap.peak / GB:.2f}")]
     else:
-        lines = [f"**CPU mode** (no GPU) · process RSS {snap.rss / MB:.1f} MB",
-                 f"system RAM {snap.ram_used / GB:.1f} / {snap.ram_total / GB:.1f} GB used"]
-    loras = ", ".join(model["loras"]) or "none"
-    lines.append(f"model: **{model['state']}** · {model['model']} · {model['device']} · {model['dtype']} · "
-                 f"LoRAs loaded: {loras}")
+        lines = [text("panel_cpu", lang, rss=f"{snap.rss / MB:.1f}"),
+                 text("panel_ram", lang, used=f"{snap.ram_used / GB:.1f}", total=f"{snap.ram_total / GB:.1f}")]
+    state = {"ready": "status_ready", "loading": "status_loading", "error": "status_error"}.get(model["state"],
+                                                                                              "status_unloaded")
+    lines.append(text("panel_model", lang, state=text(state, lang), model=model["model"], device=model["device"],
+                      dtype=model["dtype"], loras=", ".join(model["loras"]) or text("panel_none", lang)))
     if model.get("memory"):
-        lines.append(f"memory mode: {model['memory_reason'] or model['memory']} · attention: "
-                     f"{model.get('attention', 'native')}{' · compiled' if model.get('compiled') else ''}")
+        compiled = f" · {text('panel_compiled', lang)}" if model.get("compiled") else ""
+        lines.append(text("panel_memory_mode", lang, mode=model["memory_reason"] or model["memory"],
+                          attention=model.get("attention", "native")) + compiled)
     if model.get("download"):
         lines.append(model["download"])
     if model.get("notice"):
         lines.append(f"**{model['notice']}**")
     if model.get("error"):
-        lines.append(f"last error: {model['error']}")
-    lines.append(f"updated {clock}")
+        lines.append(text("panel_last_error", lang, error=model["error"]))
+    lines.append(text("panel_updated", lang, clock=clock))
     return "  \n".join(lines)

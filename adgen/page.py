@@ -174,12 +174,12 @@ def status_line(slot, lang: str, width=None, height=None, count=None) -> tuple[s
         line += "  \n⚠ " + text("status_demo", lang)
     if described.get("notice"):
         line += f"  \n**{described['notice']}**"
-    details = render(snap, described)
+    details = render(snap, described, lang)
     if engine.device.type == "cuda" and width and height:
         try:
             need = engine.forecast(int(width), int(height), int(count or 1), wait=False)
             if need is not None:  # None while the model downloads: the panel never waits for it
-                details += f"  \nforecast for {int(width)}x{int(height)}: ~{need / 1e9:.1f} GB peak"
+                details += "  \n" + text("forecast", lang, width=int(width), height=int(height), gb=f"{need / 1e9:.1f}")
         except AdgenError as exc:  # the panel never fails: it says why
             details += f"  \nforecast unavailable: {exc}"
     return line, details

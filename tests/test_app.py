@@ -197,9 +197,11 @@ def test_the_status_line_is_one_line_and_the_details_fold(engine, tmp_path):
     assert line.splitlines()[0].startswith("● ready · demo model (random weights) · cpu · float32 · RAM")
     assert "images are noise" in line
     assert "CPU mode" in details and "process RSS" in details and "system RAM" in details
-    assert "model: **unloaded**" in handlers.unload() and engine.state == "unloaded"
+    assert "model: **not loaded**" in handlers.unload() and engine.state == "unloaded"
     assert handlers.status(request=KOREAN)[0].startswith("○ 불러오지 않음 · ")
     assert "이미지는 노이즈입니다" in handlers.status(request=KOREAN)[0]
+    korean = handlers.status(request=KOREAN)[1]  # the folded details speak Korean too
+    assert "CPU 모드" in korean and "시스템 RAM" in korean and "모델: **불러오지 않음**" in korean
 
 
 def test_a_public_page_has_no_admin_controls_or_endpoints(engine, tmp_path):
