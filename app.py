@@ -202,6 +202,8 @@ class Handlers:
             why = engine.set_memory_mode(mode)
         except AdgenError as exc:
             return "⚠ " + localize_error(exc, lang)
+        if engine.device.type != "cuda":  # said, not silently accepted: there is no GPU to place anything on
+            return "⚠ CPU: memory modes apply to GPUs only"
         return why
 
     def free_memory(self) -> str:

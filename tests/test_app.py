@@ -411,3 +411,11 @@ def test_a_mask_painted_for_another_photo_is_refused(tmp_path):
     same = io.BytesIO()
     Image.new("L", (200, 240), 255).save(same, format="PNG")
     check_mask_fits(str(tmp_path / "bottle.png"), same.getvalue())
+
+
+def test_the_copy_counters_and_the_memory_mode_on_a_cpu_give_feedback(engine, tmp_path):
+    handlers = app.build_demo(engine, outputs=tmp_path, admin=True).handlers
+    assert app.Handlers.counter("copy", "여름 한정", KOREAN)["info"] == "5/80자"
+    assert app.Handlers.counter("subcopy", "x" * 120)["info"] == "120/120 characters"
+    assert handlers.set_memory_mode("gpu") == "⚠ CPU: memory modes apply to GPUs only"
+    assert "memory: must be one of" in handlers.set_memory_mode("turbo")
