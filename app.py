@@ -9,6 +9,7 @@ at import time, and torch loads in the background after the server is up.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 from pathlib import Path
@@ -21,6 +22,7 @@ from adgen.errors import AdgenError, GenerationStopped, InputError
 from adgen.form import UI_MAX_COUNT, AdForm
 from adgen.i18n import description, label, load_locales, localize_error, text
 from adgen.images import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS
+from adgen.memory import CPU_REASON
 from adgen.metadata import read_params
 from adgen.models import cache_dir
 from adgen.page import (
@@ -135,8 +137,7 @@ class Handlers:
     def preview(self, form: AdForm, current: str, last_auto: str) -> tuple[str, str]:
         """The prompt generation will use; a prompt the user edited (differs from the last built one) is kept."""
         try:
-            auto = AdForm.of({**form.fields(), "name": form.name or "…", "prompt": "",
-                              "photo": form.photo}).prompt_used(self.presets)
+            auto = dataclasses.replace(form, name=form.name or "…", prompt="").prompt_used(self.presets)
         except AdgenError:
             return current, last_auto  # Generate reports bad fields
         return (auto if (current or "") in ("", last_auto or "") else current), auto
@@ -202,9 +203,7 @@ class Handlers:
             why = engine.set_memory_mode(mode)
         except AdgenError as exc:
             return "⚠ " + localize_error(exc, lang)
-        if engine.device.type != "cuda":  # said, not silently accepted: there is no GPU to place anything on
-            return "⚠ CPU: memory modes apply to GPUs only"
-        return why
+        return ("⚠ " if why == CPU_REASON else "") + why  # on a CPU: said, not silently accepted
 
     def free_memory(self) -> str:
         from adgen.memory import flush_memory

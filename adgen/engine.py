@@ -27,7 +27,7 @@ from .errors import InputError, ModelError, OutOfMemory
 from .images import decode_image, fit_to
 from .jobs import Job, Jobs
 from .loras import Adapters
-from .memory import MODES, MemoryPlanner, VramProbe, cuda_probe, flush_memory, footprint
+from .memory import CPU_REASON, MODES, MemoryPlanner, VramProbe, cuda_probe, flush_memory, footprint
 from .metadata import params_of, png_bytes, restamp
 from .models import (
     Download,
@@ -173,10 +173,6 @@ class Engine:
         return self.adapters.active
 
     @property
-    def memory_request(self) -> str:
-        return self.memory.requested
-
-    @property
     def memory_mode(self) -> str:
         return self.memory.mode
 
@@ -278,6 +274,8 @@ class Engine:
                 self._img2img = self._inpaint = None  # remade from the re-placed pipeline on demand
                 self.memory.place(self._pipe)
                 flush_memory()
+            if self.memory.available() is None:  # loaded or not: on a CPU no mode places anything
+                return CPU_REASON
             return self.memory.reason or mode
 
     def _speedups(self, pipe) -> None:

@@ -1,8 +1,8 @@
 """Jobs own Stop: each request runs as a `Job` with its own id and stop flag.
 
-A Stop pressed in one browser tab, a client that goes away, or a deadline ends that job at its
-next step boundary (or before its next image, or right after the model load it waited for) and
-no other. The engine's one GPU lock still runs one job at a time; this only decides which job a
+A Stop pressed in one browser tab, or a client that goes away (a closed tab, a cancelled call),
+ends that job at its next step boundary (or before its next image, or right after the model load
+it waited for) and no other. The engine's one GPU lock still runs one job at a time; this only decides which job a
 Stop belongs to.
 """
 

@@ -29,6 +29,7 @@ from .errors import WontFit
 log = logging.getLogger("adgen.memory")
 MODES = ("auto", "gpu", "offload", "lowvram")
 GB = 10**9  # the calibration figures are decimal gigabytes
+CPU_REASON = "CPU: memory modes apply to GPUs only"
 HEADROOM = 1.10  # auto wants 10% to spare over the forecast
 
 # ZIT at 1024x1024 (4096 image tokens + 512 caption tokens), transformer width 3840, VAE 128 channels:
@@ -110,7 +111,7 @@ def choose_mode(requested: str, free: int | None, fp: Footprint, width: int = 10
     if requested not in MODES:
         raise ValueError(f"memory mode must be one of {', '.join(MODES)} (got {requested!r})")
     if free is None:
-        return "cpu", "CPU: memory modes apply to GPUs only"
+        return "cpu", CPU_REASON
     if requested != "auto":
         need = forecast(fp, requested, width, height)
         return requested, f"{requested}: chosen by the user (needs ~{need / GB:.1f} GB at {width}x{height}, " \

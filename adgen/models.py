@@ -11,7 +11,6 @@ import hashlib
 import logging
 import os
 import re
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,7 +104,6 @@ class Download:
     def __init__(self, repo_id: str, echo: bool = False):
         self.repo_id, self.done, self.total, self.state = repo_id, 0, 0, "waiting"
         self.echo = echo  # also draw the usual progress bars on stderr (the CLI's `download`)
-        self.started = time.monotonic()
         self._logged = -1
 
     def line(self) -> str:
