@@ -82,7 +82,7 @@ class AdMaker:
         images = []
         for n, seed in enumerate(request.seeds()):
             step_progress = (lambda d, t, n=n: progress(n * t + d, len(request.seeds()) * t)) if progress else None
-            one = dataclasses.replace(request, seed=seed, count=1)
+            one = dataclasses.replace(request, seed=seed, count=1, variation=request.variation + n)
             try:
                 images.append(self._one(spec, one, settings, photo, user_mask, style, cache, step_progress,
                                         use_cache, job))

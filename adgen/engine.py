@@ -86,6 +86,8 @@ class Picture:
     steps: dict[str, bytes] = field(default_factory=dict, repr=False)  # ad: cutout, mask, background, copy_layer
     step_keys: dict[str, str] = field(default_factory=dict)
     step_cached: dict[str, bool] = field(default_factory=dict)
+    prompt: str = ""  # the prompt this image was made with (its scene variation's)
+    variation: int | None = None  # the index of the preset's scene variation it used (None: none)
 
     @property
     def files(self) -> dict[str, bytes]:
@@ -380,27 +382,30 @@ class Engine:
             raise ModelError(f"model: {download.line()}; generation starts when it is done (see the status line)")
         request = request.resolved()
         preset = get_preset(self.presets, request.preset)
-        settings = settings_for(request, preset)
+        # Image i has its own scene variation, so its own prompt (settings of image 0 describe the request).
+        settings_of = {seed: settings_for(request, preset, i) for i, seed in enumerate(request.seeds())}
+        settings = settings_of[request.seed]
         lora = self.adapters.file_for(preset)
         lora_id = lora_fingerprint(lora) if lora else None
         common = dict(
-            model=self.model_fingerprint(), prompt=settings.prompt, preset=preset.name, lora=lora_id,
+            model=self.model_fingerprint(), preset=preset.name, lora=lora_id,
             lora_scale=settings.lora_scale, width=settings.width, height=settings.height, steps=settings.steps,
             image=hashlib.sha256(request.image).hexdigest() if request.image is not None else None,
             strength=request.strength if request.image is not None else None,
             mask=hashlib.sha256(request.mask).hexdigest() if request.mask is not None else None,
             numerics=self.numerics(),
         )
-        keys = {seed: image_key(seed=seed, **common) for seed in request.seeds()}
+        keys = {seed: image_key(seed=seed, prompt=settings_of[seed].prompt, **common) for seed in request.seeds()}
         lora_name = preset.name if lora is not None else None
-        params = {seed: params_of(request, settings, seed, self.source.label, key, lora_name)
+        params = {seed: params_of(request, settings_of[seed], seed, self.source.label, key, lora_name)
                   for seed, key in keys.items()}
         cache = self.cache if use_cache else None
         done: dict[int, Picture] = {}
         for seed, key in keys.items():
             data = cache.get(key) if cache else None
             if data is not None:  # same pixels; the PNG carries this request's own parameters
-                done[seed] = Picture(restamp(data, params[seed]), seed, key, cached=True)
+                done[seed] = Picture(restamp(data, params[seed]), seed, key, cached=True,
+                                     prompt=settings_of[seed].prompt, variation=settings_of[seed].variation)
         pending = {seed: key for seed, key in keys.items() if seed not in done}
         if pending:
             self.check_fits(settings.width, settings.height, len(pending))
@@ -408,20 +413,22 @@ class Engine:
             photo = decode_image(request.image) if request.image is not None else None
             mask = decode_image(request.mask, "mask").convert("L") if request.mask is not None else None
             with self.jobs.open(job=job) as running:
-                made = self._run(request, preset, settings, lora, lora_id, photo, mask,
+                made = self._run(request, preset, settings_of, lora, lora_id, photo, mask,
                                  {seed: (key, params[seed]) for seed, key in pending.items()}, progress, running, cache)
             for seed, png in made.items():
-                done[seed] = Picture(png, seed, keys[seed], cached=False)
+                done[seed] = Picture(png, seed, keys[seed], cached=False, prompt=settings_of[seed].prompt,
+                                     variation=settings_of[seed].variation)
         return Result(tuple(done[s] for s in keys), settings, self.source.label, self.source.is_demo,
                         time.perf_counter() - start)
 
-    def _run(self, request, preset, settings, lora, lora_id, photo, mask, pending: dict[int, tuple[str, dict]],
-             progress, job: Job, cache) -> dict[int, bytes]:
+    def _run(self, request, preset, settings_of: dict[int, Settings], lora, lora_id, photo, mask,
+             pending: dict[int, tuple[str, dict]], progress, job: Job, cache) -> dict[int, bytes]:
         """PNG bytes for each seed in `pending`, made on the pipeline, one job at a time per process.
 
         Only denoising holds the GPU lock: image i's PNG encoding and cache write run on the encoder
         thread while image i+1 denoises. Images finished before a Stop are still stored.
         """
+        settings = settings_of[next(iter(pending))]  # all but the prompt are the same for every image
         total = len(pending) * settings.steps
         job.check(0, total)  # stopped while queued
         pipe = self.load()
@@ -441,9 +448,9 @@ class Engine:
                         self.adapters.apply(pipe, preset, lora, lora_id, settings.lora_scale)
                     kind = "inpaint" if mask is not None else "img2img"
                     runner = pipe if photo is None else self._derived(pipe, kind)
-                    embeds = self._encode(pipe, settings.prompt)
                     for n, (seed, (key, params)) in enumerate(pending.items()):
                         job.check(n * settings.steps, total)  # stopped between images
+                        embeds = self._encode(pipe, settings_of[seed].prompt)  # remembered: one encode per scene
                         image = self._call(runner, embeds, settings, seed, photo, mask, request.strength,
                                            _Steps(progress, job, n, len(pending)))
                         encoded[seed] = self._submit(image, params, key, cache)

@@ -39,6 +39,8 @@ def params_of(request: AdRequest, settings: Settings, seed: int, model: str, key
         "steps": settings.steps,
         "strength": request.strength if request.image is not None else None,
         "draw_copy": request.draw_copy,
+        "variation": settings.variation,
+        "same_scene": request.same_scene,
         "prompt": settings.prompt,
         "model": model,
         "key": key,
@@ -90,7 +92,8 @@ PARAMS = {
     "product": _PRODUCT, "preset": ("text",), "lora?": ("text", "null"), "lora_scale": ("a number", "null"),
     "prompt_override": ("text", "null"), "product_focus": ("true or false",), "seed": ("a whole number",),
     "width": ("a whole number",), "height": ("a whole number",), "steps": ("a whole number",),
-    "strength?": ("a number", "null"), "draw_copy?": ("true or false",), "prompt": ("text",), "model?": ("text",),
+    "strength?": ("a number", "null"), "draw_copy?": ("true or false",),
+    "variation?": ("a whole number", "null"), "same_scene?": ("true or false",), "prompt": ("text",), "model?": ("text",),
     "key?": ("text",), "ad?": _AD,
 }
 
@@ -174,6 +177,9 @@ def request_from_params(params: dict, image: bytes | None = None) -> AdRequest:
             image=image,
             strength=params["strength"] if params.get("strength") is not None else 0.6,
             draw_copy=params.get("draw_copy", True),
+            # The image's own scene: its variation as image 0 (none recorded: the same scene as the prompt says).
+            variation=params.get("variation") or 0,
+            same_scene=params.get("same_scene", False) or params.get("variation") is None,
         )
     except (KeyError, TypeError) as exc:
         raise InputError("image", f"its AdGen parameters lack a field ({exc})") from None

@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import InputError, PresetError
-from .request import MAX_LORA_SCALE, MAX_SIDE, MAX_STEPS, MIN_SIDE, SIDE_MULTIPLE
+from .request import MAX_LORA_SCALE, MAX_SIDE, MAX_STEPS, MAX_VARIATIONS, MIN_SIDE, SIDE_MULTIPLE
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 PRESET_SUFFIXES = (".yaml", ".yml", ".json")
@@ -85,6 +85,9 @@ class StylePreset(BaseModel):
     steps: Annotated[int, Field(ge=1, le=MAX_STEPS)] | None = None
     width: Annotated[int, Field(ge=MIN_SIDE, le=MAX_SIDE, multiple_of=SIDE_MULTIPLE)] | None = None
     height: Annotated[int, Field(ge=MIN_SIDE, le=MAX_SIDE, multiple_of=SIDE_MULTIPLE)] | None = None
+    # Scene variations (surface, setting, light, camera angle): image i of a request uses variation i.
+    variations: Annotated[list[Annotated[str, Field(min_length=1, max_length=300)]],
+                          Field(max_length=MAX_VARIATIONS)] = []
     order: int = 100  # position in lists; lower first
     kind: Literal["style"] = "style"
 

@@ -25,15 +25,19 @@ def describe_product(product: Product) -> str:
     return subject
 
 
-def build_prompt(product: Product, preset: StylePreset, product_focus: bool = True, include_copy: bool = True) -> str:
+def build_prompt(product: Product, preset: StylePreset, product_focus: bool = True, include_copy: bool = True,
+                 variation: str | None = None) -> str:
     """The full prompt for one product in one style.
 
     `include_copy=False` is for the composed ad, whose copy is drawn as its own text layer:
-    the model is then asked for space for it instead of the text itself.
+    the model is then asked for space for it instead of the text itself. `variation` is one of the
+    preset's scene variations (surface, setting, light, camera angle).
     """
     parts = [preset.render(describe_product(product))]
     if product.scene:
         parts.append(f"Scene and mood: {product.scene}.")
+    if variation:
+        parts.append(f"Setting: {variation.rstrip('.')}.")
     if product.colors:
         parts.append(f"Brand colours: {product.colors}.")
     if product.audience:
@@ -54,11 +58,26 @@ class Settings:
     height: int
     steps: int
     lora_scale: float | None  # None: the style has no LoRA
+    variation: int | None = None  # the index of the preset's scene variation in the prompt (None: none)
 
 
-def settings_for(request: AdRequest, preset: StylePreset) -> Settings:
-    """Request values first, then the preset's defaults, then ZIT's (1024x1024, 8 steps)."""
-    prompt = request.prompt or build_prompt(request.product, preset, request.product_focus, request.draw_copy)
+def scene_variation(request: AdRequest, preset: StylePreset, index: int = 0) -> int | None:
+    """The scene variation image `index` of `request` uses: variation + index, cycling through the preset's list.
+
+    ZIT varies little across seeds, so the images of one request differ by scene (surface, setting,
+    light, camera angle), not only by seed. None when the preset has none, the prompt is the user's own,
+    or `same_scene` asks for seed-only variation.
+    """
+    if not preset.variations or request.prompt is not None or request.same_scene:
+        return None
+    return (request.variation + index) % len(preset.variations)
+
+
+def settings_for(request: AdRequest, preset: StylePreset, index: int = 0) -> Settings:
+    """Image `index` of the request: request values first, then the preset's defaults, then ZIT's (1024x1024, 8 steps)."""
+    variation = scene_variation(request, preset, index)
+    prompt = request.prompt or build_prompt(request.product, preset, request.product_focus, request.draw_copy,
+                                            preset.variations[variation] if variation is not None else None)
     scale = None
     if preset.lora is not None:
         scale = request.lora_scale if request.lora_scale is not None else preset.lora.scale
@@ -68,4 +87,5 @@ def settings_for(request: AdRequest, preset: StylePreset) -> Settings:
         height=request.height or preset.height or DEFAULT_SIZE[1],
         steps=request.steps or preset.steps or DEFAULT_STEPS,
         lora_scale=scale,
+        variation=variation,
     )

@@ -21,6 +21,7 @@ DEFAULT_SIZE = (1024, 1024)
 MIN_SIDE, MAX_SIDE, SIDE_MULTIPLE = 256, 2048, 16
 MAX_SEED = 2**32 - 1
 MAX_COUNT = 8
+MAX_VARIATIONS = 16  # scene variations per preset
 MAX_STEPS = 50
 MAX_LORA_SCALE = 2.0
 MAX_FIELD_CHARS = 500  # one product field
@@ -146,6 +147,8 @@ class AdRequest:
     strength: float = 0.6  # img2img / inpaint: how much is repainted
     mask: bytes | None = field(default=None, repr=False)  # inpaint: white = repaint, black = keep
     draw_copy: bool = True  # False when the copy is drawn as its own layer (the composed ad)
+    variation: int = 0  # the preset's scene variation of image 0; image i uses variation + i (see prompts)
+    same_scene: bool = False  # True: every image uses the same scene, only the seed varies
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -166,6 +169,7 @@ class AdRequest:
         if self.steps is not None:
             set_(self, "steps", check_int("steps", self.steps, 1, MAX_STEPS))
         set_(self, "count", check_int("count", self.count, 1, MAX_COUNT))
+        set_(self, "variation", check_int("variation", self.variation, 0, MAX_VARIATIONS - 1))
         set_(self, "strength", _check_float("strength", self.strength, 0.05, 1.0))
         for name in ("image", "mask"):
             if getattr(self, name) is not None and not isinstance(getattr(self, name), bytes):

@@ -16,6 +16,7 @@ from safetensors.torch import load_file, save_file
 from adgen.engine import Engine
 from adgen.errors import GenerationStopped, InputError
 from adgen.jobs import Job
+from adgen.metadata import read_params
 from adgen.models import resolve_model
 from adgen.presets import load_presets
 
@@ -42,10 +43,22 @@ def test_same_request_gives_identical_bytes(engine, demo_source, tmp_path, produ
     assert [i.seed for i in first.images] == [42, 43]
 
 
-def test_image_i_equals_image_zero_of_seed_plus_i(engine, product):
+def test_image_i_equals_image_zero_of_seed_plus_i_and_variation_plus_i(engine, product):
     batch = engine.generate(small(product, seed=10, count=3), use_cache=False)
-    third = engine.generate(small(product, seed=12), use_cache=False)
+    third = engine.generate(small(product, seed=12, variation=2), use_cache=False)
     assert batch.images[2].png == third.images[0].png
+
+
+def test_the_images_of_one_request_have_different_scenes_unless_same_scene(engine, product):
+    """ZIT varies little across seeds: image i uses the preset's scene variation i, recorded in its PNG."""
+    varied = engine.generate(small(product, seed=10, count=4))
+    prompts = [p.prompt for p in varied.images]
+    assert len(set(prompts)) == 4 and [p.variation for p in varied.images] == [0, 1, 2, 3]
+    assert [read_params(p.png)["prompt"] for p in varied.images] == prompts
+    same = engine.generate(small(product, seed=10, count=4, same_scene=True))
+    assert len({p.prompt for p in same.images}) == 1 and same.images[0].variation is None
+    assert read_params(same.images[0].png)["same_scene"] is True
+    assert "Setting:" not in same.prompt and "Setting:" in varied.prompt
 
 
 def test_a_cache_hit_never_touches_the_pipeline(engine, demo_source, cache, product, dtype):

@@ -28,9 +28,11 @@ def test_generated_png_round_trips_to_the_same_request_and_image(engine, product
     second = result.images[1]
     params = read_params(second.png)
     assert params["seed"] == 43 and params["key"] == second.key
-    assert params["prompt"] == result.prompt and params["lora"] == "anime" and params["lora_scale"] == 0.5
+    assert params["prompt"] == second.prompt != result.prompt  # image 1 has its own scene variation
+    assert params["variation"] == 1 and params["lora"] == "anime" and params["lora_scale"] == 0.5
     again = request_from_params(params)
     assert (again.seed, again.count, again.preset, again.steps, again.width) == (43, 1, "anime", 4, 256)
+    assert (again.variation, again.same_scene) == (1, False)
     assert again.product == product
     regenerated = engine.generate(again, use_cache=False).images[0]
     assert regenerated.png == second.png
