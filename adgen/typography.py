@@ -6,10 +6,12 @@ Text styles are data (`presets/text/*.yaml`, one schema, unknown keys refused) l
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import re
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -124,20 +126,64 @@ def check_text_style(name: str, styles: dict[str, TextStyle]) -> TextStyle:
 
 
 # -- fonts ---------------------------------------------------------------------------------------
+HANGUL = re.compile("[\u1100-\u11ff\u3130-\u318f\ua960-\ua97f\uac00-\ud7af\ud7b0-\ud7ff]")
+LATIN_FONTS = ["/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf",
+               "/usr/share/fonts/truetype/liberation/LiberationSans-Bold.ttf"]
+NO_HANGUL_FONT = ("no Hangul-capable font found: install Debian's fonts-nanum (apt-get install fonts-nanum; on Spaces "
+                  "it is in packages.txt) or the pip package koreanize-matplotlib (NanumGothic), or set "
+                  "ADGEN_FONT=/path/to/font.ttf")
+
+
+def needs_hangul(text: str) -> bool:
+    return bool(HANGUL.search(text))
+
+
 @lru_cache(maxsize=8)
-def find_font(weight: str = "extrabold") -> Path:
-    """A font file that draws Hangul: $ADGEN_FONT, else Nanum/Noto in the usual places, else fontconfig's."""
+def find_font(weight: str = "extrabold", hangul: bool = True) -> Path:
+    """A font file for ad copy: one that draws Hangul ($ADGEN_FONT, else Nanum/Noto in the usual places, the
+    NanumGothic of pip's koreanize-matplotlib, else fontconfig's), so Korean and Latin copy look alike.
+
+    With `hangul=False` (Latin-only copy) any Latin font will do when no Hangul font is installed:
+    DejaVu or Liberation, else the font Pillow itself ships.
+    """
     explicit = os.environ.get("ADGEN_FONT")
     candidates = [Path(explicit)] if explicit else []
-    candidates += [Path(d) / f for f in FONT_FILES[weight] for d in FONT_DIRS]
+    candidates += [Path(d) / f for f in FONT_FILES[weight] for d in FONT_DIRS + _package_font_dirs()]
     if shutil.which("fc-list"):
         listed = subprocess.run(["fc-list", ":lang=ko", "file"], capture_output=True, text=True).stdout
         candidates += sorted(Path(line.split(":")[0]) for line in listed.splitlines() if line.strip())
     for path in candidates:
         if path.is_file() and not missing_glyphs(path, "한글"):
             return path
-    raise FontError("no Hangul-capable font found: install Debian's fonts-nanum (apt-get install fonts-nanum; "
-                    "on Spaces it is in packages.txt) or set ADGEN_FONT=/path/to/font.ttf")
+    if hangul:
+        raise FontError(NO_HANGUL_FONT)
+    for path in candidates[:1] + [Path(p) for p in LATIN_FONTS]:
+        if path.is_file() and not missing_glyphs(path, "Aa"):
+            return path
+    return pillow_font()
+
+
+def _package_font_dirs() -> list[str]:
+    """The fonts folder of pip's koreanize-matplotlib (NanumGothic, SIL OFL), located without importing it."""
+    spec = importlib.util.find_spec("koreanize_matplotlib")
+    return [str(Path(p) / "fonts") for p in (spec.submodule_search_locations or [])] if spec else []
+
+
+def pillow_font() -> Path:
+    """The Latin font Pillow ships (Aileron), as a file: fonts are keyed and opened by path."""
+    data = ImageFont.load_default(12).path.getvalue()  # type: ignore[union-attr]
+    path = Path(tempfile.gettempdir()) / "adgen-fonts" / f"pillow-{hashlib.sha256(data).hexdigest()[:12]}.otf"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}.part")
+        partial.write_bytes(data)
+        os.replace(partial, path)
+    return path
+
+
+def copy_font(style: TextStyle, text: str, font: Path | None = None) -> Path:
+    """The font the copy `text` is drawn with: the brand's `font` when given, else `find_font`."""
+    return font if font is not None else find_font(style.weight, needs_hangul(text))
 
 
 def missing_glyphs(font_path: Path, text: str) -> list[str]:
@@ -216,32 +262,55 @@ def fit(copy: str, subcopy: str, font_path: Path, max_width: int, max_height: in
 
 # -- rendering -----------------------------------------------------------------------------------
 def render_copy(copy: str, subcopy: str, size: tuple[int, int], style: TextStyle, position: str = "auto",
-                avoid: tuple | None = None, background: Image.Image | None = None) -> tuple[Image.Image, tuple]:
+                avoid: tuple | None = None, background: Image.Image | None = None,
+                font: Path | None = None) -> tuple[Image.Image, tuple]:
     """The copy as a transparent layer of `size`, and the box it occupies."""
     if position not in POSITIONS:
         raise InputError("text position", f"must be one of {', '.join(POSITIONS)} (got {position!r})")
-    font_path, layout = layout_copy(copy, subcopy, size, style)
+    font_path, layout = layout_copy(copy, subcopy, size, style, font)
     width, height = size
-    block = _draw_block(layout, font_path, style)
-    pad = (block.width - layout.width) // 2, (block.height - layout.height) // 2
     x = (width - layout.width) // 2
     y = _choose_y(position, layout.height, size, avoid, background)
+    return _layer(layout, font_path, style, size, (x, y)), (x, y, x + layout.width, y + layout.height)
+
+
+def render_copy_in(copy: str, subcopy: str, size: tuple[int, int], area: tuple[int, int, int, int],
+                   style: TextStyle, font: Path | None = None) -> tuple[Image.Image, tuple]:
+    """The copy laid out at the canvas's own pixel size inside `area` (left, top, right, bottom), centred there:
+    the layer of `size` and the box the text occupies (effects may reach a little past it)."""
+    font_path, layout = layout_copy(copy, subcopy, size, style, font, area)
+    left, top, right, bottom = area
+    x, y = left + (right - left - layout.width) // 2, top + (bottom - top - layout.height) // 2
+    return _layer(layout, font_path, style, size, (x, y)), (x, y, x + layout.width, y + layout.height)
+
+
+def _layer(layout: Layout, font_path: Path, style: TextStyle, size: tuple[int, int], at: tuple[int, int]):
+    block = _draw_block(layout, font_path, style)
+    pad = (block.width - layout.width) // 2, (block.height - layout.height) // 2
     layer = Image.new("RGBA", size, (0, 0, 0, 0))
-    layer.paste(block, (x - pad[0], y - pad[1]))  # a plain copy onto empty pixels; effects past the edge clip
-    return layer, (x, y, x + layout.width, y + layout.height)
+    layer.paste(block, (at[0] - pad[0], at[1] - pad[1]))  # a plain copy onto empty pixels; effects past the edge clip
+    return layer
 
 
-def layout_copy(copy: str, subcopy: str, size: tuple[int, int], style: TextStyle) -> tuple[Path, Layout]:
-    """The font and wrapped layout of the copy on a canvas of `size`; refuses glyphs the font lacks and copy
-    too long to fit. Cheap: callers check with it before any GPU work."""
-    font_path = find_font(style.weight)
+def layout_copy(copy: str, subcopy: str, size: tuple[int, int], style: TextStyle, font: Path | None = None,
+                area: tuple[int, int, int, int] | None = None) -> tuple[Path, Layout]:
+    """The font and wrapped layout of the copy on a canvas of `size` (inside `area` when given; else a band
+    86% wide and 30% high); refuses glyphs the font lacks and copy too long to fit. Cheap: callers check
+    with it before any GPU work. `font` is a brand's font (default: `find_font`)."""
+    font_path = copy_font(style, copy + subcopy, font)
     missing = missing_glyphs(font_path, copy + subcopy)
     if missing:
+        if font is not None:
+            raise InputError("ad copy", f"the brand font has no glyph for {''.join(missing)!r}; use another font "
+                             "or remove those characters")
         raise InputError("ad copy", f"the copy font has no glyph for {''.join(missing)!r}; "
                          "remove those characters (emoji are not supported)")
     width, height = size
-    layout = fit(copy, subcopy, font_path, int(width * 0.86), int(height * 0.3), max(12, round(height * 0.11)),
-                 max(10, round(height * 0.025)))
+    if area is None:
+        box_w, box_h = int(width * 0.86), int(height * 0.3)
+    else:
+        box_w, box_h = area[2] - area[0], area[3] - area[1]
+    layout = fit(copy, subcopy, font_path, box_w, box_h, max(12, round(box_h * 0.37)), max(10, round(box_h * 0.083)))
     return font_path, layout
 
 

@@ -1,5 +1,7 @@
 """Ad copy: Hangul renders (never tofu), long copy wraps and shrinks to fit, auto position avoids the product."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -39,14 +41,46 @@ def test_hangul_renders_glyphs_not_the_missing_glyph_box():
     assert len({np.asarray(font.getmask(c)).tobytes() for c in "한글광고"}) == 4  # four different shapes
 
 
-def test_no_hangul_font_is_a_clear_error(monkeypatch, tmp_path):
+@pytest.fixture
+def no_hangul_font(monkeypatch, tmp_path):
+    """A machine with no Hangul font: no Nanum/Noto folders, no koreanize-matplotlib, no fc-list."""
     monkeypatch.setattr("adgen.typography.FONT_DIRS", [str(tmp_path)])
-    monkeypatch.setenv("ADGEN_FONT", "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+    monkeypatch.setattr("adgen.typography._package_font_dirs", lambda: [])
     monkeypatch.setenv("PATH", str(tmp_path))  # no fc-list
     find_font.cache_clear()
+    yield
+    find_font.cache_clear()
+
+
+def test_no_hangul_font_is_a_clear_error(no_hangul_font, monkeypatch):
+    monkeypatch.setenv("ADGEN_FONT", "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+    with pytest.raises(Exception, match="no Hangul-capable font found: install Debian's fonts-nanum.*koreanize"):
+        find_font()
+    with pytest.raises(Exception, match="no Hangul-capable font found"):
+        layout_copy("여름 세일", "", (512, 512), STYLES["gold"])
+
+
+def test_latin_copy_renders_without_any_hangul_font(no_hangul_font, monkeypatch):
+    """English copy needs only a Latin font: DejaVu where installed, else the one Pillow ships."""
+    monkeypatch.setattr("adgen.typography.LATIN_FONTS", [])  # not even DejaVu: Pillow's own font
+    font, layout = layout_copy("Summer sale", "Only this week", (512, 512), STYLES["gold"])
+    assert font.is_file() and font.name.startswith("pillow-") and layout.lines == ("Summer sale",)
+    layer, box = render_copy("Summer sale", "Only this week", (512, 512), STYLES["gold"], "top")
+    assert layer.getchannel("A").getbbox() is not None
+
+
+def test_the_pip_font_package_is_found_without_importing_it(monkeypatch, tmp_path):
+    from adgen.typography import _package_font_dirs
+
+    dirs = _package_font_dirs()
+    if not dirs:
+        pytest.skip("koreanize-matplotlib is not installed")
+    assert (Path(dirs[0]) / "NanumGothicExtraBold.ttf").is_file()
+    monkeypatch.setattr("adgen.typography.FONT_DIRS", [str(tmp_path)])
+    monkeypatch.setenv("PATH", str(tmp_path))
+    find_font.cache_clear()
     try:
-        with pytest.raises(Exception, match="no Hangul-capable font found: install Debian's fonts-nanum"):
-            find_font()
+        assert find_font().parent == Path(dirs[0])
     finally:
         find_font.cache_clear()
 
