@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import sys
@@ -25,7 +26,8 @@ FLAGS = {
     "width": "--size (width)", "height": "--size (height)", "size": "--size", "aspect": "--aspect", "steps": "--steps",
     "count": "--count", "image": "--image", "product photo": "--image", "out": "--out", "sub-copy": "--subcopy",
     "text style": "--text-style", "text position": "--text-position", "background": "--background",
-    "memory": "--memory", "dtype": "--dtype", "product mask": "--mask",
+    "memory": "--memory", "dtype": "--dtype", "product mask": "--mask", "packshot": "--packshot",
+    "brand": "--brand", "logo": "--logo", "brand hex colours": "--brand-colors", "brand font": "--font", "channels": "--channels", "variants": "--variants",
 }
 
 
@@ -40,39 +42,34 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     gen = commands.add_parser("generate", help="generate ad images; prints one JSON object")
-    gen.add_argument("--product", required=True, help="product name (Korean or English)")
-    gen.add_argument("--category", default="")
-    gen.add_argument("--features", default="", help='key features, comma-separated: "a, b"')
-    gen.add_argument("--audience", default="", help="target audience")
-    gen.add_argument("--scene", default="", help="scene / mood")
-    gen.add_argument("--colors", default="", help="brand colours")
-    gen.add_argument("--copy", default="", help="ad copy (headline)")
-    gen.add_argument("--preset", default="photo", help="style preset (see `presets`)")
+    _product_flags(gen)
     gen.add_argument("--lora-scale", help="LoRA strength 0..2 (default: the preset's)")
     gen.add_argument("--prompt", help="use this prompt instead of the built one")
     gen.add_argument("--no-product-focus", action="store_true", help="allow people/faces; drop the product-hero clause")
-    gen.add_argument("--seed", help="0..4294967295 (default: random, reported)")
     size = gen.add_mutually_exclusive_group()
     size.add_argument("--size", help="WIDTHxHEIGHT, multiples of 16 from 256 to 2048 (default 1024x1024)")
     size.add_argument("--aspect", help="aspect preset: 1:1, 4:5, 3:4, 2:3, 9:16, 5:4, 4:3, 3:2, 16:9")
     gen.add_argument("--steps", help="denoising steps 1..50 (default 8, ZIT's)")
-    gen.add_argument("--count", default="1", help="images 1..8; image i uses seed + i")
-    gen.add_argument("--image", help="product photo (PNG/JPEG/WebP; transparent PNG or a plain backdrop)")
-    gen.add_argument("--mask", help="with --image: your product mask instead of the automatic cutout, the photo's "
-                                    "size or a scaled copy (PNG/JPEG/WebP; white = product, black = backdrop)")
-    # The ad layout flags default to None, so a flag the user gave is told from a default (AdSpec's).
-    gen.add_argument("--subcopy", help="ad copy's second, smaller line")
-    gen.add_argument("--text-style", help="with copy: extrude_3d (default), gold, neon, outline")
+    gen.add_argument("--count", default="1", help="images 1..8; image i uses seed + i and the style's scene variation i")
+    _ad_flags(gen)
     gen.add_argument("--text-position", help="with copy: auto (default), top, center, bottom")
-    gen.add_argument("--background",
-                     help="with --image: inpaint (default: repaint around the product) or t2i (a scene, composited)")
     gen.add_argument("--out", default="outputs", help="folder for the PNGs (default ./outputs)")
-    gen.add_argument("--model", help="auto (default), demo, a local folder or a Hugging Face repo id")
-    gen.add_argument("--no-cache", action="store_true", help="neither read nor write the result cache")
-    gen.add_argument("--quiet", action="store_true",
-                     help="no progress bars (shown on stderr only when it is a terminal); warnings still print")
-    add_runtime_flags(gen)
+    _run_flags(gen)
 
+    camp = commands.add_parser("campaign", help="one ad in several channel sizes and variants; prints one JSON object")
+    _product_flags(camp)
+    _campaign_flags(camp)
+    batch = commands.add_parser("batch", help="one campaign per row of a CSV file; prints one JSON object")
+    batch.add_argument("csv", help="UTF-8 CSV (Excel's BOM is fine), one product a row; columns: "
+                                   + ", ".join(CSV_COLUMNS) + " (only name is required; image: a path, relative to "
+                                   "the CSV's folder)")
+    for flag, text in (("--preset", "style preset (see `presets`)"), ("--seed", "0..4294967295 (default: random)")):
+        batch.add_argument(flag, default="photo" if flag == "--preset" else None, help=text)
+    batch.add_argument("--same-scene", action="store_true", help="variants vary by seed only, not by scene")
+    _campaign_flags(batch)
+
+    chans = commands.add_parser("channels", help="list the channel formats (sizes, safe zones)")
+    chans.add_argument("--json", action="store_true")
     lst = commands.add_parser("presets", help="list the style presets")
     lst.add_argument("--json", action="store_true")
     demo = commands.add_parser("demo-model", help="write the embedded demo model to a folder (or, with --full-size, "
@@ -88,6 +85,54 @@ def build_parser() -> argparse.ArgumentParser:
     dl = commands.add_parser("download", help="fetch Z-Image-Turbo and the presets' hub LoRAs (needs internet)")
     dl.add_argument("--repo", default=None, help="model repo (default Tongyi-MAI/Z-Image-Turbo)")
     return parser
+
+
+def _product_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--product", required=True, help="product name (Korean or English)")
+    parser.add_argument("--category", default="")
+    parser.add_argument("--features", default="", help='key features, comma-separated: "a, b"')
+    parser.add_argument("--audience", default="", help="target audience")
+    parser.add_argument("--scene", default="", help="scene / mood")
+    parser.add_argument("--colors", default="", help="brand colours in words (default: a brand's colours)")
+    parser.add_argument("--copy", default="", help="ad copy (headline)")
+    parser.add_argument("--preset", default="photo", help="style preset (see `presets`)")
+    parser.add_argument("--seed", help="0..4294967295 (default: random, reported)")
+    parser.add_argument("--same-scene", action="store_true",
+                        help="images/variants vary by seed only (default: each uses the style's next scene variation)")
+    parser.add_argument("--image", help="product photo (PNG/JPEG/WebP; transparent PNG or a plain backdrop)")
+    parser.add_argument("--mask", help="with --image: your product mask instead of the automatic cutout, the photo's "
+                                       "size or a scaled copy (PNG/JPEG/WebP; white = product, black = backdrop)")
+
+
+def _ad_flags(parser: argparse.ArgumentParser) -> None:
+    """The ad's layout and brand flags; they default to None, so a flag the user gave is told from a default."""
+    parser.add_argument("--subcopy", help="ad copy's second, smaller line")
+    parser.add_argument("--text-style", help="with copy: extrude_3d (default), gold, neon, outline")
+    parser.add_argument("--background", help="with --image: inpaint (default: repaint around the product), t2i (a "
+                                             "scene, composited) or packshot (no model: studio backdrop)")
+    parser.add_argument("--packshot", help="with --background packshot: gradient (default), color or white")
+    parser.add_argument("--brand", help="a brand kit in presets/brands (logo, colours, font)")
+    parser.add_argument("--logo", help="brand logo (PNG/JPEG/WebP), placed in a corner clear of product and copy")
+    parser.add_argument("--brand-colors", help='brand colours, hex: "#FF6600,#1A1A1A" (main first)')
+    parser.add_argument("--font", help="brand font for the copy (TTF/OTF)")
+
+
+def _run_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", help="auto (default), demo, a local folder or a Hugging Face repo id")
+    parser.add_argument("--no-cache", action="store_true", help="neither read nor write the result cache")
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress bars (shown on stderr only when it is a terminal); warnings still print")
+    add_runtime_flags(parser)
+
+
+def _campaign_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--channels", required=True, help="channel ids, comma-separated (see `channels`)")
+    parser.add_argument("--variants", default="1", help="variants 1..8 per channel: seed + v, scene variation v")
+    _ad_flags(parser)
+    parser.add_argument("--text-position", help="with copy: top (default) or bottom of the channel's layout")
+    parser.add_argument("--out", required=True, help="folder for CHANNEL-vN.png and manifest.json")
+    parser.add_argument("--zip", action="store_true", help="also write campaign.zip holding exactly those files")
+    _run_flags(parser)
 
 
 def cmd_generate(args: argparse.Namespace) -> dict:
@@ -110,7 +155,7 @@ def cmd_generate(args: argparse.Namespace) -> dict:
     mask = _read_mask(args.mask, image) if args.mask else None
     request = AdRequest(product=product, preset=args.preset, lora_scale=args.lora_scale, prompt=args.prompt,
                         product_focus=not args.no_product_focus, seed=args.seed, width=width, height=height,
-                        steps=args.steps, count=args.count, image=image)
+                        steps=args.steps, count=args.count, image=image, same_scene=args.same_scene)
     spec, warnings = _ad_spec(args, request, mask)
     out = Path(args.out)
     _check_out(out)
@@ -147,25 +192,36 @@ def cmd_generate(args: argparse.Namespace) -> dict:
     return report
 
 
-def _ad_spec(args: argparse.Namespace, request: AdRequest, mask: bytes | None) -> tuple[AdSpec | None, list[str]]:
+def _ad_spec(args: argparse.Namespace, request: AdRequest, mask: bytes | None,
+             campaign: bool = False) -> tuple[AdSpec | None, list[str]]:
     """The ad's layout from the flags (None for a plain image) and warnings for the flags that do nothing here.
 
     Every layout flag given is checked, used or not: a typo is an error even where it would be ignored.
     """
     from .ad import AdSpec
+    from .brand import brand_of
     from .typography import check_text_style, load_text_styles
 
     given = {name: value for name, value in (("subcopy", args.subcopy), ("text_style", args.text_style),
-                                             ("text_position", args.text_position), ("background", args.background))
-             if value is not None}
-    spec = AdSpec(request, **given, mask=mask)  # checks sub-copy, position and background; holds their defaults
-    check_text_style(spec.text_style, load_text_styles())
+                                             ("text_position", args.text_position), ("background", args.background),
+                                             ("packshot", args.packshot)) if value is not None}
+    if args.brand and (args.logo or args.font or args.brand_colors):
+        raise InputError("brand", "give --brand NAME, or --logo/--brand-colors/--font for an ad hoc brand, not both")
+    brand = brand_of(args.brand, args.logo, args.brand_colors, args.font)
+    styles = load_text_styles()
+    if brand is not None and brand.text_style and "text_style" not in given:
+        given["text_style"] = check_text_style(brand.text_style, styles).name
+    spec = AdSpec(request, **given, mask=mask, brand=brand)  # checks its fields; holds their defaults
+    check_text_style(spec.text_style, styles)
     copy = bool(request.product.copy or spec.subcopy)
     warnings = [f"--{name.replace('_', '-')} has no effect without --copy or --subcopy"
                 for name in ("text_style", "text_position") if name in given and not copy]
     if "background" in given and request.image is None:
         warnings.append("--background has no effect without --image")
-    return (spec if copy or request.image is not None else None), warnings
+    if "packshot" in given and spec.background != "packshot":
+        warnings.append("--packshot has no effect without --background packshot")
+    is_ad = campaign or copy or request.image is not None or brand is not None
+    return (spec if is_ad else None), warnings
 
 
 def _read_mask(path: str, photo: bytes | None) -> bytes:
@@ -271,6 +327,169 @@ def _check_out(out: Path) -> None:
         raise InputError("out", f"cannot create {out}: {ancestor} is not writable")
 
 
+CSV_COLUMNS = ("name", "category", "features", "audience", "scene", "colors", "copy", "subcopy", "image")
+# The column a field's error belongs to (the CSV's columns are named after the product flags).
+COLUMNS = {"product name": "name", "category": "category", "key features": "features", "target audience": "audience",
+           "scene/mood": "scene", "brand colours": "colors", "ad copy": "copy", "sub-copy": "subcopy",
+           "product photo": "image", "product mask": "image"}
+
+
+def _campaign_of(args: argparse.Namespace, row: dict | None = None, base: Path | None = None):
+    """(spec, channels, variants, warnings) of one campaign: the flags, with a CSV `row`'s product columns."""
+    from .campaign import check_variants
+    from .channels import get_channels, load_channels
+    from .images import read_image_file
+    from .request import AdRequest, Product
+
+    values = row if row is not None else {
+        "name": args.product, "category": args.category, "features": args.features, "audience": args.audience,
+        "scene": args.scene, "colors": args.colors, "copy": args.copy, "subcopy": args.subcopy, "image": args.image}
+    product = Product(name=values.get("name") or "", category=values.get("category") or "",
+                      features=values.get("features") or "", audience=values.get("audience") or "",
+                      scene=values.get("scene") or "", colors=values.get("colors") or "", copy=values.get("copy") or "")
+    image_path = values.get("image") or None
+    if image_path and base is not None and not Path(image_path).is_absolute():
+        image_path = str(base / image_path)
+    image = read_image_file(image_path, "product photo") if image_path else None
+    mask = _read_mask(args.mask, image) if getattr(args, "mask", None) else None
+    request = AdRequest(product=product, preset=args.preset, seed=args.seed, image=image, same_scene=args.same_scene)
+    layout = argparse.Namespace(**{**vars(args), "subcopy": values.get("subcopy") or args.subcopy})
+    spec, warnings = _ad_spec(layout, request, mask, campaign=True)
+    channels = get_channels(args.channels, load_channels())
+    return spec, channels, check_variants(args.variants), warnings
+
+
+def _engine(args: argparse.Namespace):
+    from .cache import default_cache
+    from .engine import Engine
+    from .models import quiet_libraries
+
+    quiet_libraries()
+    return Engine(args.model, cache=default_cache(), memory=args.memory, attention=args.attention,
+                  dtype=args.dtype, compile=args.compile)
+
+
+def cmd_campaign(args: argparse.Namespace) -> dict:
+    import time
+
+    from .ad import AdMaker
+    from .campaign import make_campaign, write_campaign
+
+    start = time.perf_counter()
+    spec, channels, variants, warnings = _campaign_of(args)  # 1. every input checked before any work
+    out = Path(args.out)
+    _check_out(out)
+    engine = _engine(args)  # 2. make, 3. write
+    with _Bars(engine, show=not args.quiet and sys.stderr.isatty()) as bars:
+        if args.warmup:
+            engine.warmup()
+        result = make_campaign(AdMaker(engine), spec, channels, variants, bars, use_cache=not args.no_cache)
+    report = write_campaign(result, spec, channels, out, args.zip)
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return {**report, "seconds": round(time.perf_counter() - start, 3)}
+
+
+class BatchFileError(AdgenError):
+    """The CSV file itself can't be used (exit 2)."""
+
+
+def read_batch(path: Path) -> list[tuple[int, dict]]:
+    """The rows of a batch CSV as (row number as a spreadsheet shows it, values by column); header is row 1."""
+    import csv
+
+    try:
+        text = path.read_bytes().decode("utf-8-sig")  # Excel writes a BOM
+    except OSError as exc:
+        raise BatchFileError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise BatchFileError(f"{path}: not UTF-8 text; save the sheet as \"CSV UTF-8\"") from None
+    try:
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        header = [h.strip().lower() for h in reader.fieldnames or []]
+        if not header:
+            raise BatchFileError(f"{path}: empty; the first row must name the columns ({', '.join(CSV_COLUMNS)})")
+        unknown = [h for h in header if h not in CSV_COLUMNS]
+        if unknown:
+            raise BatchFileError(f"{path}: column {unknown[0]!r} is not known; columns are {', '.join(CSV_COLUMNS)}")
+        if "name" not in header:
+            raise BatchFileError(f"{path}: no \"name\" column; columns are {', '.join(CSV_COLUMNS)}")
+        rows = []
+        for raw in reader:
+            values = dict(zip(header, (raw.get(h) for h in reader.fieldnames)))
+            if None in raw:  # more cells than columns
+                values["_extra"] = raw[None]
+            if any((v or "").strip() for v in values.values() if isinstance(v, str)) or "_extra" in values:
+                rows.append((reader.line_num, values))
+    except csv.Error as exc:
+        raise BatchFileError(f"{path}: not a readable CSV: {exc}") from None
+    if not rows:
+        raise BatchFileError(f"{path}: no product rows under the header")
+    return rows
+
+
+def cmd_batch(args: argparse.Namespace) -> tuple[dict, int]:
+    """One campaign per CSV row into OUT/ROW-NAME/; a bad row is reported and skipped, the others finish."""
+    import time
+
+    from tqdm import tqdm
+
+    from .ad import AdMaker
+    from .campaign import make_campaign, slug, write_campaign
+
+    start = time.perf_counter()
+    path = Path(args.csv)
+    rows = read_batch(path)
+    out = Path(args.out)
+    _check_out(out)
+    engine = maker = None
+    done, failed = [], []
+    with tqdm(rows, desc="rows", unit="row", file=sys.stderr, disable=args.quiet, **_screen()) as bar:
+        for number, values in bar:
+            try:
+                if "_extra" in values:
+                    raise InputError("row", f"has more cells than the header has columns ({len(values) - 1})")
+                spec, channels, variants, _ = _campaign_of(args, values, path.parent)
+                if maker is None:
+                    engine = _engine(args)
+                    maker = AdMaker(engine)
+                result = make_campaign(maker, spec, channels, variants, use_cache=not args.no_cache)
+                folder = out / f"row{number:03d}-{slug(spec.request.product.name)}"
+                done.append({"row": number, "name": spec.request.product.name,
+                             **write_campaign(result, spec, channels, folder, args.zip)})
+            except InputError as exc:
+                column = COLUMNS.get(exc.field)
+                where = f'row {number}, column "{column}"' if column else f"row {number}, {FLAGS.get(exc.field, exc.field)}"
+                message = f"{where}: {str(exc).removeprefix(exc.field + ': ')}"
+                failed.append({"row": number, "error": message})
+                tqdm.write(f"error: {message}", file=sys.stderr)
+            except (AdgenError, OSError) as exc:
+                failed.append({"row": number, "error": f"row {number}: {exc}"})
+                tqdm.write(f"error: row {number}: {exc}", file=sys.stderr)
+    if failed:
+        print(f"error: {len(failed)} of {len(rows)} rows failed: rows {', '.join(str(f['row']) for f in failed)}",
+              file=sys.stderr)
+    report = {"rows": done, "failed": failed, "seconds": round(time.perf_counter() - start, 3)}
+    return report, 1 if failed else 0
+
+
+def cmd_channels(args: argparse.Namespace) -> dict | None:
+    from .channels import load_channels
+
+    channels = load_channels()
+    if args.json:
+        return {c.id: {**c.model_dump(exclude={"id"}), "generation_size": list(c.generation_size)}
+                for c in channels.values()}
+    for c in channels.values():
+        safe = c.safe_zone
+        zone = (f"safe t{safe.top:g} r{safe.right:g} b{safe.bottom:g} l{safe.left:g}"
+                if any((safe.top, safe.right, safe.bottom, safe.left)) else "")
+        size = f"{c.width}x{c.height}"
+        gen = "x".join(map(str, c.generation_size))
+        print(f"{c.id:20} {size:>10}  gen {gen:>9}  {c.label:28} {zone}")
+    return None
+
+
 def cmd_presets(args: argparse.Namespace) -> dict | None:
     from .presets import load_presets
 
@@ -354,14 +573,18 @@ def cmd_download(args: argparse.Namespace) -> dict:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = {"generate": cmd_generate, "presets": cmd_presets, "demo-model": cmd_demo_model,
-               "download": cmd_download}[args.command]
+               "download": cmd_download, "campaign": cmd_campaign, "batch": cmd_batch,
+               "channels": cmd_channels}[args.command]
+    code = 0
     try:
         report = command(args)
+        if isinstance(report, tuple):  # batch: (report, exit status)
+            report, code = report
     except InputError as exc:
         flag = FLAGS.get(exc.field, exc.field)
         print(f"error: {flag}: {str(exc).removeprefix(exc.field + ': ')}", file=sys.stderr)
         return 2
-    except (PresetError, ModelError) as exc:
+    except (PresetError, ModelError, BatchFileError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except AdgenError as exc:
@@ -372,7 +595,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     if report is not None:
         print(json.dumps(report, ensure_ascii=False))
-    return 0
+    return code
 
 
 if __name__ == "__main__":

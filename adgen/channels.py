@@ -31,7 +31,7 @@ Side = Annotated[int, Field(ge=16, le=4096)]
 Margin = Annotated[float, Field(ge=0.0, le=0.45)]
 
 
-def generation_size(width: int, height: int) -> tuple[int, int]:
+def generation_size(width: int, height: int, area: int | None = None) -> tuple[int, int]:
     """The size Z-Image-Turbo is run at for a `width` x `height` channel; the image is then resized to fit.
 
     ZIT works at about one megapixel with sides that are multiples of 16 (request.py's limits), so a
@@ -40,14 +40,15 @@ def generation_size(width: int, height: int) -> tuple[int, int]:
     the area: each width w is tried with the height nearest w/aspect, scored as 100 x |log aspect error|
     + |log(area / 1 MP)|, lowest wins. An exact ratio so beats a near one that is a little closer to 1 MP
     (4:5 -> 896x1120, 9:16 -> 720x1280, the same as request.ASPECTS), and a strip too long for 2048x256
-    (728x90) gets the nearest reachable aspect.
+    (728x90) gets the nearest reachable aspect. `area` replaces the one megapixel (a smaller one for
+    quick drafts and the tests' demo model).
     """
     aspect = width / height
     best = None
     for w in range(MIN_SIDE, MAX_SIDE + 1, SIDE_MULTIPLE):
         h = round(w / aspect / SIDE_MULTIPLE) * SIDE_MULTIPLE
         h = min(MAX_SIDE, max(MIN_SIDE, h))
-        score = _ASPECT_WEIGHT * abs(math.log(w / h / aspect)) + abs(math.log(w * h / _ONE_MEGAPIXEL))
+        score = _ASPECT_WEIGHT * abs(math.log(w / h / aspect)) + abs(math.log(w * h / (area or _ONE_MEGAPIXEL)))
         if best is None or score < best[0]:
             best = (score, w, h)
     return best[1], best[2]

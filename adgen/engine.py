@@ -88,6 +88,8 @@ class Picture:
     step_cached: dict[str, bool] = field(default_factory=dict)
     prompt: str = ""  # the prompt this image was made with (its scene variation's)
     variation: int | None = None  # the index of the preset's scene variation it used (None: none)
+    channel: str | None = None  # a campaign's picture: its channel and variant (1..N)
+    variant: int | None = None
 
     @property
     def files(self) -> dict[str, bytes]:

@@ -80,10 +80,14 @@ _IS = {
     "true or false": lambda v: isinstance(v, bool),
     "null": lambda v: v is None,
     "a list of text": lambda v: isinstance(v, list) and all(isinstance(item, str) for item in v),
+    "a width and a height": lambda v: isinstance(v, list) and len(v) == 2 and all(
+        isinstance(item, int) and not isinstance(item, bool) and item > 0 for item in v),
+    "an object": lambda v: isinstance(v, dict),
 }
 _PLACEMENT = {"x": ("a number",), "y": ("a number",), "scale": ("a number",)}
 _AD = {"subcopy": ("text",), "text_style": ("text",), "text_position": ("text",), "background": ("text",),
-       "placement": _PLACEMENT, "photo?": ("true or false",)}
+       "placement": _PLACEMENT, "photo?": ("true or false",), "size?": ("a width and a height",),
+       "channel?": ("text", "null"), "packshot?": ("text", "null"), "brand?": ("an object", "null")}
 _PRODUCT = {"name": ("text",), "category": ("text",), "features": ("a list of text",), "audience": ("text",),
             "scene": ("text",), "colors": ("text",), "copy": ("text",)}
 # What `params_of` writes and readers (`request_from_params`, the app's "Load from image") rely on;

@@ -129,9 +129,6 @@ def check_text_style(name: str, styles: dict[str, TextStyle]) -> TextStyle:
 HANGUL = re.compile("[\u1100-\u11ff\u3130-\u318f\ua960-\ua97f\uac00-\ud7af\ud7b0-\ud7ff]")
 LATIN_FONTS = ["/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf",
                "/usr/share/fonts/truetype/liberation/LiberationSans-Bold.ttf"]
-NO_HANGUL_FONT = ("no Hangul-capable font found: install Debian's fonts-nanum (apt-get install fonts-nanum; on Spaces "
-                  "it is in packages.txt) or the pip package koreanize-matplotlib (NanumGothic), or set "
-                  "ADGEN_FONT=/path/to/font.ttf")
 
 
 def needs_hangul(text: str) -> bool:
@@ -156,7 +153,9 @@ def find_font(weight: str = "extrabold", hangul: bool = True) -> Path:
         if path.is_file() and not missing_glyphs(path, "한글"):
             return path
     if hangul:
-        raise FontError(NO_HANGUL_FONT)
+        raise FontError("no Hangul-capable font found: install Debian's fonts-nanum (apt-get install fonts-nanum; on "
+                        "Spaces it is in packages.txt) or the pip package koreanize-matplotlib (NanumGothic), or set "
+                        "ADGEN_FONT=/path/to/font.ttf")
     for path in candidates[:1] + [Path(p) for p in LATIN_FONTS]:
         if path.is_file() and not missing_glyphs(path, "Aa"):
             return path

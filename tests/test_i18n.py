@@ -225,7 +225,7 @@ CASES = [
     (lambda: product_mask(WHITE, Image.new("L", (64, 64), 0)),
      "제품 마스크: 비어 있습니다. 제품 부분을 흰색으로 칠하세요"),
     (lambda: AdSpec(AdRequest(P), mask=b"x"), "제품 마스크: 제품 사진이 필요합니다"),
-    (lambda: AdSpec(AdRequest(P), background="sky"), "배경: 'inpaint' 또는 't2i'여야 합니다 (입력: 'sky')"),
+    (lambda: AdSpec(AdRequest(P), background="sky"), "배경: 다음 중 하나여야 합니다: inpaint, t2i, packshot (입력: 'sky')"),
     (lambda: AdSpec(AdRequest(P), text_position="left"),
      "문구 위치: 다음 중 하나여야 합니다: auto, top, center, bottom (입력: 'left')"),
     (lambda: AdSpec(AdRequest(P), subcopy="a" * 501), "보조 문구: 500자 이하로 입력하세요 (현재 501자)"),

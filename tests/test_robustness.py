@@ -212,7 +212,7 @@ HOSTILE = [  # (form changes, what the error says)
     ({"copy": "귤 🍊"}, "ad copy: the copy font has no glyph"),
     ({"copy": "a", "text_style": "../etc"}, "text style: unknown '../etc'"),
     ({"copy": "a", "text_position": "../../x"}, "text position: must be one of auto, top, center, bottom"),
-    ({"copy": "a", "background": "hack"}, "background: must be 'inpaint' or 't2i'"),
+    ({"copy": "a", "background": "hack"}, "background: must be one of inpaint, t2i, packshot"),
     ({"copy": "a", "place_x": 5}, "placement x: must be from 0.0 to 1.0"),
     ({"subcopy": "\x7f"}, "sub-copy: must not contain control characters"),
 ]

@@ -1,0 +1,136 @@
+"""A campaign: one ad in every channel's exact size, in N variants, written with a manifest and a ZIP.
+
+Variant v of every channel uses seed + v and the preset's scene variation v, so channels whose
+generation sizes match share one background (the engine's cache): a 6-channel campaign runs the
+model once per generation size and variant, not once per file. A copy change re-runs no
+background at all (the background's key has no copy in it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import time
+import zipfile
+from pathlib import Path
+
+from .ad import AdMaker, AdSpec
+from .cache import write_atomic
+from .channels import Channel, generation_size
+from .engine import Progress, Result
+from .errors import GenerationStopped, InputError
+from .jobs import Job
+from .request import MAX_SEED
+
+MAX_VARIANTS = 8
+MANIFEST = "manifest.json"
+ZIP_NAME = "campaign.zip"
+
+
+def check_variants(value: object) -> int:
+    from .request import check_int
+
+    return check_int("variants", value, 1, MAX_VARIANTS)
+
+
+def make_campaign(maker: AdMaker, spec: AdSpec, channels: list[Channel], variants: int = 1,
+                  progress: Progress | None = None, use_cache: bool = True, job: Job | None = None,
+                  area: int | None = None) -> Result:
+    """Every channel x variant of the ad `spec` (its request's size is ignored: each channel's is used).
+
+    Backgrounds are generated at `generation_size` (about `area` pixels, default one megapixel).
+
+    One `Result`: its pictures in variant-then-channel order, each naming its channel and variant.
+    `job` owns Stop across the whole campaign.
+    """
+    if not channels:
+        raise InputError("channels", "choose at least one channel")
+    variants = check_variants(variants)
+    start = time.perf_counter()
+    base = spec.request.resolved()  # one seed for the whole campaign
+    runs = [(v, channel) for v in range(variants) for channel in channels]
+    pictures, settings = [], None
+    with maker.engine.jobs.open(job=job) as running:
+        for n, (v, channel) in enumerate(runs):
+            width, height = generation_size(channel.width, channel.height, area)
+            request = dataclasses.replace(base, seed=(base.seed + v) % (MAX_SEED + 1), count=1, width=width,
+                                          height=height, variation=base.variation + v)
+            step = (lambda d, t, n=n: progress(n * t + d, len(runs) * t)) if progress else None
+            try:
+                result = maker.make(dataclasses.replace(spec, request=request, channel=channel), step, use_cache,
+                                    running)
+            except GenerationStopped as stopped:  # steps over the whole campaign, as the progress counts them
+                raise GenerationStopped(n * stopped.total + stopped.step, len(runs) * stopped.total,
+                                        stopped.reason) from None
+            settings = settings or result.settings
+            pictures.append(dataclasses.replace(result.images[0], channel=channel.id, variant=v + 1))
+    return Result(tuple(pictures), settings, maker.engine.source.label, maker.engine.source.is_demo,
+                  time.perf_counter() - start)
+
+
+def slug(text: str, limit: int = 40) -> str:
+    """A folder-safe short form of a product name (letters and digits of any script kept): "탄산수-Citrus"."""
+    import re
+    import unicodedata
+
+    text = unicodedata.normalize("NFC", text)
+    return re.sub(r"[^\w]+", "-", text).strip("-_")[:limit].strip("-_") or "product"
+
+
+def file_name(channel: str, variant: int) -> str:
+    return f"{channel}-v{variant}.png"
+
+
+def manifest_of(result: Result, spec: AdSpec, channels: list[Channel]) -> dict:
+    """What the campaign holds: the product and brand, then per file its channel, size, seed, variation, prompt,
+    sha256 and whether it came from the cache."""
+    sizes = {c.id: [c.width, c.height] for c in channels}
+    return {
+        "product": dataclasses.asdict(spec.request.product),
+        "subcopy": spec.subcopy,
+        "brand": spec.brand.summary() if spec.brand else None,
+        "background": "packshot" if spec.background == "packshot" else spec.background,
+        "model": result.model,
+        "demo_model": result.demo,
+        "files": [{
+            "file": file_name(p.channel, p.variant), "channel": p.channel, "size": sizes[p.channel],
+            "variant": p.variant, "seed": p.seed, "variation": p.variation, "prompt": p.prompt,
+            "sha256": hashlib.sha256(p.png).hexdigest(), "cached": p.cached,
+        } for p in result.images],
+    }
+
+
+def write_campaign(result: Result, spec: AdSpec, channels: list[Channel], out: Path, zip_: bool = False) -> dict:
+    """The files into `out` (each written whole or not at all), `manifest.json`, and with `zip_` one ZIP of them.
+
+    Returns the CLI's report: files, manifest, zip (None without `zip_`); seconds is added by the caller.
+    """
+    manifest = manifest_of(result, spec, channels)
+    manifest_bytes = json.dumps(manifest, ensure_ascii=False, indent=2).encode()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        files = []
+        for picture, entry in zip(result.images, manifest["files"]):
+            write_atomic(out / entry["file"], picture.png)
+            files.append(str(out / entry["file"]))
+        write_atomic(out / MANIFEST, manifest_bytes)
+        archive = None
+        if zip_:
+            archive = out / ZIP_NAME
+            write_atomic(archive, zip_bytes({**{e["file"]: p.png for p, e in zip(result.images, manifest["files"])},
+                                             MANIFEST: manifest_bytes}))
+    except OSError as exc:
+        raise InputError("out", f"cannot write to {out}: {exc.strerror or exc}") from None
+    return {"files": files, "manifest": str(out / MANIFEST), "zip": str(archive) if archive else None}
+
+
+def zip_bytes(files: dict[str, bytes]) -> bytes:
+    """A ZIP of `files` (name -> bytes), stored (PNGs are compressed already), with a fixed date: same files,
+    same ZIP."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        for name, data in files.items():
+            archive.writestr(zipfile.ZipInfo(name, date_time=(2026, 1, 1, 0, 0, 0)), data)
+    return buffer.getvalue()
