@@ -10,6 +10,7 @@ def test_bench_prints_every_row(capsys, tmp_path):
     text = capsys.readouterr().out
     for row in ("adgen generate vs plain diffusers loop", "cache hit vs miss", "style (LoRA) switch",
                 "seed-only change", "memory growth over 2 generations",
-                "4 images 256x256: PNG encode beside the next denoise vs inline"):
+                "4 images 256x256: PNG encode beside the next denoise vs inline",
+                "6-channel campaign vs 6 separate generate calls"):
         assert f"| {row}" in text
     assert out.read_text().strip() == text.strip()
