@@ -50,7 +50,7 @@ def _rgb(colors: tuple[str, ...] | list[str] | str) -> list[np.ndarray]:
     rgbs = []
     for value in colors:
         if not isinstance(value, str) or not _HEX.fullmatch(value):
-            raise InputError("brand colours", f"must be hex colours like #FF6600 (got {value!r})")
+            raise InputError("brand hex colours", f"must be hex colours like #FF6600 (got {value!r})")
         rgbs.append(np.array([int(value[i:i + 2], 16) for i in (1, 3, 5)], np.float32))
     return rgbs
 
