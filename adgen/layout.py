@@ -79,13 +79,17 @@ def plan(size: tuple[int, int], safe: Box, product: tuple[int, int] | None, copy
     return Frame(size, product_box, copy_box, logo_box)
 
 
-def logo_corner(size: tuple[int, int], logo: tuple[int, int], avoid: list[Box | None]) -> Box | None:
+def logo_corner(size: tuple[int, int], logo: tuple[int, int], avoid: list[Box | None],
+                copy: Box | None = None) -> Box | None:
     """A box for the logo in a corner of the canvas (with a margin, about a fifth of its width) that overlaps
-    none of `avoid` (the product, the copy); smaller if need be; None when no corner is free."""
+    none of `avoid` (the product, the copy); corners beside the `copy` band come last, so the logo does not
+    crowd the headline; smaller if need be; None when no corner is free."""
     m = margin(size)
     for scale in (1.0, 0.75, 0.5):
         w, h = fit_box(logo, (0, 0, round(0.2 * size[0] * scale), round(0.1 * size[1] * scale)))[2:]
-        for x, y in ((size[0] - m - w, m), (m, m), (size[0] - m - w, size[1] - m - h), (m, size[1] - m - h)):
+        corners = [(size[0] - m - w, m), (m, m), (size[0] - m - w, size[1] - m - h), (m, size[1] - m - h)]
+        beside = lambda xy: copy is not None and xy[1] < copy[3] and copy[1] < xy[1] + h  # noqa: E731
+        for x, y in sorted(corners, key=beside):
             box = (x, y, x + w, y + h)
             if not any(other is not None and overlaps(box, other) for other in avoid):
                 return box
