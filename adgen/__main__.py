@@ -27,7 +27,8 @@ FLAGS = {
     "count": "--count", "image": "--image", "product photo": "--image", "out": "--out", "sub-copy": "--subcopy",
     "text style": "--text-style", "text position": "--text-position", "background": "--background",
     "memory": "--memory", "dtype": "--dtype", "product mask": "--mask", "packshot": "--packshot",
-    "brand": "--brand", "logo": "--logo", "brand hex colours": "--brand-colors", "brand font": "--font", "channels": "--channels", "variants": "--variants",
+    "brand": "--brand", "logo": "--logo", "brand hex colours": "--brand-colors", "brand font": "--font",
+    "channels": "--channels", "variants": "--variants",
 }
 
 
@@ -50,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     size.add_argument("--size", help="WIDTHxHEIGHT, multiples of 16 from 256 to 2048 (default 1024x1024)")
     size.add_argument("--aspect", help="aspect preset: 1:1, 4:5, 3:4, 2:3, 9:16, 5:4, 4:3, 3:2, 16:9")
     gen.add_argument("--steps", help="denoising steps 1..50 (default 8, ZIT's)")
-    gen.add_argument("--count", default="1", help="images 1..8; image i uses seed + i and the style's scene variation i")
+    gen.add_argument("--count", default="1",
+                     help="images 1..8; image i uses seed + i and the style's scene variation i")
     _ad_flags(gen)
     gen.add_argument("--text-position", help="with copy: auto (default), top, center, bottom")
     gen.add_argument("--out", default="outputs", help="folder for the PNGs (default ./outputs)")
@@ -416,7 +418,7 @@ def read_batch(path: Path) -> list[tuple[int, dict]]:
             raise BatchFileError(f"{path}: no \"name\" column; columns are {', '.join(CSV_COLUMNS)}")
         rows = []
         for raw in reader:
-            values = dict(zip(header, (raw.get(h) for h in reader.fieldnames)))
+            values = dict(zip(header, (raw.get(h) for h in reader.fieldnames), strict=True))
             if None in raw:  # more cells than columns
                 values["_extra"] = raw[None]
             if any((v or "").strip() for v in values.values() if isinstance(v, str)) or "_extra" in values:
@@ -459,7 +461,8 @@ def cmd_batch(args: argparse.Namespace) -> tuple[dict, int]:
                              **write_campaign(result, spec, channels, folder, args.zip)})
             except InputError as exc:
                 column = COLUMNS.get(exc.field)
-                where = f'row {number}, column "{column}"' if column else f"row {number}, {FLAGS.get(exc.field, exc.field)}"
+                flag = FLAGS.get(exc.field, exc.field)
+                where = f'row {number}, column "{column}"' if column else f"row {number}, {flag}"
                 message = f"{where}: {str(exc).removeprefix(exc.field + ': ')}"
                 failed.append({"row": number, "error": message})
                 tqdm.write(f"error: {message}", file=sys.stderr)

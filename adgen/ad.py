@@ -211,7 +211,8 @@ class AdMaker:
         # 3. the logo, in a corner clear of the product and the copy (the frame reserved one)
         logo_box = None
         if layout.logo is not None:
-            logo_box = frame.logo if frame is not None else logo_corner(size, layout.logo.size, [box, copy_box], copy_box)
+            logo_box = (frame.logo if frame is not None
+                        else logo_corner(size, layout.logo.size, [box, copy_box], copy_box))
         # 4. the composite: background + shadow + the product's own pixels + copy + logo
         logo_id = hashlib.sha256(spec.brand.logo).hexdigest() if logo_box is not None else None
         key = image_key(step="final", layout=LAYOUT_VERSION, background=keys["background"],

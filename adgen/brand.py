@@ -8,6 +8,7 @@ opens. Pure: no torch, no gradio.
 from __future__ import annotations
 
 import colorsys
+import hashlib
 import os
 import re
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from .errors import InputError, PresetError
 from .images import decode_image, read_image_file
 from .presets import PROJECT_DIR, missing_hint
-from .typography import TextStyle, Stroke
+from .typography import Stroke, TextStyle
 
 _HEX = re.compile(r"#[0-9a-fA-F]{6}")
 _NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
@@ -66,8 +67,6 @@ class Brand:
 
     def summary(self) -> dict:
         """What the manifest records of the brand (the logo by hash, not bytes)."""
-        import hashlib
-
         return {"name": self.name, "colors": list(self.colors), "font": self.font.name if self.font else None,
                 "logo": hashlib.sha256(self.logo).hexdigest() if self.logo else None, "text_style": self.text_style}
 

@@ -111,19 +111,18 @@ def write_campaign(result: Result, spec: AdSpec, channels: list[Channel], out: P
     manifest_bytes = json.dumps(manifest, ensure_ascii=False, indent=2).encode()
     try:
         out.mkdir(parents=True, exist_ok=True)
-        files = []
-        for picture, entry in zip(result.images, manifest["files"]):
-            write_atomic(out / entry["file"], picture.png)
-            files.append(str(out / entry["file"]))
+        named = {entry["file"]: picture.png for picture, entry in zip(result.images, manifest["files"], strict=True)}
+        for name, data in named.items():
+            write_atomic(out / name, data)
         write_atomic(out / MANIFEST, manifest_bytes)
         archive = None
         if zip_:
             archive = out / ZIP_NAME
-            write_atomic(archive, zip_bytes({**{e["file"]: p.png for p, e in zip(result.images, manifest["files"])},
-                                             MANIFEST: manifest_bytes}))
+            write_atomic(archive, zip_bytes({**named, MANIFEST: manifest_bytes}))
     except OSError as exc:
         raise InputError("out", f"cannot write to {out}: {exc.strerror or exc}") from None
-    return {"files": files, "manifest": str(out / MANIFEST), "zip": str(archive) if archive else None}
+    return {"files": [str(out / name) for name in named], "manifest": str(out / MANIFEST),
+            "zip": str(archive) if archive else None}
 
 
 def zip_bytes(files: dict[str, bytes]) -> bytes:

@@ -88,8 +88,7 @@ def logo_corner(size: tuple[int, int], logo: tuple[int, int], avoid: list[Box | 
     for scale in (1.0, 0.75, 0.5):
         w, h = fit_box(logo, (0, 0, round(0.2 * size[0] * scale), round(0.1 * size[1] * scale)))[2:]
         corners = [(size[0] - m - w, m), (m, m), (size[0] - m - w, size[1] - m - h), (m, size[1] - m - h)]
-        beside = lambda xy: copy is not None and xy[1] < copy[3] and copy[1] < xy[1] + h  # noqa: E731
-        for x, y in sorted(corners, key=beside):
+        for x, y in sorted(corners, key=lambda xy, h=h: copy is not None and xy[1] < copy[3] and copy[1] < xy[1] + h):
             box = (x, y, x + w, y + h)
             if not any(other is not None and overlaps(box, other) for other in avoid):
                 return box

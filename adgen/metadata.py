@@ -97,7 +97,8 @@ PARAMS = {
     "prompt_override": ("text", "null"), "product_focus": ("true or false",), "seed": ("a whole number",),
     "width": ("a whole number",), "height": ("a whole number",), "steps": ("a whole number",),
     "strength?": ("a number", "null"), "draw_copy?": ("true or false",),
-    "variation?": ("a whole number", "null"), "same_scene?": ("true or false",), "prompt": ("text",), "model?": ("text",),
+    "variation?": ("a whole number", "null"), "same_scene?": ("true or false",), "prompt": ("text",),
+    "model?": ("text",),
     "key?": ("text",), "ad?": _AD,
 }
 

@@ -74,7 +74,8 @@ def scene_variation(request: AdRequest, preset: StylePreset, index: int = 0) -> 
 
 
 def settings_for(request: AdRequest, preset: StylePreset, index: int = 0) -> Settings:
-    """Image `index` of the request: request values first, then the preset's defaults, then ZIT's (1024x1024, 8 steps)."""
+    """Image `index` of the request: request values first, then the preset's defaults, then ZIT's (1024x1024,
+    8 steps)."""
     variation = scene_variation(request, preset, index)
     prompt = request.prompt or build_prompt(request.product, preset, request.product_focus, request.draw_copy,
                                             preset.variations[variation] if variation is not None else None)

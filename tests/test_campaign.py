@@ -199,7 +199,8 @@ def test_a_copy_change_runs_no_background(maker, product):
 def test_same_scene_variants_vary_by_seed_only(maker, product):
     spec = ad_spec(dataclasses.replace(product), background="t2i")
     spec = dataclasses.replace(spec, request=dataclasses.replace(spec.request, same_scene=True))
-    manifest = manifest_of(make_campaign(maker, spec, [channel(256, 256)], variants=2, area=DRAFT), spec, [channel(256, 256)])
+    channels = [channel(256, 256)]
+    manifest = manifest_of(make_campaign(maker, spec, channels, variants=2, area=DRAFT), spec, channels)
     assert len({f["prompt"] for f in manifest["files"]}) == 1 and len({f["seed"] for f in manifest["files"]}) == 2
 
 

@@ -92,8 +92,10 @@ BAD = [
      "error: --text-style: unknown 'glitter'; choose one of extrude_3d, gold, neon, outline\n"),
     (["--product", "x", "--text-position", "left"],
      "error: --text-position: must be one of auto, top, center, bottom (got 'left')\n"),
-    (["--product", "x", "--background", "sky"], "error: --background: must be one of inpaint, t2i, packshot (got 'sky')\n"),
-    (["--product", "x", "--copy", "a", "--background", "sky"], "error: --background: must be one of inpaint, t2i, packshot"),
+    (["--product", "x", "--background", "sky"],
+     "error: --background: must be one of inpaint, t2i, packshot (got 'sky')\n"),
+    (["--product", "x", "--copy", "a", "--background", "sky"],
+     "error: --background: must be one of inpaint, t2i, packshot"),
     # --mask: the product photo's mask, some of it white
     (["--product", "x", "--mask", "{black}"], "error: --mask: needs --image: it is the mask of the product photo\n"),
     (["--product", "x", "--image", "{photo}", "--mask", "/no/such.png"], "error: --mask: file not found: /no/such.png"),

@@ -84,7 +84,8 @@ def test_batch_runs_every_good_row_and_reports_the_bad_ones(tmp_path, capsys):
                              "--background", "packshot", "--out", str(tmp_path / "out"), "--quiet"], capsys)
     assert code == 1
     report = json.loads(stdout)
-    assert [r["row"] for r in report["rows"]] == [2, 5] and [r["name"] for r in report["rows"]] == ["탄산수", "Green Tea"]
+    assert [r["row"] for r in report["rows"]] == [2, 5]
+    assert [r["name"] for r in report["rows"]] == ["탄산수", "Green Tea"]
     assert [f["row"] for f in report["failed"]] == [3, 4]
     assert 'error: row 3, column "name": must not be empty' in err
     assert 'error: row 4, column "image": file not found' in err
@@ -96,7 +97,7 @@ def test_batch_runs_every_good_row_and_reports_the_bad_ones(tmp_path, capsys):
 
 def test_batch_exit_0_when_all_rows_succeed_and_2_for_an_unusable_file(tmp_path, capsys):
     sheet = tmp_path / "ok.csv"
-    write_csv(sheet, "name,image\nA,%s\n" % PHOTO, bom=False)
+    write_csv(sheet, f"name,image\nA,{PHOTO}\n", bom=False)
     code, stdout, _ = run(["batch", str(sheet), "--channels", "display_320x50", "--background", "packshot",
                            "--out", str(tmp_path / "out"), "--quiet"], capsys)
     assert code == 0 and json.loads(stdout)["failed"] == []
