@@ -187,7 +187,8 @@ def run(args) -> tuple[list[tuple[str, str, str, str]], str]:
 
     t_campaign, t_separate = interleaved(campaign, separate, max(2, args.runs // 2))
     rows.append((f"{len(channels)}-channel campaign vs {len(channels)} separate generate calls (t2i, "
-                 f"~{args.overlap_size}² px backgrounds)", f"{t_campaign:.3f} s vs {t_separate:.3f} s", f"{t_campaign / t_separate:.2f}x",
+                 f"~{args.overlap_size}² px backgrounds)", f"{t_campaign:.3f} s vs {t_separate:.3f} s",
+                 f"{t_campaign / t_separate:.2f}x",
                  "< 1 (shared backgrounds, no model for the white image)"))
 
     # 7. `python app.py` until its page answers vs a bare `gr.Blocks` app (torch loads after the page is up)
