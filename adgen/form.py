@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from .compose import Placement
-from .errors import InputError
+from .errors import AdgenError, InputError
 from .images import read_image_file
 from .presets import StylePreset, get_preset
 from .prompts import settings_for
@@ -51,6 +51,12 @@ class AdForm:
     place_x: float = 0.5
     place_y: float = 0.6
     place_scale: float = 0.45
+    packshot: str = "gradient"  # with background="packshot": gradient, color or white
+    same_scene: bool = False  # True: every image of the request uses one scene, only the seed varies
+    brand: str = ""  # a brand kit's name in presets/brands ("" for none)
+    logo: str | None = None  # path of an ad hoc logo (overrides the kit's)
+    brand_colors: str = ""  # "#RRGGBB, #RRGGBB" (main first); "" keeps the kit's colours (or none)
+    font: str | None = None  # path of a .ttf/.otf for the copy (overrides the kit's)
 
     @classmethod
     def of(cls, values: Mapping[str, object]) -> AdForm:
@@ -67,38 +73,80 @@ class AdForm:
 
     @property
     def is_ad(self) -> bool:
-        """A product photo or copy makes the three-step ad; else a plain image."""
-        return bool(self.photo) or bool(self.copy.strip()) or bool(self.subcopy.strip())
+        """A product photo, copy or a logo (uploaded or the kit's) make the three-step ad; else a plain image."""
+        return (bool(self.photo) or bool(self.copy.strip()) or bool(self.subcopy.strip()) or bool(self.logo)
+                or self._kit_has_logo())
+
+    def _kit_has_logo(self) -> bool:
+        if not self.brand:
+            return False
+        from .brand import load_brand
+
+        try:
+            return load_brand(self.brand).logo is not None
+        except AdgenError:
+            return True  # an ad, so that making it says what is wrong with the brand
+
+    def brand_kit(self):
+        """The `Brand` of this form: the named kit, with the uploaded logo, chosen colours and font over its own;
+        None for no brand. Files and colours are checked here."""
+        from .brand import brand_of
+
+        return brand_of(self.brand or None, self.logo or None, self.brand_colors or None, self.font or None)
+
+    def _brand_colors(self) -> tuple[str, ...]:
+        """The brand's colours without reading its logo or font (the prompt preview runs on every keystroke)."""
+        from .brand import load_brand, parse_colors
+
+        if self.brand_colors:
+            return parse_colors(self.brand_colors)
+        return load_brand(self.brand).colors if self.brand else ()
 
     def product(self) -> Product:
         return Product(self.name or "", self.category or "", self.features or "", self.audience or "",
                        self.scene or "", self.colors or "", self.copy or "")
 
     def request(self, presets: Mapping[str, StylePreset], read_photo: bool = True) -> AdRequest:
-        """The validated image request (the photo's bytes read and checked when `read_photo`)."""
+        """The validated image request (the photo's bytes read and checked when `read_photo`).
+
+        Brand colours become the prompt's colour words when the colours field is empty (as for an ad)."""
         style = presets.get(self.style)
         override = (self.prompt or "").strip() not in ("", (self.auto_prompt or "").strip())
+        product = self.product()
+        if not product.colors and (self.brand or self.brand_colors):
+            from .brand import Brand
+
+            colors = self._brand_colors()
+            if colors:
+                product = dataclasses.replace(product, colors=Brand("", colors).color_words)
         return AdRequest(
-            product=self.product(), preset=self.style,
+            product=product, preset=self.style,
             lora_scale=self.lora_scale if style is not None and style.lora is not None else None,
             prompt=self.prompt if override else None, product_focus=bool(self.product_focus),
             seed=self.seed, width=self.width, height=self.height, steps=self.steps,
             count=check_int("image count", self.count, 1, UI_MAX_COUNT),
             image=read_image_file(self.photo, "product photo") if self.photo and read_photo else None,
             draw_copy=not self.is_ad,  # an ad draws its copy as its own layer
+            same_scene=bool(self.same_scene),
         )
 
     def job(self, presets: Mapping[str, StylePreset]):
-        """The job this form describes: an `AdSpec` for an ad, else an `AdRequest`."""
+        """The job this form describes: an `AdSpec` for an ad, else an `AdRequest` (its brand still checked)."""
+        if self.is_ad:
+            return self.ad_spec(presets)
+        self.brand_kit()  # a bad font or logo is said even where a plain image would not use it
+        return self.request(presets)
+
+    def ad_spec(self, presets: Mapping[str, StylePreset]):
+        """This form as an ad (`AdSpec`), whatever it holds: what a campaign makes in every channel."""
         from .ad import AdSpec
 
-        request = self.request(presets)
-        if not self.is_ad:
-            return request
-        return AdSpec(request, subcopy=self.subcopy or "", text_style=self.text_style,
+        brand = self.brand_kit()
+        return AdSpec(self.request(presets), subcopy=self.subcopy or "", text_style=self.text_style,
                       text_position=self.text_position, placement=Placement(self.place_x, self.place_y,
                                                                             self.place_scale),
-                      background=self.background, mask=self.mask if self.photo else None)
+                      background=self.background, mask=self.mask if self.photo else None, brand=brand,
+                      packshot=self.packshot)
 
     def prompt_used(self, presets: Mapping[str, StylePreset]) -> str:
         """The prompt generation will use for this form (what the preview must show), photo not read."""

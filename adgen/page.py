@@ -8,6 +8,8 @@ import dataclasses
 import io
 import ipaddress
 import os
+import re
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -61,6 +63,65 @@ def lang_of_request(request) -> str:
 def session_of(request) -> str:
     """The browser session (tab) or API client a request comes from; "local" for direct calls."""
     return getattr(request, "session_hash", None) or "local"
+
+
+def uploaded(path: object, field: str, folder: str | Path) -> str | None:
+    """`path` if it names a file the page uploaded (inside Gradio's upload `folder`, not a link); None for none.
+
+    A widget's value comes from the browser: a posted path to any server file must never be read as a
+    product photo, logo or font.
+    """
+    if path is None or path == "":
+        return None
+    path = path.get("path") if isinstance(path, dict) else getattr(path, "path", path)
+    if isinstance(path, (str, Path)) and str(path):
+        candidate, root = Path(path), Path(folder).resolve()
+        try:
+            inside = candidate.resolve().is_relative_to(root)
+        except (OSError, RuntimeError):
+            inside = False
+        if inside and not candidate.is_symlink():
+            return str(candidate)
+    raise InputError(field, "must be a file uploaded on this page; a path on the server is never read")
+
+
+_RGB = re.compile(r"rgba?\(\s*([\d.]+)\s*,\s*([\d.]+)\s*,\s*([\d.]+)\s*(?:,\s*[\d.]+\s*)?\)")
+
+
+def hex_color(value: object) -> str:
+    """A colour picker's value as #RRGGBB: it may send "#rgb", "#rrggbb", "#rrggbbaa" or "rgb(a)(r, g, b[, a])".
+
+    Anything else is passed through for the brand's own check to refuse by name."""
+    text = str(value or "").strip()
+    match = _RGB.fullmatch(text)
+    if match:
+        return "#" + "".join(f"{min(255, round(float(c))):02X}" for c in match.groups())
+    if re.fullmatch(r"#[0-9a-fA-F]{3}", text):
+        return "#" + "".join(c * 2 for c in text[1:]).upper()
+    if re.fullmatch(r"#[0-9a-fA-F]{8}", text):
+        return text[:7].upper()
+    return text.upper() if re.fullmatch(r"#[0-9a-fA-F]{6}", text) else text
+
+
+def brand_colors_of(use: bool, main: object, second: object) -> str:
+    """The brand colours the two pickers give, only when "use brand colours" is ticked ("" otherwise)."""
+    if not use:
+        return ""
+    return ", ".join(hex_color(c) for c in (main, second) if str(c or "").strip())
+
+
+def brand_choices() -> list[tuple[str, str]]:
+    """(shown name, file name) of each brand kit in presets/brands ("Citrus Co.", "citrus")."""
+    from .brand import brand_names, load_brand
+
+    choices = []
+    for name in brand_names():
+        try:
+            shown = load_brand(name).name
+        except AdgenError:  # a broken kit stays listed: choosing it says what is wrong
+            shown = name
+        choices.append((shown, name))
+    return choices
 
 
 def mask_editor_value(photo_path: str) -> tuple[dict, bool]:
@@ -135,7 +196,7 @@ def restored_fields(params: dict) -> tuple[dict, str, bool]:
               "prompt": params["prompt"], "auto_prompt": "" if params["prompt_override"] else params["prompt"],
               "prompt_edited": bool(params["prompt_override"]),
               "seed": params["seed"], "random_seed": False, "aspect": ratio, "width": params["width"],
-              "height": params["height"], "steps": params["steps"]}
+              "height": params["height"], "steps": params["steps"], "same_scene": bool(params.get("same_scene"))}
     what = [f"“{product['name']}”", params["preset"], f"seed {params['seed']}", f"{params['width']}x{params['height']}",
             f"{params['steps']} steps"]
     ad = params.get("ad")
@@ -143,6 +204,8 @@ def restored_fields(params: dict) -> tuple[dict, str, bool]:
         place = ad["placement"]
         fields.update(subcopy=ad["subcopy"], text_style=ad["text_style"], text_position=ad["text_position"],
                       background=ad["background"], place_x=place["x"], place_y=place["y"], place_scale=place["scale"])
+        if ad["background"] == "packshot" and ad.get("packshot"):
+            fields["packshot"] = ad["packshot"]
         what.append(ad["text_style"])
     return fields, ", ".join(what), bool(ad and ad.get("photo", params.get("strength") is not None))
 
