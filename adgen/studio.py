@@ -3,14 +3,18 @@
 `Studio` is what the Gradio shell and the typed API call: it runs an `AdForm` as a job of one
 session, saves the PNGs under the outputs folder (named by content, capped like the result
 cache), and turns history entries the browser sends back into entries naming only files it made.
+A campaign (the form's ad in several channel sizes and variants) is written, with its manifest
+and ZIP, under `outputs/campaigns/<hash>/`.
 Pure of gradio; the engine may still be starting (`EngineSlot`), so the page is up before torch is.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import re
+import shutil
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,10 +27,14 @@ from .cache import evict_lru, max_cache_bytes, write_atomic
 from .form import AdForm
 
 if TYPE_CHECKING:  # torch loads in the background: the page must not wait for it
+    from .ad import AdMaker
     from .engine import Engine, Picture, Result
     from .jobs import Job
 
 MAX_HISTORY = 48
+CAMPAIGN_CHANNELS = ("instagram_square", "instagram_story", "display_300x250")  # the page's default choice
+UI_MAX_VARIANTS = 4  # variants per channel from the page (the CLI allows 8)
+MAX_CAMPAIGNS = 16  # campaign folders kept under outputs/campaigns/, the least recently made removed first
 STEP_VIEWS = ("cutout", "background", "copy_layer")
 # What the outputs folder holds: `adgen-SEED-HASH.png` and `adgen-SEED-HASH.STEP.png`, nothing else.
 OUTPUT_NAME = re.compile(r"adgen-\d{1,10}-[0-9a-f]{12}(?:\.(?:cutout|mask|background|copy_layer))?\.png")
@@ -99,6 +107,7 @@ class Studio:
         self.slot = engine if isinstance(engine, EngineSlot) else EngineSlot(engine)
         self.outputs = Path(outputs)
         self._maker = None
+        self.campaign_area: int | None = None  # backgrounds of a campaign: about this many pixels (None: 1 MP)
 
     @property
     def engine(self) -> Engine:
@@ -106,15 +115,47 @@ class Studio:
 
     def make(self, form: AdForm, job: Job | None = None, progress=None) -> Result:
         """What `form` asks for: the three-step ad, or a plain image, as `job`."""
-        from .ad import AdMaker
-
         engine = self.engine
-        if self._maker is None:
-            self._maker = AdMaker(engine)
         work = form.job(engine.presets)
         if form.is_ad:
-            return self._maker.make(work, progress=progress, job=job)
+            return self.maker(engine).make(work, progress=progress, job=job)
         return engine.generate(work, progress=progress, job=job)
+
+    def maker(self, engine: Engine) -> AdMaker:
+        from .ad import AdMaker
+
+        if self._maker is None or self._maker.engine is not engine:
+            self._maker = AdMaker(engine)
+        return self._maker
+
+    def campaign(self, form: AdForm, channel_ids, variants: int = 1, job: Job | None = None,
+                 progress=None) -> tuple[Result, str]:
+        """The form's ad in every channel of `channel_ids` x `variants`, as `job`; (the result, its ZIP's path).
+
+        The files, `manifest.json` and `campaign.zip` go to `outputs/campaigns/<hash of the files>/`.
+        `progress(done, total)` moves per file and per denoising step; Stop ends the job before the next file
+        too (a packshot campaign runs no model steps to stop at).
+        """
+        from .campaign import make_campaign, write_campaign
+        from .channels import get_channels, load_channels
+        from .request import check_int
+
+        channels = get_channels(list(channel_ids or []), load_channels())
+        variants = check_int("variants", variants, 1, UI_MAX_VARIANTS)
+        engine = self.engine
+        spec = form.ad_spec(engine.presets)  # every input checked before any work
+        steps = _PerFile(self.maker(engine), len(channels) * variants, progress)
+        result = make_campaign(steps, spec, channels, variants, progress=progress, job=job, area=self.campaign_area)
+        if progress is not None:
+            progress(1, 1)
+        digest = hashlib.sha256("".join(f"{p.channel}/{p.variant}:{hashlib.sha256(p.png).hexdigest()};"
+                                        for p in result.images).encode()).hexdigest()[:12]
+        root = self.outputs / "campaigns"
+        out = root / digest
+        report = write_campaign(result, spec, channels, out, zip_=True)
+        os.utime(out)  # made again: the most recent
+        _keep_newest(root, MAX_CAMPAIGNS, spare=out)
+        return result, report["zip"]
 
     def save(self, result: Result) -> list[Entry]:
         """Write each image and its steps under the outputs folder (within the cap); their entries."""
@@ -182,6 +223,56 @@ class Studio:
             return None
         own = self.outputs / name
         return str(own) if own.is_file() else None
+
+
+class _PerFile:
+    """An `AdMaker` for `make_campaign` that reports each file as progress and ends a stopped job before the next."""
+
+    def __init__(self, maker: AdMaker, files: int, progress=None):
+        self.maker, self.engine, self.files, self.progress, self.done = maker, maker.engine, files, progress, 0
+
+    def make(self, spec, progress=None, use_cache: bool = True, job: Job | None = None) -> Result:
+        from .errors import GenerationStopped
+
+        if self.progress is not None:
+            self.progress(self.done, self.files)
+        if job is not None and job.stopped:  # make_campaign counts this as "after file N of all"
+            raise GenerationStopped(0, 1, job.reason)
+        self.done += 1
+        return self.maker.make(spec, progress, use_cache, job)
+
+
+def _keep_newest(root: Path, keep: int, spare: Path) -> None:
+    """Remove all but the `keep` most recently made folders under `root` (never `spare`)."""
+    folders = []
+    for path in root.iterdir():
+        try:
+            if path.is_dir() and not path.is_symlink() and path != spare:
+                folders.append((path.stat().st_mtime, path))
+        except OSError:  # removed meanwhile
+            continue
+    for _, path in sorted(folders, reverse=True)[max(keep - 1, 0):]:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def campaign_gallery(result: Result, zip_path: str, lang: str = "en") -> list[tuple[str, str]]:
+    """A campaign's files grouped by channel (in the order chosen), variants in order, each captioned
+    "Instagram story · 1080x1920 · v1" in `lang`."""
+    from .campaign import file_name
+    from .channels import load_channels
+    from .i18n import label, text
+
+    channels = load_channels()
+    order = list(dict.fromkeys(p.channel for p in result.images))
+    folder = Path(zip_path).parent
+    items = []
+    for picture in sorted(result.images, key=lambda p: (order.index(p.channel), p.variant)):
+        channel = channels.get(picture.channel)
+        name = label(channel, lang) if channel else picture.channel
+        size = f"{channel.width}x{channel.height}" if channel else ""
+        items.append((str(folder / file_name(picture.channel, picture.variant)),
+                      text("campaign_caption", lang, channel=name, size=size, variant=picture.variant)))
+    return items
 
 
 def info_text(entry: Entry, lang: str = "en") -> str:
