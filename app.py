@@ -18,6 +18,7 @@ import gradio as gr
 from gradio import utils
 from PIL import Image
 
+from adgen.channels import load_channels
 from adgen.errors import AdgenError, GenerationStopped, InputError
 from adgen.form import UI_MAX_COUNT, AdForm
 from adgen.i18n import description, label, load_locales, localize_error, text
@@ -29,6 +30,8 @@ from adgen.page import (
     EXAMPLES,
     FORM_FIELDS,
     admin_allowed,
+    brand_choices,
+    brand_colors_of,
     check_mask_fits,
     lang_of_request,
     mask_editor_value,
@@ -36,22 +39,34 @@ from adgen.page import (
     restored_fields,
     session_of,
     status_line,
+    uploaded,
 )
 from adgen.presets import load_presets
 from adgen.request import ASPECTS, MAX_FIELD_CHARS
 from adgen.request import random_seed as new_seed
 from adgen.settings import add_runtime_flags
-from adgen.studio import MAX_HISTORY, STEP_VIEWS, EngineSlot, Entry, Studio, gallery_of, info_text
+from adgen.studio import (
+    CAMPAIGN_CHANNELS,
+    MAX_HISTORY,
+    STEP_VIEWS,
+    UI_MAX_VARIANTS,
+    EngineSlot,
+    Entry,
+    Studio,
+    campaign_gallery,
+    gallery_of,
+    info_text,
+)
 from adgen.typography import POSITIONS, load_text_styles
 
 log = logging.getLogger("adgen.app")
 COPY_LIMITS = {"copy": 80, "subcopy": 120}  # characters: a headline and a sub-line that fit an ad
 CSS = """
-#result img, #gallery img { object-fit: contain !important; }
+#result img, #gallery img, #campaign-gallery img { object-fit: contain !important; }
 .checker img { background: repeating-conic-gradient(#9a9a9a 0% 25%, #dcdcdc 0% 50%) 50% / 16px 16px; }
 #status { font-size: 0.9em; }
-#message:empty { display: none; }
-#message { border-left: 3px solid var(--border-color-accent, #f97316); padding-left: 8px; }
+#message:empty, #campaign-message:empty { display: none; }
+#message, #campaign-message { border-left: 3px solid var(--border-color-accent, #f97316); padding-left: 8px; }
 """
 
 
@@ -62,6 +77,10 @@ class Handlers:
         self.studio, self.admin = studio, admin
         self.presets = load_presets()
         self.text_styles = load_text_styles()
+        try:
+            self.channels = load_channels()
+        except AdgenError:  # a broken channel file: the campaign says so when it runs
+            self.channels = {}
 
     @property
     def engine(self):
@@ -87,16 +106,32 @@ class Handlers:
             with self.engine.jobs.open(session_of(request), gone=event_gone()) as job:
                 result = self.studio.make(form, job=job, progress=report)
             entries = self.studio.save(result)
-        except GenerationStopped as exc:
-            return {"message": f"{text('status_stopped', lang)} ({localize_error(exc, lang)})"}
-        except AdgenError as exc:
-            return {"message": "⚠ " + localize_error(exc, lang)}
-        except Exception as exc:  # a bug: keep serving, say what happened, log the traceback
-            log.exception("generation failed")
-            return {"message": "⚠ " + text("unexpected_error", lang, kind=exc.__class__.__name__, message=str(exc))}
+        except Exception as exc:  # noqa: BLE001 - every failure becomes one line in the page
+            return {"message": failure(exc, lang)}
         history = (entries + history)[:MAX_HISTORY]  # newest request first, its images in seed order
         return {**self.shown(entries[0], lang), "history": [e.to_json() for e in history],
                 "gallery": gallery_of(history, lang), "seed": entries[0].seed, "message": ""}
+
+    def campaign(self, form: AdForm, channel_ids: list[str] | None, variants: int = 1,
+                 request: gr.Request | None = None, progress=None) -> dict:
+        """The form's ad in each chosen channel x `variants`, as this session's job (one Stop, as for Generate).
+
+        Returns "gallery" (grouped by channel, captioned in the UI's language), "zip" and "message";
+        a stop or an error returns only "message", earlier results stay.
+        """
+        lang = lang_of_request(request)
+        report = None
+        if progress is not None:
+            desc = text("progress_campaign", lang)
+            report = lambda done, total: progress(done / total if total else 0.0, desc=desc)  # noqa: E731
+            progress(0.0, desc=desc)
+        try:
+            with self.engine.jobs.open(session_of(request), gone=event_gone()) as job:
+                result, zip_path = self.studio.campaign(form, channel_ids, variants, job=job, progress=report)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes one line in the page
+            return {"message": failure(exc, lang)}
+        return {"gallery": campaign_gallery(result, zip_path, lang), "zip": zip_path,
+                "message": text("campaign_done", lang, files=len(result.images), seconds=round(result.seconds, 1))}
 
     @staticmethod
     def shown(entry: Entry, lang: str = "en") -> dict:
@@ -156,23 +191,53 @@ class Handlers:
             visible=preset.lora is not None, value=preset.lora.scale if preset.lora else 1.0)
 
     def choices(self, request: gr.Request | None = None):
-        """The style, copy-style, copy-position and aspect choices labelled in the UI's language."""
+        """The style, copy-style, copy-position, aspect, channel and brand choices labelled in the UI's language."""
         lang = lang_of_request(request)
         return (gr.update(choices=[(label(p, lang), n) for n, p in self.presets.items()]),
                 gr.update(choices=[(label(t, lang), n) for n, t in self.text_styles.items()]),
                 gr.update(choices=[(text(f"position_{p}", lang), p) for p in POSITIONS]),
-                gr.update(choices=[(a, a) for a in ASPECTS] + [(text("aspect_custom", lang), "custom")]))
+                gr.update(choices=[(a, a) for a in ASPECTS] + [(text("aspect_custom", lang), "custom")]),
+                gr.update(choices=[(label(c, lang), i) for i, c in self.channels.items()]),
+                gr.update(choices=[(text("brand_none", lang), ""), *brand_choices()]))
 
-    def photo_changed(self, photo, request: gr.Request | None = None):
-        """A new product photo: the mask editor shows it faintly under the automatic mask, or says to paint one."""
+    def demo_model(self, wait: float = 10) -> bool:
+        """Whether the engine runs the demo model (waiting up to `wait` s for an engine still starting)."""
+        try:
+            engine = self.studio.slot.peek() or self.studio.slot.get(timeout=wait)
+        except Exception:  # noqa: BLE001 - not started (or failed): nothing to preselect
+            return False
+        return bool(engine.source.is_demo)
+
+    def photo_changed(self, photo, chosen: bool = False, request: gr.Request | None = None):
+        """A new product photo: the mask editor shows it faintly under the automatic mask, or says to paint one.
+
+        On the demo model (its backgrounds are noise) a packshot background is preselected, and said why,
+        unless the user chose a background themselves. Returns (editor value, note, background).
+        """
         lang = lang_of_request(request)
         if not photo:
-            return None, ""
+            return None, "", gr.skip()
+        notes, background = [], gr.skip()
+        if not chosen and self.demo_model():
+            notes, background = [text("demo_packshot", lang)], "packshot"
         try:
             value, found = mask_editor_value(photo)
         except AdgenError as exc:
-            return None, "⚠ " + localize_error(exc, lang)
-        return value, "" if found else text("error_needs_mask", lang)
+            return None, "⚠ " + localize_error(exc, lang), background
+        if not found:
+            notes.insert(0, text("error_needs_mask", lang))
+        return value, "  \n".join(notes), background
+
+    @staticmethod
+    def brand_colours(name: str | None):
+        """A chosen brand kit's colours shown in the two pickers (they apply only with "use brand colours")."""
+        from adgen.brand import load_brand
+
+        try:
+            colors = load_brand(name).colors if name else ()
+        except AdgenError:
+            colors = ()  # Generate says what is wrong with it
+        return (colors[0] if colors else gr.skip()), (colors[1] if len(colors) > 1 else gr.skip())
 
     def load_from_image(self, file, request: gr.Request | None = None) -> dict:
         """Every setting a PNG made by AdGen was made with, for the form, and a line saying what came back."""
@@ -217,6 +282,16 @@ class Handlers:
         if self.admin and engine is not None:
             engine.unload()
         return self.status()[1]
+
+
+def failure(exc: BaseException, lang: str) -> str:
+    """One line in the UI's language for a job that did not finish (stopped, bad input, or a bug: logged)."""
+    if isinstance(exc, GenerationStopped):
+        return f"{text('status_stopped', lang)} ({localize_error(exc, lang)})"
+    if isinstance(exc, AdgenError):
+        return "⚠ " + localize_error(exc, lang)
+    log.error("generation failed", exc_info=exc)  # a bug: keep serving, say what happened, log the traceback
+    return "⚠ " + text("unexpected_error", lang, kind=exc.__class__.__name__, message=str(exc))
 
 
 def event_gone():
@@ -367,6 +442,19 @@ def build_demo(engine, outputs: Path | None = None, admin: bool = False) -> gr.B
                     w["audience"] = gr.Textbox(label=i18n("target_audience"), max_length=MAX_FIELD_CHARS)
                     w["scene"] = gr.Textbox(label=i18n("scene_mood"), max_length=MAX_FIELD_CHARS)
                     w["colors"] = gr.Textbox(label=i18n("brand_colours"), max_length=MAX_FIELD_CHARS)
+                with gr.Accordion(i18n("brand_kit"), open=False, elem_id="brand-kit"):
+                    w["brand"] = gr.Dropdown([("—", ""), *brand_choices()], value="", label=i18n("brand_preset"),
+                                             elem_id="brand")
+                    w["logo"] = gr.File(label=i18n("brand_logo"), file_types=["image"], type="filepath", height=100,
+                                        elem_id="logo")
+                    with gr.Row():
+                        brand_main = gr.ColorPicker("#000000", label=i18n("brand_main_colour"), elem_id="brand-main")
+                        brand_second = gr.ColorPicker("#FFFFFF", label=i18n("brand_second_colour"),
+                                                      elem_id="brand-second")
+                    use_colors = gr.Checkbox(False, label=i18n("use_brand_colours"),
+                                             info=i18n("use_brand_colours_info"), elem_id="use-brand-colours")
+                    w["font"] = gr.File(label=i18n("brand_font"), file_types=[".ttf", ".otf"], type="filepath",
+                                        height=100, elem_id="font")
                 with gr.Accordion(i18n("advanced"), open=False, elem_id="advanced"):
                     with gr.Tabs():
                         with gr.Tab(i18n("tab_style")):
@@ -388,14 +476,21 @@ def build_demo(engine, outputs: Path | None = None, admin: bool = False) -> gr.B
                             w["steps"] = gr.Slider(1, 50, value=8, step=1, label=i18n("steps"), elem_id="steps")
                             w["count"] = gr.Slider(1, UI_MAX_COUNT, value=1, step=1, label=i18n("images"),
                                                    elem_id="count")
+                            w["same_scene"] = gr.Checkbox(False, label=i18n("same_scene"), info=i18n("same_scene_info"),
+                                                          elem_id="same-scene")
                         with gr.Tab(i18n("tab_ad_layout")):
                             w["text_style"] = gr.Radio([(t.label, n) for n, t in h.text_styles.items()],
                                                        value=next(iter(h.text_styles)), label=i18n("copy_style"))
                             w["text_position"] = gr.Radio(list(POSITIONS), value="auto",
                                                           label=i18n("copy_position"))
                             w["background"] = gr.Radio([(i18n("background_inpaint"), "inpaint"),
-                                                        (i18n("background_t2i"), "t2i")], value="inpaint",
-                                                       label=i18n("background"))
+                                                        (i18n("background_t2i"), "t2i"),
+                                                        (i18n("background_packshot"), "packshot")], value="inpaint",
+                                                       label=i18n("background"), elem_id="background")
+                            w["packshot"] = gr.Radio([(i18n("packshot_gradient"), "gradient"),
+                                                      (i18n("packshot_color"), "color"),
+                                                      (i18n("packshot_white"), "white")], value="gradient",
+                                                     label=i18n("packshot_style"), visible=False, elem_id="packshot")
                             with gr.Row():
                                 w["place_x"] = gr.Slider(0, 1, value=0.5, step=0.01, label=i18n("product_x"))
                                 w["place_y"] = gr.Slider(0, 1, value=0.6, step=0.01, label=i18n("product_y"))
@@ -412,23 +507,41 @@ def build_demo(engine, outputs: Path | None = None, admin: bool = False) -> gr.B
                     for example in EXAMPLES:
                         gr.Button(example[0], size="sm", min_width=60).click(
                             lambda e=example: e, None, [w["name"], w["copy"], w["features"]], queue=False, **hidden)
-            with gr.Column(scale=6, min_width=300):
-                result = gr.Image(label=i18n("result"), format="png", interactive=False, height=520,
-                                  elem_id="result", buttons=["download", "fullscreen"])
-                info = gr.Markdown(elem_id="result-info")
-                download = gr.File(label=i18n("download_png"), elem_id="download")
-                views, redo = {}, {}
-                with gr.Row():  # the ad's kept steps, each redoable alone
-                    for step, key, redo_key in (("cutout", "step_cutout", "redo_cutout"),
-                                                ("background", "step_background", "new_background"),
-                                                ("copy_layer", "step_copy_layer", "redo_copy")):
-                        with gr.Column(min_width=110):
-                            views[step] = gr.Image(label=i18n(key), format="png", interactive=False, height=150,
-                                                   elem_id=f"step-{step.split('_')[0]}",
-                                                   elem_classes=["checker"] if step == "copy_layer" else None)
-                            redo[step] = gr.Button(i18n(redo_key), size="sm", elem_id=redo_key.replace("_", "-"))
-                gallery = gr.Gallery(label=i18n("results"), format="png", columns=4, height=230,
-                                     object_fit="contain", elem_id="gallery", allow_preview=False)
+            with gr.Column(scale=6, min_width=300), gr.Tabs(elem_id="result-tabs"):
+                with gr.Tab(i18n("tab_ad"), elem_id="tab-ad"):
+                    result = gr.Image(label=i18n("result"), format="png", interactive=False, height=520,
+                                      elem_id="result", buttons=["download", "fullscreen"])
+                    info = gr.Markdown(elem_id="result-info")
+                    download = gr.File(label=i18n("download_png"), elem_id="download")
+                    views, redo = {}, {}
+                    with gr.Row():  # the ad's kept steps, each redoable alone
+                        for step, key, redo_key in (("cutout", "step_cutout", "redo_cutout"),
+                                                    ("background", "step_background", "new_background"),
+                                                    ("copy_layer", "step_copy_layer", "redo_copy")):
+                            with gr.Column(min_width=110):
+                                views[step] = gr.Image(label=i18n(key), format="png", interactive=False, height=150,
+                                                       elem_id=f"step-{step.split('_')[0]}",
+                                                       elem_classes=["checker"] if step == "copy_layer" else None)
+                                redo[step] = gr.Button(i18n(redo_key), size="sm", elem_id=redo_key.replace("_", "-"))
+                    gallery = gr.Gallery(label=i18n("results"), format="png", columns=4, height=230,
+                                         object_fit="contain", elem_id="gallery", allow_preview=False)
+                with gr.Tab(i18n("tab_campaign"), elem_id="tab-campaign"):
+                    gr.Markdown(i18n("campaign_intro"))
+                    campaign_channels = gr.CheckboxGroup(
+                        [(c.label, i) for i, c in h.channels.items()],
+                        value=[i for i in CAMPAIGN_CHANNELS if i in h.channels], label=i18n("campaign_channels"),
+                        elem_id="campaign-channels")
+                    campaign_variants = gr.Slider(1, UI_MAX_VARIANTS, value=1, step=1,
+                                                  label=i18n("campaign_variants"), elem_id="campaign-variants")
+                    with gr.Row():
+                        campaign_go = gr.Button(i18n("campaign_generate"), variant="primary",
+                                                elem_id="campaign-generate", scale=3)
+                        campaign_stop = gr.Button(i18n("stop"), variant="stop", elem_id="campaign-stop",
+                                                  visible=False, scale=1)
+                    campaign_message = gr.Markdown("", elem_id="campaign-message")
+                    campaign_gallery = gr.Gallery(label=i18n("campaign_results"), format="png", columns=3,
+                                                  height=420, object_fit="contain", elem_id="campaign-gallery")
+                    campaign_zip = gr.DownloadButton(i18n("download_zip"), visible=False, elem_id="campaign-zip")
         with gr.Accordion(i18n("memory_details"), open=False):
             details = gr.Markdown(elem_id="vram-panel")
             if admin:
@@ -442,6 +555,7 @@ def build_demo(engine, outputs: Path | None = None, admin: bool = False) -> gr.B
         history = gr.BrowserState([], storage_key="adgen-history")
         auto_prompt, last_seed = gr.State(""), gr.State(None)
         edited = gr.State(False)  # the user typed in the prompt box: keep their prompt, else it follows the form
+        background_chosen = gr.State(False)  # the user picked a background: a new photo never changes it
 
         # -- wiring ----------------------------------------------------------------------------
         fields = {**w, "auto_prompt": auto_prompt}
@@ -457,12 +571,17 @@ def build_demo(engine, outputs: Path | None = None, admin: bool = False) -> gr.B
                 check_mask_fits(data[w["photo"]], values["mask"])
             values["seed"] = (None if data[random_seed] else data[w["seed"]]) if seed == "form" else seed
             values["lora_scale"] = data[w["lora_scale"]]
+            folder = utils.get_upload_folder()  # files come from the page's uploads only, never a server path
+            for name, field in (("photo", "product photo"), ("logo", "logo"), ("font", "brand font")):
+                values[name] = uploaded(values[name], field, folder)
+            values["brand_colors"] = brand_colors_of(data[use_colors], data[brand_main], data[brand_second])
             return AdForm.of(values)
 
         def to_outputs(named: dict) -> dict:
             return {outputs[k]: v for k, v in named.items() if k in outputs}
 
-        inputs = {*fields.values(), random_seed, history, last_seed, edited}
+        form_inputs = {*fields.values(), random_seed, edited, use_colors, brand_main, brand_second}
+        inputs = {*form_inputs, history, last_seed}
 
         def run(seed_of):
             def handler(data: dict, request: gr.Request, progress=gr.Progress()):  # noqa: B008 - Gradio injects it
@@ -488,9 +607,32 @@ def build_demo(engine, outputs: Path | None = None, admin: bool = False) -> gr.B
                                      **gpu))
             runs[-1].then(*idle, queue=False, **hidden)
         stop.click(h.stop_ui, None, [message, go, stop], queue=False, cancels=runs, **hidden)
+
+        # The campaign: the same form, the chosen channels x variants, on the same GPU queue and Stop
+        def campaign(data: dict, request: gr.Request, progress=gr.Progress()):  # noqa: B008 - Gradio injects it
+            try:
+                form = form_of(data)
+            except AdgenError as exc:
+                return {campaign_message: "⚠ " + localize_error(exc, lang_of_request(request))}
+            named = h.campaign(form, data[campaign_channels], data[campaign_variants], request, progress)
+            shown = {campaign_message: named["message"]}
+            if "zip" in named:
+                shown.update({campaign_gallery: named["gallery"],
+                              campaign_zip: gr.update(value=named["zip"], visible=True)})
+            return shown
+
+        started = campaign_go.click(lambda: (gr.update(visible=False), gr.update(visible=True), ""), None,
+                                    [campaign_go, campaign_stop, campaign_message], queue=False, **hidden)
+        campaign_run = started.then(on_gpu(campaign), {*form_inputs, campaign_channels, campaign_variants},
+                                    [campaign_message, campaign_gallery, campaign_zip],
+                                    show_progress_on=[campaign_gallery], **gpu)
+        campaign_run.then(lambda: (gr.update(visible=True), gr.update(visible=False)), None,
+                          [campaign_go, campaign_stop], queue=False, **hidden)
+        campaign_stop.click(h.stop_ui, None, [campaign_message, campaign_go, campaign_stop], queue=False,
+                            cancels=[campaign_run], **hidden)
         demo.unload(h.session_closed)
 
-        preview_inputs = {*fields.values(), random_seed, edited}
+        preview_inputs = form_inputs
 
         def preview(data: dict):
             if data[edited]:
@@ -504,10 +646,19 @@ def build_demo(engine, outputs: Path | None = None, admin: bool = False) -> gr.B
         w["prompt"].input(lambda value: bool((value or "").strip()), w["prompt"], edited, queue=False,
                           show_progress="hidden", **hidden)
 
-        for name in ("name", "category", "features", "audience", "scene", "colors", "copy", "subcopy", "style",
-                     "product_focus", "photo"):
-            w[name].change(preview, preview_inputs, [w["prompt"], auto_prompt], queue=False,
-                           show_progress="hidden", **hidden)
+        for widget in (*(w[name] for name in ("name", "category", "features", "audience", "scene", "colors", "copy",
+                                              "subcopy", "style", "product_focus", "photo", "brand", "logo")),
+                       use_colors, brand_main, brand_second):
+            widget.change(preview, preview_inputs, [w["prompt"], auto_prompt], queue=False,
+                          show_progress="hidden", **hidden)
+        # Brand kit: a kit's colours show in the pickers; picking a colour means using it
+        w["brand"].change(h.brand_colours, w["brand"], [brand_main, brand_second], queue=False, **hidden)
+        for picker in (brand_main, brand_second):
+            picker.input(lambda: True, None, use_colors, queue=False, **hidden)
+        # The packshot style shows only for a packshot background; a background the user picks stays theirs
+        w["background"].change(lambda b: gr.update(visible=b == "packshot"), w["background"], w["packshot"],
+                               queue=False, **hidden)
+        w["background"].input(lambda: True, None, background_chosen, queue=False, **hidden)
         for name in COPY_LIMITS:  # a live character counter on the copy fields, in the UI's language
             def count(value: str, request: gr.Request, name=name):
                 return h.counter(name, value, request)
@@ -521,14 +672,16 @@ def build_demo(engine, outputs: Path | None = None, admin: bool = False) -> gr.B
             side.release(lambda: "custom", None, aspect, queue=False, **hidden)
         reuse.click(lambda s: (s if s is not None else 0, False), last_seed, [w["seed"], random_seed], queue=False,
                     **hidden)
-        # A photo that needs a painted mask says so beside Generate, where the user is looking
-        w["photo"].change(h.photo_changed, w["photo"], [w["mask"], message], **hidden)
+        # A photo that needs a painted mask says so beside Generate, where the user is looking; on the demo model
+        # a packshot background is preselected (and said why)
+        w["photo"].change(h.photo_changed, [w["photo"], background_chosen], [w["mask"], message, w["background"]],
+                          **hidden)
         def select(hist: list, evt: gr.SelectData, request: gr.Request):
             return to_outputs(h.select(hist, evt.index, request))
 
         gallery.select(select, history, [result, info, download, *views.values()], queue=False, **hidden)
-        loaded = {**{k: v for k, v in w.items() if k not in ("photo", "mask")}, "auto_prompt": auto_prompt,
-                  "prompt_edited": edited,
+        loaded = {**{k: v for k, v in w.items() if k not in ("photo", "mask", "logo", "font")},
+                  "auto_prompt": auto_prompt, "prompt_edited": edited,
                   "random_seed": random_seed, "aspect": aspect, "message": message}
         def restore(file: str, request: gr.Request):
             return {loaded[k]: v for k, v in h.load_from_image(file, request).items() if k in loaded}
@@ -548,7 +701,8 @@ def build_demo(engine, outputs: Path | None = None, admin: bool = False) -> gr.B
 
         demo.load(restore_history, history, out, queue=False, **hidden)
         demo.load(h.style_info, w["style"], [style_text, w["lora_scale"]], queue=False, **hidden)
-        demo.load(h.choices, None, [w["style"], w["text_style"], w["text_position"], aspect], queue=False, **hidden)
+        demo.load(h.choices, None, [w["style"], w["text_style"], w["text_position"], aspect, campaign_channels,
+                                    w["brand"]], queue=False, **hidden)
         demo.load(preview, preview_inputs, [w["prompt"], auto_prompt], queue=False, **hidden)
         demo.load(h.status, None, [status, details], queue=False, show_progress="hidden", **hidden)
         for fn in api_functions(h):

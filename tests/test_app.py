@@ -369,7 +369,7 @@ def test_a_photo_and_korean_copy_make_the_ad_with_its_steps_shown(handlers, engi
     again = generate(handlers, photo=photo, copy="새 카피", subcopy="", count=1, text_style="neon",
                      text_position="top", width=320, height=400, history=out["history"])
     assert engine.runs == runs and "background (kept)" in again["info"] and "copy layer (new)" in again["info"]
-    editor, note = handlers.photo_changed(photo)
+    editor, note, _ = handlers.photo_changed(photo, chosen=True)
     assert note == "" and editor["background"].size == editor["layers"][0].size == (200, 240)
     photo_rgb = np.asarray(Image.open(photo).convert("RGB"), dtype=np.int16)
     shown = np.asarray(editor["background"], dtype=np.int16)
@@ -390,8 +390,8 @@ def test_a_blank_or_full_mask_is_no_usable_mask(fill):
 
 def test_a_photo_without_a_plain_backdrop_asks_for_a_painted_mask(handlers, tmp_path):
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(tmp_path / "n.png")
-    editor, note = handlers.photo_changed(str(tmp_path / "n.png"))
-    assert "paint the product white" in note
+    editor, note, _ = handlers.photo_changed(str(tmp_path / "n.png"))
+    assert "paint the product white" in note.splitlines()[0]
     assert editor["background"].size == (64, 64)  # the photo is there to trace
     (tmp_path / "fake.png").write_text("not an image")
     assert "product photo: is not a readable PNG" in handlers.photo_changed(str(tmp_path / "fake.png"))[1]
@@ -419,3 +419,177 @@ def test_the_copy_counters_and_the_memory_mode_on_a_cpu_give_feedback(engine, tm
     assert app.Handlers.counter("subcopy", "x" * 120)["info"] == "120/120 characters"
     assert handlers.set_memory_mode("gpu") == "⚠ CPU: memory modes apply to GPUs only"
     assert "memory: must be one of" in handlers.set_memory_mode("turbo")
+
+
+# -- packshot, brand kit, same scene, campaign (issue 10) ----------------------------------------
+def bottle_photo(tmp_path) -> str:
+    from test_compose import bottle
+
+    bottle().save(tmp_path / "bottle.png")
+    return str(tmp_path / "bottle.png")
+
+
+AD = dict(copy="Taste the summer", count=1, width=320, height=400, background="packshot")
+
+
+def test_on_the_demo_model_a_photo_preselects_a_packshot_and_says_why(handlers, tmp_path):
+    photo = bottle_photo(tmp_path)
+    editor, note, background = handlers.photo_changed(photo)
+    assert background == "packshot" and editor["background"].size == (200, 240)
+    assert note.startswith("demo model: its backgrounds are noise") and "\n" not in note  # one line
+    assert "데모 모델" in handlers.photo_changed(photo, request=KOREAN)[1]
+    _, note, background = handlers.photo_changed(photo, chosen=True)  # the user picked a background: theirs
+    assert note == "" and background == gr.skip()
+    handlers.demo_model = lambda: False  # the real model: its own backgrounds
+    assert handlers.photo_changed(photo)[1:] == ("", gr.skip())
+
+
+def test_a_packshot_needs_no_model_and_load_from_image_restores_it(handlers, engine, tmp_path):
+    shown = generate(handlers, photo=bottle_photo(tmp_path), packshot="color", same_scene=True, **AD)
+    assert shown["message"] == "" and engine.runs == 0
+    values = handlers.load_from_image(shown["download"])
+    assert (values["background"], values["packshot"], values["same_scene"]) == ("packshot", "color", True)
+
+
+def test_same_scene_reaches_the_request():
+    presets = app.load_presets()
+    assert AdForm(name="x").request(presets).same_scene is False  # images vary by scene unless asked
+    assert AdForm(name="x", same_scene=True).request(presets).same_scene is True
+
+
+def test_a_brand_from_the_list_and_an_ad_hoc_logo(handlers, tmp_path):
+    from adgen.brand import brand_names
+
+    assert "citrus" in brand_names()
+    assert AdForm(name="x", brand="citrus").is_ad  # the kit has a logo: an ad even without photo or copy
+    text, _ = handlers.preview(AdForm(name="Cola", brand="citrus"), "", "")
+    assert "orange" in text  # the kit's colours become the prompt's colour words
+    photo = bottle_photo(tmp_path)
+    shown = generate(handlers, photo=photo, brand="citrus", **AD)
+    brand = read_params(Path(shown["download"]).read_bytes())["ad"]["brand"]
+    assert brand["name"] == "Citrus Co." and brand["colors"] == ["#FF8A00", "#1F3A2E"] and brand["logo"]
+    logo = tmp_path / "logo.png"
+    Image.new("RGB", (90, 30), (0, 0, 255)).save(logo)
+    shown = generate(handlers, photo=photo, logo=str(logo), brand_colors="#FF0000, #00AA00", **AD)
+    brand = read_params(Path(shown["download"]).read_bytes())["ad"]["brand"]
+    assert brand["name"] == "ad hoc" and brand["colors"] == ["#FF0000", "#00AA00"]
+    assert brand["logo"] == __import__("hashlib").sha256(logo.read_bytes()).hexdigest()
+    said = generate(handlers, photo=photo, brand="nope", **AD)["message"]
+    assert said.startswith("⚠ brand: unknown 'nope'; choose one of citrus")
+
+
+def test_a_bad_font_upload_is_one_localized_line(handlers, tmp_path):
+    bad = tmp_path / "brand.ttf"
+    bad.write_bytes(b"not a font" * 10)
+    said = generate(handlers, font=str(bad), **{**AD, "background": "t2i"})
+    assert said == {"message": "⚠ brand font: brand.ttf is not a font FreeType can open"}
+    korean = generate(handlers, font=str(bad), request=KOREAN, **AD)["message"]
+    assert korean == "⚠ 브랜드 글꼴: brand.ttf은(는) FreeType으로 열 수 있는 글꼴이 아닙니다"
+    (tmp_path / "brand.woff").write_bytes(b"x")
+    assert "must be a .ttf or .otf font file" in generate(handlers, font=str(tmp_path / "brand.woff"))["message"]
+
+
+def test_page_files_come_from_the_upload_folder_only_and_colours_apply_only_when_ticked(tmp_path):
+    from adgen.page import brand_colors_of, hex_color, uploaded
+
+    folder = tmp_path / "uploads"
+    (folder / "abc").mkdir(parents=True)
+    mine = folder / "abc" / "logo.png"
+    mine.write_bytes(b"x")
+    assert uploaded(str(mine), "logo", folder) == str(mine) and uploaded(None, "logo", folder) is None
+    (folder / "link.png").symlink_to("/etc/hostname")
+    for path in ("/etc/hostname", str(folder / ".." / "elsewhere.png"), str(folder / "link.png"), {"path": "/etc"}):
+        with pytest.raises(InputError, match="brand font: must be a file uploaded on this page"):
+            uploaded(path, "brand font", folder)
+    assert [hex_color(c) for c in ("#ff8a00", "#f80", "rgba(255, 138, 0, 1)", "rgb(31,58,46)", "#FF8A00FF")] == [
+        "#FF8A00", "#FF8800", "#FF8A00", "#1F3A2E", "#FF8A00"]
+    assert brand_colors_of(False, "#000000", "#ffffff") == ""  # the pickers' default black never applies unasked
+    assert brand_colors_of(True, "#ff8a00", "rgb(31, 58, 46)") == "#FF8A00, #1F3A2E"
+
+
+CAMPAIGN = dataclasses.replace(FORM, copy="여름 한정", count=1, background="packshot")
+
+
+def test_a_campaign_is_grouped_by_channel_with_a_zip_of_its_files_and_manifest(handlers, engine, tmp_path):
+    import zipfile
+
+    form = dataclasses.replace(CAMPAIGN, photo=bottle_photo(tmp_path))
+    progress = FakeProgress()
+    shown = handlers.campaign(form, ["instagram_story", "display_300x250"], 2, progress=progress)
+    assert engine.runs == 0 and progress.calls[-1] == 1.0  # packshots: no model work
+    assert [caption for _, caption in shown["gallery"]] == [
+        "Instagram story · 1080x1920 · v1", "Instagram story · 1080x1920 · v2",
+        "Display 300x250 (medium rectangle) · 300x250 · v1", "Display 300x250 (medium rectangle) · 300x250 · v2"]
+    assert [Image.open(p).size for p, _ in shown["gallery"]] == [(1080, 1920)] * 2 + [(300, 250)] * 2
+    folder = Path(shown["zip"]).parent
+    assert folder.parent == tmp_path / "outputs" / "campaigns" and shown["message"].startswith("4 files in")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    with zipfile.ZipFile(shown["zip"]) as archive:
+        assert sorted(archive.namelist()) == sorted([f["file"] for f in manifest["files"]] + ["manifest.json"])
+    assert {f["channel"] for f in manifest["files"]} == {"instagram_story", "display_300x250"}
+    korean = handlers.campaign(form, ["instagram_story"], 1, request=KOREAN)
+    assert [c for _, c in korean["gallery"]] == ["인스타그램 스토리 · 1080x1920 · 버전 1"]
+
+
+@pytest.mark.parametrize(("channels", "variants", "says"), [
+    ([], 1, "⚠ channels: choose at least one of instagram_square"),
+    (["tiktok"], 1, "⚠ channels: unknown 'tiktok'; choose one of"),
+    (["instagram_square"], 5, "⚠ variants: must be from 1 to 4 (got 5)"),
+])
+def test_a_campaign_with_bad_choices_says_so_in_one_line(handlers, tmp_path, channels, variants, says):
+    shown = handlers.campaign(dataclasses.replace(CAMPAIGN, photo=bottle_photo(tmp_path)), channels, variants)
+    assert set(shown) == {"message"} and shown["message"].startswith(says)
+    no_photo = handlers.campaign(CAMPAIGN, ["instagram_square"], 1, request=KOREAN)["message"]
+    assert no_photo == "⚠ 배경: 팩샷은 제품을 보여 주는 배경이라 제품 사진이 필요합니다"
+
+
+def test_stop_in_one_tab_never_ends_another_tabs_campaign(handlers, engine, tmp_path):
+    tab_a, tab_b = gr.Request(session_hash="tab-a"), gr.Request(session_hash="tab-b")
+    form = dataclasses.replace(CAMPAIGN, photo=bottle_photo(tmp_path))
+    pressed = []
+
+    class StopFrom(FakeProgress):
+        def __init__(self, tab):
+            super().__init__()
+            self.tab = tab
+
+        def __call__(self, value, desc=None):
+            super().__call__(value, desc)
+            if value == 0.5 and not pressed:  # half the files made
+                pressed.append(handlers.stop(request=self.tab))
+
+    done = handlers.campaign(form, ["display_300x250", "display_320x50"], 1, tab_a, StopFrom(tab_b))
+    assert pressed == [0] and len(done["gallery"]) == 2
+    pressed.clear()
+    stopped = handlers.campaign(form, ["display_300x250", "display_320x50"], 1, tab_b, StopFrom(tab_b))
+    assert pressed == [1] and set(stopped) == {"message"}
+    assert stopped["message"] == ("stopped: earlier results kept (generation stopped by the user after step 1 of 2)")
+
+
+def test_only_the_newest_campaigns_are_kept(handlers, tmp_path, monkeypatch):
+    import adgen.studio
+
+    monkeypatch.setattr(adgen.studio, "MAX_CAMPAIGNS", 1)
+    form = dataclasses.replace(CAMPAIGN, photo=bottle_photo(tmp_path))
+    first = handlers.campaign(form, ["display_320x50"], 1)["zip"]
+    second = handlers.campaign(dataclasses.replace(form, copy="새 카피"), ["display_320x50"], 1)["zip"]
+    assert Path(second).exists() and not Path(first).exists()
+    assert list((tmp_path / "outputs" / "campaigns").iterdir()) == [Path(second).parent]
+
+
+def test_the_page_has_the_campaign_tab_packshot_and_brand_kit(engine, tmp_path):
+    demo = app.build_demo(engine, outputs=tmp_path)
+    by_id = {c.elem_id: c for c in demo.blocks.values() if getattr(c, "elem_id", None)}
+    assert {"campaign-generate", "campaign-stop", "campaign-gallery", "campaign-zip", "campaign-channels",
+            "brand", "logo", "font", "packshot", "same-scene", "tab-campaign"} <= set(by_id)
+    assert by_id["campaign-channels"].value == ["instagram_square", "instagram_story", "display_300x250"]
+    assert by_id["packshot"].visible is False and by_id["same-scene"].value is False
+    ids = {k: c._id for k, c in by_id.items()}
+    run = next(dep for dep in demo.config["dependencies"] if ids["campaign-gallery"] in dep["outputs"])
+    generate_run = next(dep for dep in demo.config["dependencies"] if ids["result"] in dep["outputs"]
+                        and dep["queue"] is not False)
+    assert demo.fns[run["id"]].concurrency_id == demo.fns[generate_run["id"]].concurrency_id == "gpu"  # one queue
+    assert run["api_visibility"] == "private"
+    styles, _, _, _, channels, brands = demo.handlers.choices(KOREAN)
+    assert ("인스타그램 스토리", "instagram_story") in channels["choices"]
+    assert brands["choices"][0] == ("없음", "") and ("Citrus Co.", "citrus") in brands["choices"]

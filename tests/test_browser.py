@@ -189,6 +189,8 @@ def test_a_korean_user_makes_an_ad_from_a_product_photo(server, browser, tmp_pat
     page.locator("#copy textarea, #copy input").first.fill("여름 한정 30% 할인!")
     page.locator("#subcopy textarea, #subcopy input").first.fill("₩9,900 무료 배송")
     page.locator("#photo input[type=file]").set_input_files(str(tmp_path / "bottle.png"))
+    # the demo model's backgrounds are noise: a packshot is preselected, and the page says why
+    page.wait_for_function("document.querySelector('#message').innerText.includes('데모 모델')")
     set_size(page, "ko-KR", "4:5")
     page.locator("#generate").click()
     page.wait_for_function("document.querySelector('#result-info').innerText.includes('문구 레이어 (새로 만듦)')")
@@ -198,3 +200,37 @@ def test_a_korean_user_makes_an_ad_from_a_product_photo(server, browser, tmp_pat
     assert page.locator("#message").inner_text().strip() == ""
     page.screenshot(path=str(tmp_path / "ad.png"), full_page=True)
     keep_screenshot(tmp_path / "ad.png", "screenshot-ad.png")
+
+
+def test_a_korean_user_makes_a_campaign_and_downloads_its_zip(server, browser, tmp_path):
+    """The Campaign tab uses the same form: two channels ticked, Generate campaign, the gallery, Download ZIP."""
+    import zipfile
+
+    url, engine = server
+    page = open_page(browser, url, "ko-KR", DESKTOP)
+    page.get_by_label("제품명", exact=True).fill("제주 감귤 탄산수")
+    page.locator("#photo input[type=file]").set_input_files(str(ROOT / "docs" / "example-product.png"))
+    page.wait_for_function("document.querySelector('#message').innerText.includes('데모 모델')")  # packshot chosen
+    page.get_by_role("tab", name="캠페인").click()
+    channels = page.locator("#campaign-channels")
+    for name in ("인스타그램 정사각형", "인스타그램 스토리", "디스플레이 300x250 (미디엄 렉탱글)"):  # the defaults
+        channels.get_by_label(name, exact=True).uncheck()
+    for name in ("인스타그램 정사각형", "디스플레이 320x50 (모바일 배너)"):
+        channels.get_by_label(name, exact=True).check()
+    page.locator("#campaign-generate").click()
+    page.wait_for_function("document.querySelectorAll('#campaign-gallery img').length === 2")
+    page.wait_for_function("document.querySelector('#campaign-message').innerText.includes('파일 2개')")
+    gallery = page.locator("#campaign-gallery").inner_text()
+    assert "인스타그램 정사각형 · 1080x1080 · 버전 1" in gallery and "320x50 · 버전 1" in gallery
+    assert gallery.index("인스타그램 정사각형") < gallery.index("320x50 (모바일 배너)")  # in the channels' order
+    assert engine.runs == 0  # packshots: no model work
+    page.screenshot(path=str(tmp_path / "campaign.png"), full_page=True)
+    with page.expect_download() as download:
+        page.locator("#campaign-zip").click()
+    download.value.save_as(tmp_path / "campaign.zip")
+    with zipfile.ZipFile(tmp_path / "campaign.zip") as archive:
+        names = set(archive.namelist())
+        manifest = json.loads(archive.read("manifest.json"))
+    assert names == {"instagram_square-v1.png", "display_320x50-v1.png", "manifest.json"}
+    assert [f["file"] for f in manifest["files"]] == ["instagram_square-v1.png", "display_320x50-v1.png"]
+    assert manifest["product"]["name"] == "제주 감귤 탄산수" and manifest["background"] == "packshot"
