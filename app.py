@@ -365,7 +365,7 @@ def api_functions(h: Handlers):
             count: images 1..4; image i uses seed + i
             text_style: copy style: extrude_3d, gold, neon or outline
             text_position: copy position: auto, top, center or bottom
-            background: with a photo: inpaint (repaint around the product) or t2i (a new scene, then composite)
+            background: with a photo: inpaint (repaint around it), t2i (new scene, composite) or packshot (no model)
         Returns:
             a summary with images (paths of the PNGs), seeds, cached, steps (of an ad), prompt, model, demo, seconds
         """
