@@ -282,5 +282,5 @@ def _png(image: Image.Image, params: dict) -> bytes:
     if params:
         info.add_itxt("adgen", json.dumps({"adgen": 1, **params}, sort_keys=True))
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG", pnginfo=info)
+    image.save(buffer, format="PNG", pnginfo=info, compress_level=1)  # a cached step: fast beats small
     return buffer.getvalue()
