@@ -37,7 +37,7 @@ from adgen.models import quiet_libraries  # noqa: E402
 from adgen.request import AdRequest, Product  # noqa: E402
 
 PRODUCT = Product("Citrus sparkling water", features="lemon, zero sugar", scene="summer picnic")
-# Two squares share one background; marketplace_white is a packshot by rule.
+# marketplace_white is a white packshot by rule (no model); the others have distinct generation sizes.
 CAMPAIGN = ("instagram_square", "marketplace_white", "instagram_portrait", "instagram_story", "facebook_link",
             "display_300x250")
 
