@@ -417,12 +417,14 @@ def read_batch(path: Path) -> list[tuple[int, dict]]:
         if "name" not in header:
             raise BatchFileError(f"{path}: no \"name\" column; columns are {', '.join(CSV_COLUMNS)}")
         rows = []
-        for raw in reader:
+        for raw in reader:  # the line a row starts on (a quoted cell may span lines; blank lines are skipped)
+            cells = [c for v in raw.values() for c in (v if isinstance(v, list) else [v])]
+            number = reader.line_num - sum(str(c or "").count("\n") for c in cells)
             values = dict(zip(header, (raw.get(h) for h in reader.fieldnames), strict=True))
             if None in raw:  # more cells than columns
                 values["_extra"] = raw[None]
             if any((v or "").strip() for v in values.values() if isinstance(v, str)) or "_extra" in values:
-                rows.append((reader.line_num, values))
+                rows.append((number, values))
     except csv.Error as exc:
         raise BatchFileError(f"{path}: not a readable CSV: {exc}") from None
     if not rows:

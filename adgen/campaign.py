@@ -16,7 +16,7 @@ import time
 import zipfile
 from pathlib import Path
 
-from .ad import AdMaker, AdSpec
+from .ad import PACKSHOTS, AdMaker, AdSpec
 from .cache import write_atomic
 from .channels import Channel, generation_size
 from .engine import Progress, Result
@@ -59,7 +59,8 @@ def make_campaign(maker: AdMaker, spec: AdSpec, channels: list[Channel], variant
                                           height=height, variation=base.variation + v)
             step = (lambda d, t, n=n: progress(n * t + d, len(runs) * t)) if progress else None
             try:
-                result = maker.make(dataclasses.replace(spec, request=request, channel=channel), step, use_cache,
+                result = maker.make(dataclasses.replace(variant_spec(spec, v), request=request, channel=channel), step,
+                                    use_cache,
                                     running)
             except GenerationStopped as stopped:  # steps over the whole campaign, as the progress counts them
                 raise GenerationStopped(n * stopped.total + stopped.step, len(runs) * stopped.total,
@@ -68,6 +69,17 @@ def make_campaign(maker: AdMaker, spec: AdSpec, channels: list[Channel], variant
             pictures.append(dataclasses.replace(result.images[0], channel=channel.id, variant=v + 1))
     return Result(tuple(pictures), settings, maker.engine.source.label, maker.engine.source.is_demo,
                   time.perf_counter() - start)
+
+
+def variant_spec(spec: AdSpec, v: int) -> AdSpec:
+    """Variant `v` (0-based) of the ad. A model background varies by seed and scene; a packshot has neither,
+    so its variants vary the layout instead: the copy above or below the product, and the backdrop's style
+    (the chosen one first, then the others), so A/B variants never come out identical."""
+    if spec.background != "packshot" or v == 0:
+        return spec
+    styles = [spec.packshot] + [s for s in PACKSHOTS if s != spec.packshot]
+    return dataclasses.replace(spec, packshot=styles[v % len(styles)],
+                               text_position="bottom" if v % 2 else "top")
 
 
 def slug(text: str, limit: int = 40) -> str:

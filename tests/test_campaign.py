@@ -258,3 +258,12 @@ def test_packshot_needs_a_photo(product):
         AdSpec(AdRequest(product=product), background="packshot")
     with pytest.raises(InputError, match="packshot: must be one of"):
         ad_spec(product, background="packshot", packshot="shiny")
+
+
+def test_packshot_variants_differ_by_layout_and_backdrop(maker, product):
+    """A packshot has no seed or scene to vary, so its variants must not come out identical."""
+    spec = ad_spec(product, background="packshot", brand=Brand("test", ("#FF6600",)))
+    result = make_campaign(maker, spec, [channel(256, 320)], variants=3)
+    assert len({p.png for p in result.images}) == 3
+    assert len({pixels(p.png).tobytes() for p in result.images}) == 3  # the pixels, not only the parameters
+    assert [read_params(p.png)["ad"]["packshot"] for p in result.images] == ["gradient", "white", "color"]

@@ -139,3 +139,12 @@ def test_the_readmes_first_command_makes_the_ad_it_shows(tmp_path):
     shown = np.asarray(Image.open(ROOT / "docs" / "example-packshot.png").convert("RGB"), dtype=np.int16)
     assert made.shape == shown.shape and np.abs(made - shown).mean() < 1.0  # fonts may differ by a hair
     assert made[:40, :40].std(axis=(0, 1)).max() < 4  # a smooth studio backdrop, not noise
+
+
+def test_batch_rows_are_numbered_as_a_spreadsheet_shows_them(tmp_path):
+    """A quoted cell spanning lines and a blank line do not shift the row numbers of the rows after them."""
+    from adgen.__main__ import read_batch
+
+    sheet = tmp_path / "rows.csv"
+    write_csv(sheet, 'name,copy\nA,"two\nlines"\nB,x\n\nC,y\n')
+    assert [(n, v["name"]) for n, v in read_batch(sheet)] == [(2, "A"), (4, "B"), (6, "C")]
