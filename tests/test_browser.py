@@ -98,7 +98,7 @@ def test_the_ad_comes_first_in_the_browsers_language(server, browser, tmp_path, 
     page.get_by_role("button", name="Aurora wireless earbuds").click()
     page.get_by_text(labels["advanced"], exact=True).first.click()
     prompt = page.locator("#prompt textarea")
-    page.wait_for_function("document.querySelector('#prompt textarea').value.includes('Aurora wireless earbuds')")
+    page.wait_for_function("document.querySelector('#prompt textarea')?.value.includes('Aurora wireless earbuds')")
     page.get_by_text(labels["advanced"], exact=True).first.click()  # fold it again
     name = "제주 감귤 탄산수" if locale == "ko-KR" else "Cola zero"
     page.get_by_label(labels["name"], exact=True).fill(name)
@@ -108,7 +108,7 @@ def test_the_ad_comes_first_in_the_browsers_language(server, browser, tmp_path, 
     page.locator("#generate").click()
     image = page.locator("#result img").first
     image.wait_for()
-    page.wait_for_function("document.querySelector('#result-info').innerText.includes('896x1120')")
+    page.wait_for_function("document.querySelector('#result-info')?.innerText.includes('896x1120')")
     # The whole ad, never cropped: the drawn picture keeps the image's aspect and fits its box
     drawn = page.evaluate("""() => { const i = document.querySelector('#result img');
         const r = i.getBoundingClientRect(); const s = Math.min(r.width / i.naturalWidth, r.height / i.naturalHeight);
@@ -144,8 +144,8 @@ def test_stop_in_one_tab_never_touches_another_tabs_job(server, browser):
     second.locator("#stop").wait_for(state="visible")
     second.locator("#stop").click()  # the second tab gives up
     second.locator("#generate").wait_for(state="visible")
-    second.wait_for_function("document.querySelector('#message').innerText.includes('중지')")
-    first.wait_for_function("document.querySelector('#result-info').innerText.includes('seed')")
+    second.wait_for_function("document.querySelector('#message')?.innerText.includes('중지')")
+    first.wait_for_function("document.querySelector('#result-info')?.innerText.includes('seed')")
     assert "stopped" not in first.locator("#message").inner_text()
     first.locator("#generate").wait_for(state="visible")  # the buttons swap back in their own event, just after
     assert not first.locator("#stop").is_visible()
@@ -191,10 +191,10 @@ def test_a_korean_user_makes_an_ad_from_a_product_photo(server, browser, tmp_pat
     page.locator("#subcopy textarea, #subcopy input").first.fill("₩9,900 무료 배송")
     page.locator("#photo input[type=file]").set_input_files(str(tmp_path / "bottle.png"))
     # the demo model's backgrounds are noise: a packshot is preselected, and the page says why
-    page.wait_for_function("document.querySelector('#message').innerText.includes('데모 모델')")
+    page.wait_for_function("document.querySelector('#message')?.innerText.includes('데모 모델')")
     set_size(page, "ko-KR", "4:5")
     page.locator("#generate").click()
-    page.wait_for_function("document.querySelector('#result-info').innerText.includes('문구 레이어 (새로 만듦)')")
+    page.wait_for_function("document.querySelector('#result-info')?.innerText.includes('문구 레이어 (새로 만듦)')")
     for step in ("cutout", "background", "copy"):
         page.locator(f"#step-{step} img").first.wait_for()
     assert "896x1120" in page.locator("#result-info").inner_text()
@@ -211,7 +211,7 @@ def test_a_korean_user_makes_a_campaign_and_downloads_its_zip(server, browser, t
     page = open_page(browser, url, "ko-KR", DESKTOP)
     page.get_by_label("제품명", exact=True).fill("제주 감귤 탄산수")
     page.locator("#photo input[type=file]").set_input_files(str(ROOT / "docs" / "example-product.png"))
-    page.wait_for_function("document.querySelector('#message').innerText.includes('데모 모델')")  # packshot chosen
+    page.wait_for_function("document.querySelector('#message')?.innerText.includes('데모 모델')")  # packshot chosen
     page.get_by_role("tab", name="캠페인").click()
     channels = page.locator("#campaign-channels")
     for name in ("인스타그램 정사각형", "인스타그램 스토리", "디스플레이 300x250 (미디엄 렉탱글)"):  # the defaults
@@ -220,7 +220,7 @@ def test_a_korean_user_makes_a_campaign_and_downloads_its_zip(server, browser, t
         channels.get_by_label(name, exact=True).check()
     page.locator("#campaign-generate").click()
     page.wait_for_function("document.querySelectorAll('#campaign-gallery img').length === 2")
-    page.wait_for_function("document.querySelector('#campaign-message').innerText.includes('파일 2개')")
+    page.wait_for_function("document.querySelector('#campaign-message')?.innerText.includes('파일 2개')")
     gallery = page.locator("#campaign-gallery").inner_text()
     assert "인스타그램 정사각형 · 1080x1080 · 버전 1" in gallery and "320x50 · 버전 1" in gallery
     assert gallery.index("인스타그램 정사각형") < gallery.index("320x50 (모바일 배너)")  # in the channels' order
