@@ -361,6 +361,22 @@ def _campaign_of(args: argparse.Namespace, row: dict | None = None, base: Path |
     return spec, channels, check_variants(args.variants), warnings
 
 
+def _check_campaign_flags(args: argparse.Namespace) -> None:
+    """The inputs a batch's flags give every row (channels, variants, brand, font, copy style), checked once."""
+    from .brand import brand_of
+    from .campaign import check_variants
+    from .channels import get_channels, load_channels
+    from .typography import check_text_style, load_text_styles
+
+    get_channels(args.channels, load_channels())
+    check_variants(args.variants)
+    if args.brand and (args.logo or args.font or args.brand_colors):
+        raise InputError("brand", "give --brand NAME, or --logo/--brand-colors/--font for an ad hoc brand, not both")
+    brand_of(args.brand, args.logo, args.brand_colors, args.font)
+    if args.text_style:
+        check_text_style(args.text_style, load_text_styles())
+
+
 def _engine(args: argparse.Namespace):
     from .cache import default_cache
     from .engine import Engine
@@ -417,9 +433,11 @@ def read_batch(path: Path) -> list[tuple[int, dict]]:
         if "name" not in header:
             raise BatchFileError(f"{path}: no \"name\" column; columns are {', '.join(CSV_COLUMNS)}")
         rows = []
-        for raw in reader:  # the line a row starts on (a quoted cell may span lines; blank lines are skipped)
+        inside = 0  # line breaks inside quoted cells so far: a spreadsheet shows such a cell in one row
+        for raw in reader:  # the row as a spreadsheet numbers it (blank lines are rows there too)
             cells = [c for v in raw.values() for c in (v if isinstance(v, list) else [v])]
-            number = reader.line_num - sum(str(c or "").count("\n") for c in cells)
+            inside += sum(str(c or "").count("\n") for c in cells)
+            number = reader.line_num - inside
             values = dict(zip(header, (raw.get(h) for h in reader.fieldnames), strict=True))
             if None in raw:  # more cells than columns
                 values["_extra"] = raw[None]
@@ -444,6 +462,7 @@ def cmd_batch(args: argparse.Namespace) -> tuple[dict, int]:
     start = time.perf_counter()
     path = Path(args.csv)
     rows = read_batch(path)
+    _check_campaign_flags(args)  # the flags' own inputs: once, before any row (exit 2)
     out = Path(args.out)
     _check_out(out)
     engine = maker = None

@@ -32,7 +32,7 @@ from .packshot import STYLES as PACKSHOTS
 from .packshot import packshot
 from .presets import get_preset
 from .prompts import settings_for
-from .request import AdRequest, check_text, image_key
+from .request import MAX_VARIATIONS, AdRequest, check_text, image_key
 from .typography import (
     POSITIONS,
     TextStyle,
@@ -130,7 +130,7 @@ class AdMaker:
         images = []
         for n, seed in enumerate(request.seeds()):
             step_progress = (lambda d, t, n=n: progress(n * t + d, len(request.seeds()) * t)) if progress else None
-            one = dataclasses.replace(request, seed=seed, count=1, variation=request.variation + n)
+            one = dataclasses.replace(request, seed=seed, count=1, variation=(request.variation + n) % MAX_VARIATIONS)
             try:
                 images.append(self._one(spec, one, settings, product, layout, cache, step_progress, use_cache, job))
             except GenerationStopped as stopped:  # count steps over the whole ad, as the progress does
@@ -176,7 +176,8 @@ class AdMaker:
         shot = "white" if spec.white else spec.packshot
         colors = spec.brand.colors if spec.brand else ()
         if spec.background == "packshot" or spec.white:
-            key = image_key(step="packshot", style=shot, colors=colors, size=size, box=box, cutout=keys["cutout"])
+            key = image_key(step="packshot", layout=LAYOUT_VERSION, style=shot, colors=colors, size=size, box=box,
+                            cutout=keys["cutout"])
             background = self._step(cache, "background", key, files, keys, cached,
                                     lambda: packshot(size, layer, box, shot, colors))
         else:

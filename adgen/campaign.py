@@ -22,7 +22,7 @@ from .channels import Channel, generation_size
 from .engine import Progress, Result
 from .errors import GenerationStopped, InputError
 from .jobs import Job
-from .request import MAX_SEED
+from .request import MAX_SEED, MAX_VARIATIONS
 
 MAX_VARIANTS = 8
 MANIFEST = "manifest.json"
@@ -56,7 +56,7 @@ def make_campaign(maker: AdMaker, spec: AdSpec, channels: list[Channel], variant
         for n, (v, channel) in enumerate(runs):
             width, height = generation_size(channel.width, channel.height, area)
             request = dataclasses.replace(base, seed=(base.seed + v) % (MAX_SEED + 1), count=1, width=width,
-                                          height=height, variation=base.variation + v)
+                                          height=height, variation=(base.variation + v) % MAX_VARIATIONS)
             step = (lambda d, t, n=n: progress(n * t + d, len(runs) * t)) if progress else None
             try:
                 result = maker.make(dataclasses.replace(variant_spec(spec, v), request=request, channel=channel), step,

@@ -142,9 +142,17 @@ def test_the_readmes_first_command_makes_the_ad_it_shows(tmp_path):
 
 
 def test_batch_rows_are_numbered_as_a_spreadsheet_shows_them(tmp_path):
-    """A quoted cell spanning lines and a blank line do not shift the row numbers of the rows after them."""
+    """A quoted cell spanning lines is one spreadsheet row; a blank line is a row too."""
     from adgen.__main__ import read_batch
 
     sheet = tmp_path / "rows.csv"
     write_csv(sheet, 'name,copy\nA,"two\nlines"\nB,x\n\nC,y\n')
-    assert [(n, v["name"]) for n, v in read_batch(sheet)] == [(2, "A"), (4, "B"), (6, "C")]
+    assert [(n, v["name"]) for n, v in read_batch(sheet)] == [(2, "A"), (3, "B"), (5, "C")]
+
+
+def test_batch_refuses_bad_flags_once_before_any_row(tmp_path, capsys):
+    sheet = tmp_path / "ok.csv"
+    write_csv(sheet, f"name,image\nA,{PHOTO}\nB,{PHOTO}\n")
+    code, stdout, err = run(["batch", str(sheet), "--channels", "tiktok", "--out", str(tmp_path / "out")], capsys)
+    assert (code, stdout) == (2, "") and err.count("\n") == 1 and err.startswith("error: --channels: unknown 'tiktok'")
+    assert not (tmp_path / "out").exists()
