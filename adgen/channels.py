@@ -19,7 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import InputError, PresetError
-from .presets import PRESET_SUFFIXES, PROJECT_DIR
+from .presets import PROJECT_DIR, load_folder
 from .request import MAX_SIDE, MIN_SIDE, SIDE_MULTIPLE
 
 HORIZONTAL_ASPECT = 3.0  # width/height from which a channel is a banner strip (728x90, 320x50, 970x250)
@@ -149,17 +149,7 @@ def channel_dir() -> Path:
 
 def load_channels(directory: Path | str | None = None) -> dict[str, Channel]:
     """All channels in `directory` (default `channel_dir()`), ordered by (`order`, id); PresetError on a bad file."""
-    directory = Path(directory) if directory is not None else channel_dir()
-    if not directory.is_dir():
-        raise PresetError(f"{directory}: channels folder not found")
-    channels = [load_channel(p) for p in sorted(directory.iterdir()) if p.suffix in PRESET_SUFFIXES]
-    ids = [c.id for c in channels]
-    duplicate = next((i for i in ids if ids.count(i) > 1), None)
-    if duplicate:
-        raise PresetError(f"{directory}: two files define the channel {duplicate!r}; keep one")
-    if not channels:
-        raise PresetError(f"{directory}: no channel files (.yaml, .yml or .json)")
-    return {c.id: c for c in sorted(channels, key=lambda c: (c.order, c.id))}
+    return load_folder(directory if directory is not None else channel_dir(), load_channel, "channel", "id")
 
 
 def get_channels(ids: str | list[str], channels: dict[str, Channel]) -> list[Channel]:

@@ -157,17 +157,23 @@ def preset_dir() -> Path:
 
 def load_presets(directory: Path | str | None = None) -> dict[str, StylePreset]:
     """All presets in `directory` (default `preset_dir()`), ordered by (`order`, name); PresetError on a bad file."""
-    directory = Path(directory) if directory is not None else preset_dir()
+    return load_folder(directory if directory is not None else preset_dir(), load_preset, "preset", "name")
+
+
+def load_folder(directory: Path | str, load, kind: str, key: str) -> dict:
+    """Every data file in `directory` read by `load`, by its `key` field, ordered by (`order`, key): the one loader
+    of presets and channels. Refuses a missing folder, an empty one and two files with the same `key`."""
+    directory = Path(directory)
     if not directory.is_dir():
-        raise PresetError(f"{directory}: presets folder not found")
-    presets = [load_preset(p) for p in sorted(directory.iterdir()) if p.suffix in PRESET_SUFFIXES]
-    names = [p.name for p in presets]
+        raise PresetError(f"{directory}: {kind}s folder not found")
+    items = [load(p) for p in sorted(directory.iterdir()) if p.suffix in PRESET_SUFFIXES]
+    names = [getattr(item, key) for item in items]
     duplicate = next((n for n in names if names.count(n) > 1), None)
     if duplicate:
-        raise PresetError(f"{directory}: two files define the preset {duplicate!r}; keep one")
-    if not presets:
-        raise PresetError(f"{directory}: no preset files (.yaml, .yml or .json)")
-    return {p.name: p for p in sorted(presets, key=lambda p: (p.order, p.name))}
+        raise PresetError(f"{directory}: two files define the {kind} {duplicate!r}; keep one")
+    if not items:
+        raise PresetError(f"{directory}: no {kind} files (.yaml, .yml or .json)")
+    return {getattr(i, key): i for i in sorted(items, key=lambda i: (i.order, getattr(i, key)))}
 
 
 def get_preset(presets: dict[str, StylePreset], name: str) -> StylePreset:
