@@ -42,7 +42,7 @@ from adgen.page import (
     uploaded,
 )
 from adgen.presets import load_presets
-from adgen.request import ASPECTS, MAX_FIELD_CHARS
+from adgen.request import ASPECTS, COPY_LIMITS, MAX_FIELD_CHARS
 from adgen.request import random_seed as new_seed
 from adgen.settings import add_runtime_flags
 from adgen.studio import (
@@ -60,7 +60,6 @@ from adgen.studio import (
 from adgen.typography import POSITIONS, load_text_styles
 
 log = logging.getLogger("adgen.app")
-COPY_LIMITS = {"copy": 80, "subcopy": 120}  # characters: a headline and a sub-line that fit an ad
 CSS = """
 #result img, #gallery img, #campaign-gallery img { object-fit: contain !important; }
 .checker img { background: repeating-conic-gradient(#9a9a9a 0% 25%, #dcdcdc 0% 50%) 50% / 16px 16px; }

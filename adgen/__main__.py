@@ -1,8 +1,10 @@
-"""The CLI: `python -m adgen generate|presets|demo-model|download` (never imports gradio)."""
+"""The CLI: `python -m adgen generate|campaign|batch|write|channels|presets|demo-model|download` (never imports
+gradio)."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 import json
 import os
@@ -28,7 +30,7 @@ FLAGS = {
     "text style": "--text-style", "text position": "--text-position", "background": "--background",
     "memory": "--memory", "dtype": "--dtype", "product mask": "--mask", "packshot": "--packshot",
     "brand": "--brand", "logo": "--logo", "brand hex colours": "--brand-colors", "brand font": "--font",
-    "channels": "--channels", "variants": "--variants",
+    "channels": "--channels", "variants": "--variants", "writer job": "--job", "text count": "--n",
 }
 
 
@@ -47,6 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--lora-scale", help="LoRA strength 0..2 (default: the preset's)")
     gen.add_argument("--prompt", help="use this prompt instead of the built one")
     gen.add_argument("--no-product-focus", action="store_true", help="allow people/faces; drop the product-hero clause")
+    gen.add_argument("--enhance", action="store_true",
+                     help="the writer writes a detailed prompt from the details (same seed, same prompt); the "
+                          "template prompt stays in use when its answer is not usable")
+    gen.add_argument("--write-scenes", action="store_true",
+                     help="the writer writes one scene per image (--count) in place of the style's variations")
     size = gen.add_mutually_exclusive_group()
     size.add_argument("--size", help="WIDTHxHEIGHT, multiples of 16 from 256 to 2048 (default 1024x1024)")
     size.add_argument("--aspect", help="aspect preset: 1:1, 4:5, 3:4, 2:3, 9:16, 5:4, 4:3, 3:2, 16:9")
@@ -60,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     camp = commands.add_parser("campaign", help="one ad in several channel sizes and variants; prints one JSON object")
     _product_flags(camp)
+    camp.add_argument("--write-scenes", action="store_true",
+                      help="the writer writes one scene per variant in place of the style's variations")
     _campaign_flags(camp)
     batch = commands.add_parser("batch", help="one campaign per row of a CSV file; prints one JSON object")
     batch.add_argument("csv", help="UTF-8 CSV (Excel's BOM is fine), one product a row; columns: "
@@ -69,6 +78,16 @@ def build_parser() -> argparse.ArgumentParser:
         batch.add_argument(flag, default="photo" if flag == "--preset" else None, help=text)
     batch.add_argument("--same-scene", action="store_true", help="variants vary by seed only, not by scene")
     _campaign_flags(batch)
+
+    write = commands.add_parser("write", help="ad copy, a scene prompt or scene variations from the loaded text "
+                                             "encoder (no extra memory); prints one JSON object")
+    _details_flags(write)
+    write.add_argument("--job", required=True, choices=["copy", "prompt", "variations"],
+                       help="copy: headline + sub-line suggestions in the details' language; prompt: one English "
+                            "scene prompt; variations: distinct scenes")
+    write.add_argument("--n", default="3", help="suggestions or scenes 1..8 (default 3; prompt: always 1)")
+    write.add_argument("--no-product-focus", action="store_true", help="allow people in prompts and scenes")
+    _run_flags(write)
 
     chans = commands.add_parser("channels", help="list the channel formats (sizes, safe zones)")
     chans.add_argument("--json", action="store_true")
@@ -90,6 +109,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _product_flags(parser: argparse.ArgumentParser) -> None:
+    _details_flags(parser)
+    parser.add_argument("--same-scene", action="store_true",
+                        help="images/variants vary by seed only (default: each uses the style's next scene variation)")
+    parser.add_argument("--image", help="product photo (PNG/JPEG/WebP; transparent PNG or a plain backdrop)")
+    parser.add_argument("--mask", help="with --image: your product mask instead of the automatic cutout, the photo's "
+                                       "size or a scaled copy (PNG/JPEG/WebP; white = product, black = backdrop)")
+
+
+def _details_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--product", required=True, help="product name (Korean or English)")
     parser.add_argument("--category", default="")
     parser.add_argument("--features", default="", help='key features, comma-separated: "a, b"')
@@ -99,11 +127,6 @@ def _product_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--copy", default="", help="ad copy (headline)")
     parser.add_argument("--preset", default="photo", help="style preset (see `presets`)")
     parser.add_argument("--seed", help="0..4294967295 (default: random, reported)")
-    parser.add_argument("--same-scene", action="store_true",
-                        help="images/variants vary by seed only (default: each uses the style's next scene variation)")
-    parser.add_argument("--image", help="product photo (PNG/JPEG/WebP; transparent PNG or a plain backdrop)")
-    parser.add_argument("--mask", help="with --image: your product mask instead of the automatic cutout, the photo's "
-                                       "size or a scaled copy (PNG/JPEG/WebP; white = product, black = backdrop)")
 
 
 def _ad_flags(parser: argparse.ArgumentParser) -> None:
@@ -159,15 +182,22 @@ def cmd_generate(args: argparse.Namespace) -> dict:
                         product_focus=not args.no_product_focus, seed=args.seed, width=width, height=height,
                         steps=args.steps, count=args.count, image=image, same_scene=args.same_scene)
     spec, warnings = _ad_spec(args, request, mask)
+    if args.enhance and args.prompt:
+        raise InputError("prompt", "--enhance writes the prompt; give --prompt or --enhance, not both")
     out = Path(args.out)
     _check_out(out)
     # 2. generate (the engine checks the preset and its LoRA before any work)
     quiet_libraries()
     engine = Engine(args.model, cache=default_cache(), memory=args.memory, attention=args.attention,
                     dtype=args.dtype, compile=args.compile)
+    writer: dict = {}
     with _Bars(engine, show=not args.quiet and sys.stderr.isatty()) as bars:
         if args.warmup:
             engine.warmup()
+        if args.enhance or args.write_scenes:
+            request, writer, more = _written(engine, args, request, request.count, spec)
+            warnings += more
+            spec = dataclasses.replace(spec, request=request) if spec is not None else None
         if spec is None:
             result = engine.generate(request, progress=bars, use_cache=not args.no_cache)
         else:
@@ -188,10 +218,32 @@ def cmd_generate(args: argparse.Namespace) -> dict:
                 report.setdefault("steps", []).append(written)
     except OSError as exc:  # checked before the work, but the disk can fill or change meanwhile
         raise InputError("out", f"cannot write to {out}: {exc.strerror or exc}") from None
-    report.update(prompt=result.prompt, model=result.model, seconds=round(result.seconds, 3))
+    report.update(prompt=result.prompt, model=result.model, seconds=round(result.seconds, 3), **writer)
     for warning in warnings:  # only now: a run that fails says one thing, its error
         print(f"warning: {warning}", file=sys.stderr)
     return report
+
+
+def _written(engine, args: argparse.Namespace, request: AdRequest, n: int,
+             spec: AdSpec | None) -> tuple[AdRequest, dict, list[str]]:
+    """`request` with the writer's prompt (--enhance) and scenes (--write-scenes); what was written; warnings."""
+    from .writer import enhance, with_scenes
+
+    if spec is not None and spec.background == "packshot":
+        return request, {}, ["--enhance and --write-scenes do nothing with --background packshot (no model runs)"]
+    report, warnings = {}, []
+    for flag, job, wanted in (("--enhance", "prompt", args.enhance),
+                              ("--write-scenes", "variations", getattr(args, "write_scenes", False))):
+        if not wanted:
+            continue
+        request, written = enhance(engine, request) if job == "prompt" else with_scenes(engine, request, n)
+        report[f"written_{job}"] = written.to_json()
+        if not written.usable:
+            warnings.append(f"{flag}: the writer {written.reason}"
+                            + (" (the demo model's text is random)" if written.demo else "")
+                            + ("; the template prompt stays in use" if job == "prompt" else
+                               "; the style's own scene variations stay in use"))
+    return request, report, warnings
 
 
 def _ad_spec(args: argparse.Namespace, request: AdRequest, mask: bytes | None,
@@ -253,8 +305,8 @@ class _Bars:
     lazily (a run served from the cache never loads), so a thread watches its state rather than loading first.
     """
 
-    def __init__(self, engine, show: bool):
-        self.engine, self.show = engine, show
+    def __init__(self, engine, show: bool, what: tuple[str, str] = ("denoising", "step")):
+        self.engine, self.show, self.what = engine, show, what
         self._loading = self._steps = None
         self._lock = threading.Lock()
         self._done = threading.Event()
@@ -301,7 +353,7 @@ class _Bars:
                 self._loading.close()
                 self._loading = None
             if self._steps is None:
-                self._steps = tqdm(total=total, desc="denoising", unit="step", file=sys.stderr, **_screen())
+                self._steps = tqdm(total=total, desc=self.what[0], unit=self.what[1], file=sys.stderr, **_screen())
             self._steps.total = total
             self._steps.update(done - self._steps.n)
 
@@ -398,11 +450,16 @@ def cmd_campaign(args: argparse.Namespace) -> dict:
     out = Path(args.out)
     _check_out(out)
     engine = _engine(args)  # 2. make, 3. write
+    writer: dict = {}
     with _Bars(engine, show=not args.quiet and sys.stderr.isatty()) as bars:
         if args.warmup:
             engine.warmup()
+        if args.write_scenes:
+            request, writer, more = _written(engine, args, spec.request, variants, spec)
+            warnings += more
+            spec = dataclasses.replace(spec, request=request)
         result = make_campaign(AdMaker(engine), spec, channels, variants, bars, use_cache=not args.no_cache)
-    report = write_campaign(result, spec, channels, out, args.zip)
+    report = {**write_campaign(result, spec, channels, out, args.zip), **writer}
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
     return {**report, "seconds": round(time.perf_counter() - start, 3)}
@@ -495,6 +552,27 @@ def cmd_batch(args: argparse.Namespace) -> tuple[dict, int]:
               file=sys.stderr)
     report = {"rows": done, "failed": failed, "seconds": round(time.perf_counter() - start, 3)}
     return report, 1 if failed else 0
+
+
+def cmd_write(args: argparse.Namespace) -> tuple[dict, int]:
+    """One writer job; exit 1 (with the JSON, "usable": false) when no usable text was written."""
+    from .request import Product
+    from .writer import WriteRequest
+
+    product = Product(name=args.product, category=args.category, features=args.features, audience=args.audience,
+                      scene=args.scene, colors=args.colors, copy=args.copy)
+    request = WriteRequest(product, job=args.job, n=args.n, seed=args.seed, preset=args.preset,
+                           product_focus=not args.no_product_focus)
+    engine = _engine(args)
+    from .presets import get_preset
+
+    get_preset(engine.presets, request.preset)  # a bad style is said before the model loads
+    with _Bars(engine, show=not args.quiet and sys.stderr.isatty(), what=("writing", "token")) as bars:
+        written = engine.write(request, progress=bars, use_cache=not args.no_cache)
+    if not written.usable:
+        print(f"warning: the writer {written.reason}" + (" (the demo model's text is random)" if written.demo else ""),
+              file=sys.stderr)
+    return written.to_json(), 0 if written.usable else 1
 
 
 def cmd_channels(args: argparse.Namespace) -> dict | None:
@@ -598,7 +676,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = {"generate": cmd_generate, "presets": cmd_presets, "demo-model": cmd_demo_model,
                "download": cmd_download, "campaign": cmd_campaign, "batch": cmd_batch,
-               "channels": cmd_channels}[args.command]
+               "channels": cmd_channels, "write": cmd_write}[args.command]
     code = 0
     try:
         report = command(args)

@@ -1,6 +1,7 @@
 """Content-addressed result cache on disk.
 
-An entry is one PNG at `ROOT/ab/abcdef....png`, named by its key (see `request.image_key`).
+An entry is one PNG at `ROOT/ab/abcdef....png`, named by its key (see `request.image_key`), or for the
+writer's texts one JSON file `ROOT/ab/abcdef....json` carrying its key.
 Writes are atomic (temp file in the same folder, fsync, rename), so a crash leaves either the
 whole entry or none; a reader also checks every entry (PNG CRCs and the key embedded in it)
 and deletes, never serves, one that fails. Size is capped by evicting least recently used
@@ -10,6 +11,7 @@ entries (a hit refreshes the entry's mtime).
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import tempfile
@@ -62,6 +64,38 @@ class ResultCache:
         path = self.path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(path, data)
+        self.evict()
+        return path
+
+    def json_path(self, key: str) -> Path:
+        return self.path(key).with_suffix(".json")
+
+    def get_json(self, key: str) -> dict | None:
+        """A JSON entry (the writer's texts) if present and intact (parses, carries its key); else None."""
+        path = self.json_path(key)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except OSError:
+            return None
+        except ValueError:  # truncated or damaged: deleted, never served
+            path.unlink(missing_ok=True)
+            return None
+        if not isinstance(data, dict) or data.get("key") != key:
+            path.unlink(missing_ok=True)
+            return None
+        try:
+            os.utime(path)
+        except OSError:
+            pass
+        return data
+
+    def put_json(self, key: str, value: dict) -> Path:
+        """Store a JSON entry (which must carry `key` under "key") atomically."""
+        if value.get("key") != key:
+            raise ValueError("a JSON cache entry must carry its own key under 'key'")
+        path = self.json_path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, json.dumps(value, ensure_ascii=False, sort_keys=True).encode())
         self.evict()
         return path
 

@@ -16,7 +16,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-DEMO_VERSION = 1
+DEMO_VERSION = 2  # 2: the text encoder's config ties its embeddings, as Qwen3-4B's (the writer's head)
 DEMO_LABEL = "demo model (random weights)"
 MARKER = "ADGEN_DEMO_MODEL.json"  # from_pretrained ignores it; AdGen reads it to say "demo"
 DEMO_LORAS = ("anime", "semi_realistic")
@@ -96,7 +96,8 @@ def build_demo_model(out: Path | str) -> Path:
         )
         text_encoder = Qwen3Model(Qwen3Config(
             hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2,
-            num_key_value_heads=2, head_dim=8, vocab_size=len(tokenizer), max_position_embeddings=1024,
+            num_key_value_heads=2, head_dim=8, vocab_size=len(tokenizer), max_position_embeddings=4096,
+            tie_word_embeddings=True,  # as Qwen3-4B: the writer's output head is the embedding matrix
         ))
     scheduler = FlowMatchEulerDiscreteScheduler(**ZIT_SCHEDULER)
     pipe = ZImagePipeline(scheduler=scheduler, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer,

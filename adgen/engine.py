@@ -15,8 +15,9 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -115,6 +116,7 @@ class Result:
     model: str
     demo: bool
     seconds: float
+    written: tuple = ()  # what the writer wrote for it ("Different scenes"): `writer.Written`s, usable or not
 
     @property
     def prompt(self) -> str:
@@ -149,8 +151,8 @@ class Engine:
         self.state, self.error, self.notice = "unloaded", "", ""
         self.download: Download | None = None  # a model download in progress (the panel reads it)
         # Counters the tests and the panel read: loads of the base model, LoRA loads,
-        # text-encoder calls and denoising runs.
-        self.loads = self.encodes = self.runs = self.out_of_memory = 0
+        # text-encoder calls, denoising runs and writer jobs run on the model.
+        self.loads = self.encodes = self.runs = self.writes = self.out_of_memory = 0
         self.adapters = Adapters(self.source, slot=compile)  # compiled: one hot-swapped slot, no recompiles
         self.jobs = Jobs()
         self._pipe = self._img2img = self._inpaint = None
@@ -369,6 +371,31 @@ class Engine:
     def stop(self, session: str) -> int:
         """Stop the jobs of one session (a browser tab, an API client) at their next step; returns how many."""
         return self.jobs.stop(session)
+
+    @contextmanager
+    def exclusive(self, job: Job, total: int = 0) -> Iterator:
+        """The loaded pipeline, held alone on the one GPU queue, for work that is not denoising (the writer).
+
+        Stop is checked while queued, after the load and once the GPU is free; afterwards every component goes
+        back where the memory mode keeps it, however the block ended.
+        """
+        job.check(0, total)  # stopped while queued
+        pipe = self.load()
+        job.check(0, total)  # stopped while the model loaded
+        with self._gpu_lock:
+            if self._pipe is not pipe:  # unloaded (or reloaded) while this job waited for the GPU
+                pipe = self.load()
+            try:
+                job.check(0, total)
+                yield pipe
+            finally:
+                self.memory.rest(pipe)
+
+    def write(self, request, progress: Progress | None = None, use_cache: bool = True, job: Job | None = None):
+        """Ad copy, a scene prompt or scene variations from the loaded text encoder (see `adgen.writer`)."""
+        from .writer import write
+
+        return write(self, request, progress, use_cache, job)
 
     # -- generation ----------------------------------------------------------------------------
     def generate(self, request: AdRequest, progress: Progress | None = None, use_cache: bool = True,

@@ -40,6 +40,8 @@ class AdForm:
     product_focus: bool = True
     prompt: str = ""  # the prompt box; "" (or the built prompt unchanged) means "build it"
     auto_prompt: str = ""  # the built prompt the box last showed, so an unedited box is no override
+    enhanced_prompt: str = ""  # the prompt the writer last put in the box ("Enhance prompt"): unedited, it is "written"
+    different_scenes: bool = False  # the writer writes one scene per image/variant in place of the style's list
     seed: int | None = None  # None: a random seed, chosen once and reported
     width: int = 1024
     height: int = 1024
@@ -112,6 +114,7 @@ class AdForm:
         Brand colours become the prompt's colour words when the colours field is empty (as for an ad)."""
         style = presets.get(self.style)
         override = (self.prompt or "").strip() not in ("", (self.auto_prompt or "").strip())
+        enhanced = override and (self.prompt or "").strip() == (self.enhanced_prompt or "").strip()
         product = self.product()
         if not product.colors and (self.brand or self.brand_colors):
             from .brand import Brand
@@ -127,7 +130,7 @@ class AdForm:
             count=check_int("image count", self.count, 1, UI_MAX_COUNT),
             image=read_image_file(self.photo, "product photo") if self.photo and read_photo else None,
             draw_copy=not self.is_ad,  # an ad draws its copy as its own layer
-            same_scene=bool(self.same_scene),
+            same_scene=bool(self.same_scene) and not self.different_scenes, enhanced=enhanced,
         )
 
     def job(self, presets: Mapping[str, StylePreset]):

@@ -17,7 +17,7 @@ import gc
 import json
 import logging
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -246,6 +246,28 @@ def offload_groups(components) -> list:
                 seen.add(id(hook.group))
                 groups.append(hook.group)
     return groups
+
+
+@contextmanager
+def onloaded(module: torch.nn.Module) -> Iterator[None]:
+    """`module`'s weights on its execution device for a use outside its own forward (the writer's head reads the
+    text encoder's embedding matrix). In lowvram mode its group-offload group is onloaded for the block and
+    offloaded after; in the other modes the weights already are where the encoder's forward left them."""
+    from diffusers.hooks import HookRegistry
+    from diffusers.hooks.group_offloading import _GROUP_OFFLOADING
+
+    registry = getattr(module, "_diffusers_hook", None)
+    hook = registry.get_hook(_GROUP_OFFLOADING) if isinstance(registry, HookRegistry) else None
+    if hook is None:
+        yield
+        return
+    hook.group.onload_()
+    if hook.group.stream is not None:  # the copy runs on a side stream: wait for it before reading the weights
+        hook.group.stream.synchronize()
+    try:
+        yield
+    finally:
+        hook.group.offload_()
 
 
 def clear_placement(pipe) -> None:

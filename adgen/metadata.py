@@ -41,6 +41,8 @@ def params_of(request: AdRequest, settings: Settings, seed: int, model: str, key
         "draw_copy": request.draw_copy,
         "variation": settings.variation,
         "same_scene": request.same_scene,
+        "scenes_written": list(request.scenes) or None,  # the writer's scene variations, when they were used
+        "prompt_written": request.enhanced,  # the prompt was written by the writer (Enhance prompt, --enhance)
         "prompt": settings.prompt,
         "model": model,
         "key": key,
@@ -98,6 +100,7 @@ PARAMS = {
     "width": ("a whole number",), "height": ("a whole number",), "steps": ("a whole number",),
     "strength?": ("a number", "null"), "draw_copy?": ("true or false",),
     "variation?": ("a whole number", "null"), "same_scene?": ("true or false",), "prompt": ("text",),
+    "scenes_written?": ("a list of text", "null"), "prompt_written?": ("true or false",),
     "model?": ("text",),
     "key?": ("text",), "ad?": _AD,
 }
@@ -185,6 +188,8 @@ def request_from_params(params: dict, image: bytes | None = None) -> AdRequest:
             # The image's own scene: its variation as image 0 (none recorded: the same scene as the prompt says).
             variation=params.get("variation") or 0,
             same_scene=params.get("same_scene", False) or params.get("variation") is None,
+            scenes=tuple(params.get("scenes_written") or ()),
+            enhanced=params.get("prompt_written", False) and params["prompt_override"] is not None,
         )
     except (KeyError, TypeError) as exc:
         raise InputError("image", f"its AdGen parameters lack a field ({exc})") from None

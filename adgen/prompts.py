@@ -65,12 +65,14 @@ def scene_variation(request: AdRequest, preset: StylePreset, index: int = 0) -> 
     """The scene variation image `index` of `request` uses: variation + index, cycling through the preset's list.
 
     ZIT varies little across seeds, so the images of one request differ by scene (surface, setting,
-    light, camera angle), not only by seed. None when the preset has none, the prompt is the user's own,
+    light, camera angle), not only by seed; scenes the writer wrote for the product replace the preset's list.
+    None when the preset has none, the prompt is the user's own,
     or `same_scene` asks for seed-only variation.
     """
-    if not preset.variations or request.prompt is not None or request.same_scene:
+    scenes = request.scenes or preset.variations
+    if not scenes or request.prompt is not None or request.same_scene:
         return None
-    return (request.variation + index) % len(preset.variations)
+    return (request.variation + index) % len(scenes)
 
 
 def settings_for(request: AdRequest, preset: StylePreset, index: int = 0) -> Settings:
@@ -78,7 +80,8 @@ def settings_for(request: AdRequest, preset: StylePreset, index: int = 0) -> Set
     8 steps)."""
     variation = scene_variation(request, preset, index)
     prompt = request.prompt or build_prompt(request.product, preset, request.product_focus, request.draw_copy,
-                                            preset.variations[variation] if variation is not None else None)
+                                            (request.scenes or preset.variations)[variation]
+                                            if variation is not None else None)
     scale = None
     if preset.lora is not None:
         scale = request.lora_scale if request.lora_scale is not None else preset.lora.scale

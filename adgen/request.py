@@ -22,10 +22,12 @@ MIN_SIDE, MAX_SIDE, SIDE_MULTIPLE = 256, 2048, 16
 MAX_SEED = 2**32 - 1
 MAX_COUNT = 8
 MAX_VARIATIONS = 16  # scene variations per preset
+MAX_SCENE_CHARS = 300  # one scene variation
 MAX_STEPS = 50
 MAX_LORA_SCALE = 2.0
 MAX_FIELD_CHARS = 500  # one product field
 MAX_PROMPT_CHARS = 4000  # a full prompt; ZIT's encoder reads 512 tokens, the rest is cut
+COPY_LIMITS = {"copy": 80, "subcopy": 120}  # characters: a headline and a sub-line that fit an ad
 
 # Aspect presets: each side a multiple of 16, about one megapixel.
 ASPECTS: dict[str, tuple[int, int]] = {
@@ -149,6 +151,8 @@ class AdRequest:
     draw_copy: bool = True  # False when the copy is drawn as its own layer (the composed ad)
     variation: int = 0  # the preset's scene variation of image 0; image i uses variation + i (see prompts)
     same_scene: bool = False  # True: every image uses the same scene, only the seed varies
+    scenes: tuple[str, ...] = ()  # scene variations written for this product (the writer), in place of the preset's
+    enhanced: bool = False  # the prompt override was written by the writer ("Enhance prompt", --enhance)
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -176,6 +180,11 @@ class AdRequest:
                 raise InputError(name, "must be the bytes of an image file")
         if self.mask is not None and self.image is None:
             raise InputError("mask", "needs an image to inpaint")
+        if isinstance(self.scenes, str) or len(self.scenes) > MAX_VARIATIONS:
+            raise InputError("scenes", f"must be a list of at most {MAX_VARIATIONS} scene descriptions")
+        set_(self, "scenes", tuple(check_text("scenes", s, MAX_SCENE_CHARS, required=True) for s in self.scenes))
+        if self.enhanced and self.prompt is None:
+            raise InputError("prompt", "an enhanced request needs the written prompt")
 
     def resolved(self) -> AdRequest:
         """This request with a concrete seed (a random one when none was given)."""

@@ -10,6 +10,7 @@ Pure of gradio; the engine may still be starting (`EngineSlot`), so the page is 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import os
@@ -25,6 +26,7 @@ from PIL import Image
 
 from .cache import evict_lru, max_cache_bytes, write_atomic
 from .form import AdForm
+from .request import AdRequest
 
 if TYPE_CHECKING:  # torch loads in the background: the page must not wait for it
     from .ad import AdMaker
@@ -117,9 +119,43 @@ class Studio:
         """What `form` asks for: the three-step ad, or a plain image, as `job`."""
         engine = self.engine
         work = form.job(engine.presets)
-        if form.is_ad:
-            return self.maker(engine).make(work, progress=progress, job=job)
-        return engine.generate(work, progress=progress, job=job)
+        with engine.jobs.open(job=job) as running:  # one Stop for the writer's scenes and the images
+            work, written = self._scenes(engine, form, work, work.request.count if form.is_ad else work.count,
+                                         running)
+            if form.is_ad:
+                result = self.maker(engine).make(work, progress=progress, job=running)
+            else:
+                result = engine.generate(work, progress=progress, job=running)
+        return dataclasses.replace(result, written=written)
+
+    @staticmethod
+    def _scenes(engine: Engine, form: AdForm, work, n: int, job: Job):
+        """`work` (an AdSpec or AdRequest) with `n` scenes written for it when the form asks for different scenes,
+        and what was written (kept on the result: the page says when the style's own scenes were used instead)."""
+        if not form.different_scenes or getattr(work, "background", "") == "packshot":
+            return work, ()
+        from .writer import with_scenes
+
+        is_spec = not isinstance(work, AdRequest)
+        request, written = with_scenes(engine, work.request if is_spec else work, n, job=job)
+        return (dataclasses.replace(work, request=request) if is_spec else request), (written,)
+
+    def write(self, form: AdForm, kind: str, n: int = 3, job: Job | None = None, progress=None):
+        """The writer's `kind` (copy, prompt, variations) for the form's product and style (`writer.Written`)."""
+        from .writer import WriteRequest
+
+        engine = self.engine
+        request = WriteRequest(form.product(), job=kind, n=n, seed=form.seed, preset=form.style,
+                               product_focus=bool(form.product_focus))
+        return engine.write(request, progress, job=job)
+
+    def enhance(self, form: AdForm, job: Job | None = None, progress=None):
+        """(the prompt to put in the prompt box, or None when the answer was not usable; the `writer.Written`)."""
+        from .writer import enhance
+
+        engine = self.engine
+        request, written = enhance(engine, form.request(engine.presets, read_photo=False), progress, job)
+        return (request.prompt if request.enhanced else None), written
 
     def maker(self, engine: Engine) -> AdMaker:
         from .ad import AdMaker
@@ -145,7 +181,11 @@ class Studio:
         engine = self.engine
         spec = form.ad_spec(engine.presets)  # every input checked before any work
         steps = _PerFile(self.maker(engine), len(channels) * variants, progress)
-        result = make_campaign(steps, spec, channels, variants, progress=progress, job=job, area=self.campaign_area)
+        with engine.jobs.open(job=job) as running:
+            spec, written = self._scenes(engine, form, spec, variants, running)
+            result = make_campaign(steps, spec, channels, variants, progress=progress, job=running,
+                                   area=self.campaign_area)
+        result = dataclasses.replace(result, written=written)
         if progress is not None:
             progress(1, 1)
         digest = hashlib.sha256("".join(f"{p.channel}/{p.variant}:{hashlib.sha256(p.png).hexdigest()};"
