@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
 
@@ -151,6 +151,7 @@ class Written:
     cached: bool = False
     tokens: int = 0  # tokens sampled (0 for a cache hit)
     reason: str = ""  # why not usable
+    raw: tuple[str, ...] = field(default=(), repr=False)  # the model's answers as written, one per try
 
     @property
     def copies(self) -> list[tuple[str, str]]:
@@ -226,9 +227,20 @@ class Sampler:
         return self.tokenizer.decode(out, skip_special_tokens=False), len(out)
 
 
-def write(engine, request: WriteRequest, progress=None, use_cache: bool = True, job: Job | None = None) -> Written:
-    """`request.n` texts of `request.job` for a product, from the engine's loaded text encoder (or its cache)."""
-    start = time.perf_counter()
+@dataclass(frozen=True)
+class Plan:
+    """A writer job made concrete: the resolved request, its instructions, chat messages and cache key."""
+
+    request: WriteRequest
+    instructions: Instructions
+    messages: list[dict[str, str]]
+    key: str
+    lang: str
+    details: str
+
+
+def plan(engine, request: WriteRequest) -> Plan:
+    """The messages the model reads for `request` and the key its answer is cached under (nothing runs)."""
     request = request.resolved()
     instructions = load_instructions()[request.job]
     preset = get_preset(engine.presets, request.preset)
@@ -241,25 +253,36 @@ def write(engine, request: WriteRequest, progress=None, use_cache: bool = True, 
     key = image_key(kind="writer", version=WRITER_VERSION, model=engine.model_fingerprint(), job=request.job,
                     n=request.n, seed=request.seed, messages=messages, focus=request.product_focus,
                     sampling=instructions.model_dump(exclude={"system", "user", "order"}), numerics=engine.numerics())
+    return Plan(request, instructions, messages, key, lang, details)
+
+
+def write(engine, request: WriteRequest, progress=None, use_cache: bool = True, job: Job | None = None) -> Written:
+    """`request.n` texts of `request.job` for a product, from the engine's loaded text encoder (or its cache)."""
+    start = time.perf_counter()
+    work = plan(engine, request)
+    request, instructions = work.request, work.instructions
     cache = engine.cache if use_cache else None
-    hit = cache.get_json(key) if cache else None
+    hit = cache.get_json(work.key) if cache else None
     if hit is not None:
         return Written(request.job, tuple(hit["texts"]), hit["usable"], engine.source.label, engine.source.is_demo,
-                       request.seed, time.perf_counter() - start, cached=True, reason=hit.get("reason", ""))
+                       request.seed, time.perf_counter() - start, cached=True, reason=hit.get("reason", ""),
+                       raw=tuple(hit.get("raw", ())))
     total = instructions.tries * instructions.max_new_tokens
     texts: list[str] = []
+    answers: list[str] = []
     sampled = 0
     with engine.jobs.open(job=job) as running, engine.exclusive(running, total) as pipe:
         try:
             sampler = Sampler(pipe.text_encoder, pipe.tokenizer, instructions, pipe._execution_device)
-            prompt = pipe.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True,
+            prompt = pipe.tokenizer.apply_chat_template(work.messages, tokenize=False, add_generation_prompt=True,
                                                         enable_thinking=False)  # Qwen3: no thinking block
             prompt_ids = pipe.tokenizer(prompt, add_special_tokens=False).input_ids
             for attempt in range(instructions.tries):
                 raw, tokens = sampler.run(prompt_ids, (request.seed + attempt) % (MAX_SEED + 1), running, progress,
                                           attempt * instructions.max_new_tokens, total)
                 sampled += tokens
-                texts = _merge(texts, _parse(request, raw, details, lang))
+                answers.append(raw)
+                texts = _merge(texts, _parse(request, raw, work.details, work.lang))
                 if len(texts) >= request.n:
                     break
         except torch.cuda.OutOfMemoryError:
@@ -277,9 +300,10 @@ def write(engine, request: WriteRequest, progress=None, use_cache: bool = True, 
         texts = [f"{texts[0]} {PRODUCT_FOCUS}"]
     result = Written(request.job, tuple(texts), usable, engine.source.label, engine.source.is_demo, request.seed,
                      time.perf_counter() - start, tokens=sampled,
-                     reason="" if usable else f"{NOT_USABLE} in {instructions.tries} tries")
+                     reason="" if usable else f"{NOT_USABLE} in {instructions.tries} tries", raw=tuple(answers))
     if cache:
-        cache.put_json(key, {"key": key, "texts": list(result.texts), "usable": usable, "reason": result.reason})
+        cache.put_json(work.key, {"key": work.key, "texts": list(result.texts), "usable": usable,
+                                  "reason": result.reason, "raw": list(answers)})
     return result
 
 
