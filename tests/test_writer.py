@@ -164,7 +164,8 @@ def test_every_memory_mode_writes_the_same_text_in_each_dtype(demo_source, dtype
             calls = []
             for name in ("onload_", "offload_"):
                 real = getattr(group, name)
-                monkeypatch.setattr(group, name, lambda real=real, name=name, calls=calls: (calls.append(name), real())[1])
+                spy = lambda real=real, name=name, calls=calls: (calls.append(name), real())[1]  # noqa: E731
+                monkeypatch.setattr(group, name, spy)
             with onloaded(pipe.text_encoder.embed_tokens):
                 assert calls == ["onload_"]
             assert calls == ["onload_", "offload_"]
