@@ -201,8 +201,11 @@ class Sampler:
         probs = probs * keep
         return int(ids[torch.multinomial(probs / probs.sum(), 1, generator=generator)])
 
-    def run(self, prompt_ids: list[int], seed: int, job: Job, progress, done: int, total: int) -> tuple[str, int]:
-        """(text, tokens) of one answer; `done`/`total` place its tokens in the job's progress."""
+    def run(self, prompt_ids: list[int], seed: int, job: Job, progress, done: int, total: int,
+            until_stop: bool = True) -> tuple[str, int]:
+        """(text, tokens) of one answer; `done`/`total` place its tokens in the job's progress.
+
+        `until_stop=False` samples all `max_new_tokens` (the benchmark's fixed-length timing)."""
         from transformers import DynamicCache
 
         limit = getattr(self.encoder.config, "max_position_embeddings", None)
@@ -220,7 +223,7 @@ class Sampler:
                 token = self.pick(self.logits(hidden[:, -1]), generator)
                 if progress:
                     progress(done + i + 1, total)
-                if token in self.stops:
+                if token in self.stops and until_stop:
                     break
                 out.append(token)
                 ids = torch.tensor([[token]], device=self.device)

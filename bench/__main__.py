@@ -4,7 +4,8 @@ measured in the same run, interleaved and taken as medians, because these machin
 Measures: adgen's generate vs a plain diffusers ZImagePipeline loop; a cache hit vs a miss; a style
 (LoRA) switch vs one generation; a seed-only change with vs without the prompt-embedding cache;
 memory growth over N generations after warm-up; a 4-image request with PNG encoding overlapped vs
-inline; a 6-channel campaign vs 6 separate generate calls; `python app.py` until its page answers vs a
+inline; a 6-channel campaign vs 6 separate generate calls; the writer's tokens/s vs transformers' generate and
+the RAM it adds vs a separately loaded Qwen3ForCausalLM; `python app.py` until its page answers vs a
 bare gr.Blocks app. Runs on the embedded demo model,
 or on the real ZIT when it is present (`--model`). `python -m bench --gpu` is the GPU benchmark.
 """
@@ -191,6 +192,13 @@ def run(args) -> tuple[list[tuple[str, str, str, str]], str]:
                  f"{t_campaign / t_separate:.2f}x",
                  "< 1 (shared backgrounds, no model for the white image)"))
 
+    # 9. the writer: its speed vs transformers' generate on the same weights, and the memory it adds vs a second LM
+    from bench.writer import memory_row, speed_row
+
+    rows.append(speed_row(engine, args.writer_tokens, args.runs))
+    if args.writer_layers:
+        rows.append(memory_row(args.writer_layers))
+
     # 7. `python app.py` until its page answers vs a bare `gr.Blocks` app (torch loads after the page is up)
     if not args.skip_app:
         bare = [sys.executable, "-c", "import gradio as gr\nwith gr.Blocks() as demo:\n    gr.Markdown('hi')\n"
@@ -249,6 +257,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", type=int, default=5, help="interleaved runs per timing (default 5)")
     parser.add_argument("--overlap-size", type=int, default=1024, help="square size of the 4-image overlap row")
     parser.add_argument("--soak", type=int, default=50, help="generations for the memory-growth check")
+    parser.add_argument("--writer-tokens", type=int, default=64, help="tokens per writer timing (default 64)")
+    parser.add_argument("--writer-layers", type=int, default=2,
+                        help="layers of the Qwen3-4B-wide model for the writer's memory row (0 skips it; default 2)")
     parser.add_argument("--skip-app", action="store_true", help="skip the app start-up timing")
     parser.add_argument("--append", type=Path, help="append the table to this Markdown file")
     args = parser.parse_args(argv)

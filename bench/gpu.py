@@ -5,7 +5,8 @@ synthetic one (ZIT's architecture with random weights: the same memory and speed
 In one run of under ten minutes on an H100 it measures: peak VRAM per memory mode at 1024² and
 2048² against the forecast; seconds per warm 1024² image eager, regionally compiled, with flash
 attention and with both; a 4-image request; the VRAM left after an injected out-of-memory error;
-a 4-image request with PNG encoding overlapped vs inline. Each measurement is a function of an
+a 4-image request with PNG encoding overlapped vs inline; the writer's seconds for a 120-token prompt on the
+loaded text encoder and the VRAM it adds. Each measurement is a function of an
 engine factory and sizes, so the tests run every one on CPU on the demo model (peak stats aside).
 """
 
@@ -232,6 +233,32 @@ def overlap(factory: Factory, size: int, count: int = 4, steps: int | None = Non
     return [(what, f"{with_overlap:.2f} s vs {inline:.2f} s", f"{with_overlap / inline:.2f}x", "")]
 
 
+def writer(factory: Factory, tokens: int = 120, baseline: float | None = None) -> list[Row]:
+    """Seconds to write a `tokens`-token prompt on the loaded text encoder, and the VRAM it adds over the weights."""
+    from adgen.jobs import Job
+    from adgen.writer import Sampler, load_instructions
+
+    engine = factory(memory="gpu")
+    instructions = load_instructions()["prompt"].model_copy(update={"max_new_tokens": tokens})
+    with engine.exclusive(Job()) as pipe:
+        prompt = pipe.tokenizer("Professional commercial product photograph of citrus sparkling water",
+                                add_special_tokens=False).input_ids
+        sampler = Sampler(pipe.text_encoder, pipe.tokenizer, instructions, pipe._execution_device)
+        sampler.run(prompt, 0, Job(), None, 0, 8, until_stop=False)  # warm: kernels and allocator
+        flush_memory()
+        if cuda(engine):
+            torch.cuda.synchronize(engine.device)
+            torch.cuda.reset_peak_memory_stats(engine.device)
+        weights = torch.cuda.memory_allocated(engine.device) if cuda(engine) else None
+        seconds = timed(lambda: sampler.run(prompt, 1, Job(), None, 0, tokens, until_stop=False))
+        peak = torch.cuda.max_memory_allocated(engine.device) if cuda(engine) else None
+    what = f"writer: a {tokens}-token prompt on the loaded text encoder"
+    added = f"VRAM +{(peak - weights) / 2**20:.0f} MiB over the loaded weights" if peak is not None else \
+        "VRAM n/a (needs CUDA)"
+    compared = f"one warm image: {baseline:.2f} s" if baseline else ""
+    return [(what, f"{seconds:.2f} s ({tokens / seconds:.0f} tok/s)", compared, added)]
+
+
 def measure(factory: Factory, clock: Clock, size: int = 1024, large: int = 2048, runs: int = 3,
             attention: str | None = None, steps: int | None = None, count: int = 4) -> list[Row]:
     """Every measurement in order of importance; past the clock's budget the rest are listed as skipped.
@@ -256,6 +283,8 @@ def measure(factory: Factory, clock: Clock, size: int = 1024, large: int = 2048,
         (f"{count}-image {size}² request", lambda: batch(factory, size, count, steps)),
         ("injected OOM", lambda: oom_recovery(factory, size)),
         ("PNG encoding overlapped vs inline", lambda: overlap(factory, size, count, steps)),
+        ("writer: a prompt on the loaded text encoder",
+         lambda: writer(factory, 120 if steps is None else 16, baseline.get("eager"))),
         (f"seconds per warm {size}² image · regional compile", timing("regional compile", compile=True)),
         (f"seconds per warm {size}² image · {flash}", timing(flash, attention=attention) if attention else None),
         (f"seconds per warm {size}² image · compile + {flash}",

@@ -31,6 +31,7 @@ def test_every_measurement_runs_and_the_table_is_appended(factory, tmp_path):
                      "peak VRAM · lowvram · 256²", "seconds per warm 256² image · eager", "2-image 256² request",
                      "injected OOM: VRAM allocated after recovery vs before",
                      "2-image 256² request · PNG encoding overlapped vs inline",
+                     "writer: a 16-token prompt on the loaded text encoder",
                      "seconds per warm 256² image · regional compile", "seconds per warm 256² image · flash",
                      "seconds per warm 256² image · compile + flash"]
     measured = dict((row[0], row[1:]) for row in rows)
@@ -77,9 +78,9 @@ def test_one_engine_at_a_time(factory):
 def test_past_the_guard_every_row_says_skipped(factory):
     clock = gpu.Clock(0)
     rows = gpu.measure(factory, clock, size=256, large=512, runs=1, attention="flash")
-    assert len(rows) == 9 and all(row[1] == "skipped" and "-minute guard" in row[3] for row in rows)
+    assert len(rows) == 10 and all(row[1] == "skipped" and "-minute guard" in row[3] for row in rows)
     assert factory.current is None  # nothing was built
-    assert "The 0-minute guard stopped the run: 9 measurement(s) skipped." in gpu.table(rows, "cpu", "demo", clock)
+    assert "The 0-minute guard stopped the run: 10 measurement(s) skipped." in gpu.table(rows, "cpu", "demo", clock)
 
 
 def test_bench_gpu_on_cpu_exits_2_with_one_clear_line():
