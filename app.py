@@ -60,12 +60,14 @@ from adgen.studio import (
 from adgen.typography import POSITIONS, load_text_styles
 
 log = logging.getLogger("adgen.app")
+WRITE_COPIES = 3  # copy suggestions per "Write copy"
 CSS = """
 #result img, #gallery img, #campaign-gallery img { object-fit: contain !important; }
 .checker img { background: repeating-conic-gradient(#9a9a9a 0% 25%, #dcdcdc 0% 50%) 50% / 16px 16px; }
 #status { font-size: 0.9em; }
-#message:empty, #campaign-message:empty { display: none; }
-#message, #campaign-message { border-left: 3px solid var(--border-color-accent, #f97316); padding-left: 8px; }
+#message:empty, #campaign-message:empty, #writer-message:empty, #prompt-note:empty { display: none; }
+#message, #campaign-message, #writer-message, #prompt-note {
+  border-left: 3px solid var(--border-color-accent, #f97316); padding-left: 8px; }
 """
 
 
@@ -109,7 +111,8 @@ class Handlers:
             return {"message": failure(exc, lang)}
         history = (entries + history)[:MAX_HISTORY]  # newest request first, its images in seed order
         return {**self.shown(entries[0], lang), "history": [e.to_json() for e in history],
-                "gallery": gallery_of(history, lang), "seed": entries[0].seed, "message": ""}
+                "gallery": gallery_of(history, lang), "seed": entries[0].seed,
+                "message": scenes_note(result.written, lang)}
 
     def campaign(self, form: AdForm, channel_ids: list[str] | None, variants: int = 1,
                  request: gr.Request | None = None, progress=None) -> dict:
@@ -129,8 +132,63 @@ class Handlers:
                 result, zip_path = self.studio.campaign(form, channel_ids, variants, job=job, progress=report)
         except Exception as exc:  # noqa: BLE001 - every failure becomes one line in the page
             return {"message": failure(exc, lang)}
+        done = text("campaign_done", lang, files=len(result.images), seconds=round(result.seconds, 1))
+        note = scenes_note(result.written, lang)
         return {"gallery": campaign_gallery(result, zip_path, lang), "zip": zip_path,
-                "message": text("campaign_done", lang, files=len(result.images), seconds=round(result.seconds, 1))}
+                "message": f"{done}  \n{note}" if note else done}
+
+    # -- the writer ----------------------------------------------------------------------------
+    def write_copy(self, form: AdForm, request: gr.Request | None = None, progress=None) -> dict:
+        """`WRITE_COPIES` copy suggestions for the form's product, as this session's job (Stop as for Generate).
+
+        Returns "suggestions" ((shown line, "HEADLINE\\nSUB-LINE") pairs, only when usable ones came back) and
+        "message", one line in the UI's language; the copy boxes change only when a suggestion is clicked.
+        """
+        lang = lang_of_request(request)
+        try:
+            written = self._write(lambda job, report: self.studio.write(form, "copy", WRITE_COPIES, job, report),
+                                  request, progress, lang)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes one line in the page
+            return {"message": failure(exc, lang)}
+        if not written.usable:
+            return {"message": writer_line("writer_no_copy", written, lang)}
+        return {"suggestions": [(f"{headline} · {subline}" if subline else headline, f"{headline}\n{subline}")
+                                for headline, subline in written.copies],
+                "message": writer_line("writer_copy_done", written, lang, n=len(written.texts))}
+
+    @staticmethod
+    def use_copy(choice: str | None) -> tuple:
+        """A clicked suggestion ("HEADLINE\\nSUB-LINE") as (copy box, sub-copy box)."""
+        if not choice:
+            return gr.skip(), gr.skip()
+        headline, _, subline = str(choice).partition("\n")
+        return headline, subline
+
+    def enhance(self, form: AdForm, request: gr.Request | None = None, progress=None) -> dict:
+        """The writer's prompt for the form, as this session's job: "prompt" and "enhanced_prompt" (the same text:
+        while the box still holds it, Generate records it as written) when usable, and "message" in the UI's
+        language; not usable: only "message", and the template prompt stays in the box."""
+        lang = lang_of_request(request)
+        try:
+            prompt, written = self._write(lambda job, report: self.studio.enhance(form, job, report), request,
+                                          progress, lang)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes one line in the page
+            return {"message": failure(exc, lang)}
+        if prompt is None:
+            return {"message": writer_line("writer_no_prompt", written, lang)}
+        return {"prompt": prompt, "enhanced_prompt": prompt, "message": writer_line("writer_prompt_done", written,
+                                                                                     lang)}
+
+    def _write(self, work, request: gr.Request | None, progress, lang: str):
+        """`work(job, report)` as this session's job, with the writer's progress (tokens) in the UI's language."""
+        report = None
+        if progress is not None:
+            report = lambda done, total: progress((done, total), desc=text("progress_writing", lang))  # noqa: E731
+            engine = self.studio.slot.peek()
+            if engine is None or engine.state != "ready":
+                progress(0, desc=text("progress_loading", lang))
+        with self.engine.jobs.open(session_of(request), gone=event_gone()) as job:
+            return work(job, report)
 
     @staticmethod
     def shown(entry: Entry, lang: str = "en") -> dict:
@@ -283,6 +341,18 @@ class Handlers:
         return self.status()[1]
 
 
+def writer_line(key: str, written, lang: str, **values) -> str:
+    """One line about what the writer wrote (⚠ when nothing usable), saying so when the demo model wrote it."""
+    line = ("" if written.usable else "⚠ ") + text(key, lang, **values)
+    return f"{line} {text('writer_demo', lang)}" if written.demo else line
+
+
+def scenes_note(written: tuple, lang: str) -> str:
+    """The result's note: empty unless "Different scenes" got nothing usable, so the style's own scenes were used."""
+    failed = next((w for w in written if not w.usable), None)
+    return writer_line("writer_no_scenes", failed, lang) if failed is not None else ""
+
+
 def failure(exc: BaseException, lang: str) -> str:
     """One line in the UI's language for a job that did not finish (stopped, bad input, or a bug: logged)."""
     if isinstance(exc, GenerationStopped):
@@ -388,7 +458,41 @@ def api_functions(h: Handlers):
                 "cached": [e.cached for e in entries], "steps": [e.steps for e in entries], "prompt": result.prompt,
                 "model": result.model, "demo": result.demo, "seconds": round(result.seconds, 3)}
 
-    return [generate]
+    def write(name: str, category: str = "", features: str = "", audience: str = "", scene: str = "",
+              colors: str = "", copy: str = "", style: str = "photo", product_focus: bool = True, kind: str = "copy",
+              n: int = 3, seed: int | None = None, request: gr.Request = None) -> dict:  # noqa: RUF013 - Gradio fills it
+        """Write for a product with the loaded model's own text encoder (no extra memory): ad-copy suggestions in
+        the details' language, one detailed scene prompt for Z-Image-Turbo, or scene variations. Nothing invented:
+        a number, price or certification not in the product details is removed. With the demo model the text is
+        random, so its answers come back not usable (usable: false).
+
+        Args:
+            name: the product's name (Korean or English); the only required input
+            category: the product's category, e.g. "drink"
+            features: key features, comma-separated
+            audience: target audience
+            scene: scene or mood
+            colors: brand colours
+            copy: the current ad copy (a hint for the writer)
+            style: a style preset name: photo, anime or semi_realistic (the prompt and scenes follow it)
+            product_focus: keep the product the hero, no people or faces
+            kind: copy (headline + sub-line suggestions), prompt (one English scene prompt) or variations (scenes)
+            n: how many texts 1..8 (copy suggestions or scenes; a prompt is always one)
+            seed: 0..4294967295; none for a random one (reported); the same inputs and seed write the same text
+        Returns:
+            job, texts (copy: "HEADLINE\\nSUB-LINE"), usable, reason (when not usable), model, demo, seed, seconds
+        """
+        lang = lang_of_request(request)
+        form = AdForm(name=name, category=category, features=features, audience=audience, scene=scene,
+                      colors=colors, copy=copy, style=style, product_focus=product_focus, seed=seed)
+        try:
+            with h.engine.jobs.open(session_of(request), gone=event_gone()) as job:
+                written = h.studio.write(form, kind, n, job=job)
+        except AdgenError as exc:
+            raise gr.Error(localize_error(exc, lang)) from None
+        return written.to_json()
+
+    return [generate, write]
 
 
 def _path_of(photo) -> str | None:
@@ -426,6 +530,9 @@ def build_demo(engine, outputs: Path | None = None, admin: bool = False) -> gr.B
                                        max_length=MAX_FIELD_CHARS, elem_id="name")
                 w["copy"] = gr.Textbox(label=i18n("ad_copy"), max_length=COPY_LIMITS["copy"], elem_id="copy")
                 w["subcopy"] = gr.Textbox(label=i18n("subcopy"), max_length=COPY_LIMITS["subcopy"], elem_id="subcopy")
+                write_copy = gr.Button(i18n("write_copy"), size="sm", elem_id="write-copy")
+                suggestions = gr.Radio([], label=i18n("copy_suggestions"), visible=False, elem_id="copy-suggestions")
+                writer_message = gr.Markdown("", elem_id="writer-message")
                 w["style"] = gr.Radio([(p.label, n) for n, p in h.presets.items()], value=next(iter(h.presets)),
                                       label=i18n("style"), elem_id="style")
                 w["photo"] = gr.File(label=i18n("product_photo_optional"), file_types=["image"], type="filepath",
@@ -463,6 +570,8 @@ def build_demo(engine, outputs: Path | None = None, admin: bool = False) -> gr.B
                             w["product_focus"] = gr.Checkbox(True, label=i18n("product_focus"))
                             w["prompt"] = gr.Textbox(label=i18n("prompt"), info=i18n("prompt_info"), lines=5,
                                                      elem_id="prompt")
+                            enhance = gr.Button(i18n("enhance_prompt"), size="sm", elem_id="enhance-prompt")
+                            prompt_note = gr.Markdown("", elem_id="prompt-note")
                         with gr.Tab(i18n("tab_seed_size")):
                             with gr.Row():
                                 w["seed"] = gr.Number(0, label=i18n("seed"), precision=0, minimum=0,
@@ -475,8 +584,12 @@ def build_demo(engine, outputs: Path | None = None, admin: bool = False) -> gr.B
                             w["steps"] = gr.Slider(1, 50, value=8, step=1, label=i18n("steps"), elem_id="steps")
                             w["count"] = gr.Slider(1, UI_MAX_COUNT, value=1, step=1, label=i18n("images"),
                                                    elem_id="count")
-                            w["same_scene"] = gr.Checkbox(False, label=i18n("same_scene"), info=i18n("same_scene_info"),
-                                                          elem_id="same-scene")
+                            with gr.Row():
+                                w["same_scene"] = gr.Checkbox(False, label=i18n("same_scene"),
+                                                              info=i18n("same_scene_info"), elem_id="same-scene")
+                                w["different_scenes"] = gr.Checkbox(False, label=i18n("different_scenes"),
+                                                                    info=i18n("different_scenes_info"),
+                                                                    elem_id="different-scenes")
                         with gr.Tab(i18n("tab_ad_layout")):
                             w["text_style"] = gr.Radio([(t.label, n) for n, t in h.text_styles.items()],
                                                        value=next(iter(h.text_styles)), label=i18n("copy_style"))
@@ -531,7 +644,8 @@ def build_demo(engine, outputs: Path | None = None, admin: bool = False) -> gr.B
                         value=[i for i in CAMPAIGN_CHANNELS if i in h.channels], label=i18n("campaign_channels"),
                         elem_id="campaign-channels")
                     campaign_variants = gr.Slider(1, UI_MAX_VARIANTS, value=1, step=1,
-                                                  label=i18n("campaign_variants"), elem_id="campaign-variants")
+                                                  label=i18n("campaign_variants"), info=i18n("campaign_variants_info"),
+                                                  elem_id="campaign-variants")
                     with gr.Row():
                         campaign_go = gr.Button(i18n("campaign_generate"), variant="primary",
                                                 elem_id="campaign-generate", scale=3)
@@ -553,11 +667,12 @@ def build_demo(engine, outputs: Path | None = None, admin: bool = False) -> gr.B
                 memory_note = gr.Markdown()
         history = gr.BrowserState([], storage_key="adgen-history")
         auto_prompt, last_seed = gr.State(""), gr.State(None)
+        enhanced = gr.State("")  # the prompt the writer last put in the box: Generate records it as written
         edited = gr.State(False)  # the user typed in the prompt box: keep their prompt, else it follows the form
         background_chosen = gr.State(False)  # the user picked a background: a new photo never changes it
 
         # -- wiring ----------------------------------------------------------------------------
-        fields = {**w, "auto_prompt": auto_prompt}
+        fields = {**w, "auto_prompt": auto_prompt, "enhanced_prompt": enhanced}
         outputs = {"image": result, "info": info, "download": download, "gallery": gallery, "history": history,
                    "seed": last_seed, "message": message, **views}
 
@@ -605,6 +720,41 @@ def build_demo(engine, outputs: Path | None = None, admin: bool = False) -> gr.B
             runs.append(started.then(run(seed_of), inputs, out, show_progress_on=[result], scroll_to_output=True,
                                      **gpu))
             runs[-1].then(*idle, queue=False, **hidden)
+
+        # The writer: Write copy and Enhance prompt run as this tab's jobs on the same GPU queue, with the same Stop
+        def write_copy_run(data: dict, request: gr.Request, progress=gr.Progress()):  # noqa: B008 - Gradio injects it
+            try:
+                form = form_of(data, with_mask=False)
+            except AdgenError as exc:
+                return {writer_message: "⚠ " + localize_error(exc, lang_of_request(request))}
+            named = h.write_copy(form, request, progress)
+            shown = {writer_message: named["message"]}
+            if "suggestions" in named:
+                shown[suggestions] = gr.update(choices=named["suggestions"], value=None, visible=True)
+            return shown
+
+        def enhance_run(data: dict, request: gr.Request, progress=gr.Progress()):  # noqa: B008 - Gradio injects it
+            try:
+                form = form_of(data, with_mask=False)
+            except AdgenError as exc:
+                return {prompt_note: "⚠ " + localize_error(exc, lang_of_request(request))}
+            named = h.enhance(form, request, progress)
+            shown = {prompt_note: named["message"]}
+            if "prompt" in named:  # the box keeps it (still editable) and the form carries it as written
+                shown.update({w["prompt"]: named["prompt"], enhanced: named["enhanced_prompt"], edited: True})
+            return shown
+
+        for trigger, fn, shows, note, box in (
+                (write_copy, write_copy_run, [suggestions], writer_message, w["copy"]),
+                (enhance, enhance_run, [w["prompt"], enhanced, edited], prompt_note, w["prompt"])):
+            started = trigger.click(lambda: (gr.update(visible=False), gr.update(visible=True), ""), None,
+                                    [go, stop, note], queue=False, **hidden)
+            runs.append(started.then(on_gpu(fn), form_inputs, [*shows, note], show_progress_on=[box], **gpu))
+            runs[-1].then(*idle, queue=False, **hidden)
+        suggestions.input(h.use_copy, suggestions, [w["copy"], w["subcopy"]], queue=False, **hidden)
+        # "Same scene" and "Different scenes" exclude each other: ticking one unticks the other
+        for one, other in (("same_scene", "different_scenes"), ("different_scenes", "same_scene")):
+            w[one].input(lambda on: False if on else gr.skip(), w[one], w[other], queue=False, **hidden)
         stop.click(h.stop_ui, None, [message, go, stop], queue=False, cancels=runs, **hidden)
 
         # The campaign: the same form, the chosen channels x variants, on the same GPU queue and Stop
@@ -680,7 +830,7 @@ def build_demo(engine, outputs: Path | None = None, admin: bool = False) -> gr.B
 
         gallery.select(select, history, [result, info, download, *views.values()], queue=False, **hidden)
         loaded = {**{k: v for k, v in w.items() if k not in ("photo", "mask", "logo", "font")},
-                  "auto_prompt": auto_prompt, "prompt_edited": edited,
+                  "auto_prompt": auto_prompt, "enhanced_prompt": enhanced, "prompt_edited": edited,
                   "random_seed": random_seed, "aspect": aspect, "message": message}
         def restore(file: str, request: gr.Request):
             return {loaded[k]: v for k, v in h.load_from_image(file, request).items() if k in loaded}

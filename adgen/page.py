@@ -196,7 +196,10 @@ def restored_fields(params: dict) -> tuple[dict, str, bool]:
               "prompt": params["prompt"], "auto_prompt": "" if params["prompt_override"] else params["prompt"],
               "prompt_edited": bool(params["prompt_override"]),
               "seed": params["seed"], "random_seed": False, "aspect": ratio, "width": params["width"],
-              "height": params["height"], "steps": params["steps"], "same_scene": bool(params.get("same_scene"))}
+              "height": params["height"], "steps": params["steps"], "same_scene": bool(params.get("same_scene")),
+              # the writer's work: the prompt stays "written" while unedited; scenes are written again for the seed
+              "enhanced_prompt": params["prompt"] if params.get("prompt_written") else "",
+              "different_scenes": bool(params.get("scenes_written"))}
     what = [f"“{product['name']}”", params["preset"], f"seed {params['seed']}", f"{params['width']}x{params['height']}",
             f"{params['steps']} steps"]
     ad = params.get("ad")

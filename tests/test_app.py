@@ -195,11 +195,11 @@ def test_the_status_line_is_one_line_and_the_details_fold(engine, tmp_path):
     generate(handlers, count=1)
     line, details = handlers.status()
     assert line.splitlines()[0].startswith("● ready · demo model (random weights) · cpu · float32 · RAM")
-    assert "images are noise" in line
+    assert "images are noise and the writer's text is random" in line
     assert "CPU mode" in details and "process RSS" in details and "system RAM" in details
     assert "model: **not loaded**" in handlers.unload() and engine.state == "unloaded"
     assert handlers.status(request=KOREAN)[0].startswith("○ 불러오지 않음 · ")
-    assert "이미지는 노이즈입니다" in handlers.status(request=KOREAN)[0]
+    assert "이미지는 노이즈이고 작성기의 글은 무작위입니다" in handlers.status(request=KOREAN)[0]
     korean = handlers.status(request=KOREAN)[1]  # the folded details speak Korean too
     assert "CPU 모드" in korean and "시스템 RAM" in korean and "모델: **불러오지 않음**" in korean
 
@@ -210,7 +210,7 @@ def test_a_public_page_has_no_admin_controls_or_endpoints(engine, tmp_path):
     assert not {"unload", "memory_mode"} & names
     public_names = {dep.get("api_name") for dep in public.config["dependencies"]
                     if dep.get("api_visibility") == "public"}
-    assert public_names == {"generate"}  # the typed endpoint; the UI's own events are private
+    assert public_names == {"generate", "write"}  # the typed endpoints; the UI's own events are private
     public.handlers.unload()
     assert public.handlers.set_memory_mode("gpu") == "admin controls are available on a local launch only"
 
@@ -267,14 +267,14 @@ def served(demo_source, cache, tmp_path):
     demo.close()
 
 
-def test_the_api_needs_only_a_name(served, tmp_path):
+def test_the_api_needs_only_a_name(served, tmp_path, short_writer):
     url, engine = served
     client = Client(url, verbose=False)
     summary = client.predict(name="Aurora earbuds", api_name="/generate")
     assert len(summary["images"]) == 1 and summary["demo"] is True and engine.runs == 1
     assert Image.open(summary["images"][0]).size == (1024, 1024)
     info = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
-    assert set(info) == {"/generate"}  # no admin or UI-internal endpoints on a public page
+    assert set(info) == {"/generate", "/write"}  # no admin or UI-internal endpoints on a public page
     params = {p["parameter_name"]: p for p in info["/generate"]["parameters"]}
     assert [n for n, p in params.items() if not p["parameter_has_default"]] == ["name"]
     assert all("integer" in json.dumps(params[n]["type"]) for n in ("seed", "width", "height", "steps", "count"))
@@ -291,6 +291,11 @@ def test_the_api_needs_only_a_name(served, tmp_path):
         said = call_raw(url, ["x", "", "", "", "", "", "ad copy", "", photo])
         assert said.startswith("event: error") and "images" not in said, said
     assert engine.runs == 2
+    written = client.predict(name="제주 감귤 탄산수", features="무설탕", kind="copy", n=2, seed=5, api_name="/write")
+    assert (written["job"], written["texts"], written["usable"], written["demo"], written["seed"]) == (
+        "copy", [], False, True, 5) and written["reason"].startswith("could not write usable text")  # demo: random
+    with pytest.raises(Exception, match="작성 작업: "):  # errors in the caller's language, as for /generate
+        Client(url, verbose=False, headers={"Accept-Language": "ko"}).predict(name="x", kind="poem", api_name="/write")
     for photo in ("/etc/hostname", {"path": "/etc/passwd"}, str(tmp_path / "bottle.png")):  # what the check says
         with pytest.raises(InputError, match="product photo: must be a file uploaded with the request"):
             app._path_of(photo)
@@ -593,3 +598,127 @@ def test_the_page_has_the_campaign_tab_packshot_and_brand_kit(engine, tmp_path):
     styles, _, _, _, channels, brands = demo.handlers.choices(KOREAN)
     assert ("인스타그램 스토리", "instagram_story") in channels["choices"]
     assert brands["choices"][0] == ("없음", "") and ("Citrus Co.", "citrus") in brands["choices"]
+
+
+# -- the writer (issue 11): Write copy, Enhance prompt, Different scenes --------------------------
+DEMO_EN = "(demo model, random weights: the writer's text is random)"
+
+
+@pytest.fixture
+def short_writer(monkeypatch, tmp_path):
+    """The writer's own instructions with a 16-token budget and 2 tries: the demo model's random weights answer
+    junk at any length, and a full budget (up to 1,200 tokens a job) would cost seconds per test."""
+    import yaml
+
+    import adgen.writer
+
+    folder = tmp_path / "writer"
+    folder.mkdir()
+    for path in adgen.writer.WRITER_DIR.glob("*.yaml"):
+        data = {**yaml.safe_load(path.read_text(encoding="utf-8")), "max_new_tokens": 16, "tries": 2}
+        (folder / path.name).write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    monkeypatch.setattr(adgen.writer, "WRITER_DIR", folder)
+
+
+def written(job: str, *texts: str, demo: bool = False):
+    from adgen.writer import Written
+
+    return Written(job, texts, bool(texts), "a real model", demo, 1, 0.1)
+
+
+def test_write_copy_on_the_demo_model_says_nothing_usable_came_back_in_the_uis_language(handlers, engine,
+                                                                                          short_writer):
+    progress = FakeProgress()
+    shown = handlers.write_copy(FORM, progress=progress)
+    assert shown == {"message": f"⚠ no usable copy was written; the copy box is unchanged {DEMO_EN}"}
+    assert engine.writes == 1 and progress.calls[-1][0] > 0  # a job on the engine, its progress in tokens
+    korean = handlers.write_copy(dataclasses.replace(FORM, seed=12), KOREAN)
+    assert korean == {"message": "⚠ 쓸 만한 문구를 쓰지 못했습니다. 문구 칸은 그대로입니다 "
+                                 "(데모 모델, 무작위 가중치: 작성기의 글은 무작위입니다)"}
+    assert "제품명" in handlers.write_copy(AdForm(), KOREAN)["message"]  # bad input: one localized line
+
+
+def test_a_clicked_suggestion_fills_the_copy_and_sub_copy_boxes(handlers, monkeypatch):
+    monkeypatch.setattr(handlers.studio, "write", lambda form, kind, n, job, report: written(
+        kind, "여름 한정\n제주 감귤 탄산수", "Hello summer"))  # UI wiring: a usable answer, as a real model gives
+    shown = handlers.write_copy(FORM)
+    assert shown["suggestions"] == [("여름 한정 · 제주 감귤 탄산수", "여름 한정\n제주 감귤 탄산수"),
+                                    ("Hello summer", "Hello summer\n")]
+    assert shown["message"] == "2 suggestions written: click one to put it in the copy boxes"
+    assert [handlers.use_copy(value) for _, value in shown["suggestions"]] == [("여름 한정", "제주 감귤 탄산수"),
+                                                                               ("Hello summer", "")]
+    assert handlers.use_copy(None) == (gr.skip(), gr.skip())
+
+
+def test_enhance_keeps_the_template_prompt_unless_usable_and_the_form_carries_the_written_one(handlers, monkeypatch,
+                                                                                              short_writer):
+    assert handlers.enhance(FORM) == {
+        "message": f"⚠ no usable prompt was written; the template prompt stays in use {DEMO_EN}"}
+    assert "템플릿 프롬프트를 그대로 씁니다" in handlers.enhance(FORM, KOREAN)["message"]
+    monkeypatch.setattr(handlers.studio, "enhance", lambda form, job, report: (
+        "A bottle on wet basalt at dawn", written("prompt", "A bottle on wet basalt at dawn")))
+    shown = handlers.enhance(FORM)
+    assert shown["prompt"] == shown["enhanced_prompt"] == "A bottle on wet basalt at dawn"
+    assert not shown["message"].startswith("⚠") and "edit it freely" in shown["message"]
+    # Unedited, the box's prompt is recorded as written; edited, it is the user's own
+    download = generate(handlers, count=1, prompt=shown["prompt"], enhanced_prompt=shown["prompt"],
+                        auto_prompt="the built one")["download"]
+    params = read_params(Path(download).read_bytes())
+    assert params["prompt_written"] is True and params["prompt"] == "A bottle on wet basalt at dawn"
+    values = handlers.load_from_image(download)  # Load from image: still written while unedited
+    assert values["prompt"] == values["enhanced_prompt"] and values["prompt_edited"] is True
+    edited = AdForm(name="x", prompt="my own", enhanced_prompt="A bottle", auto_prompt="built")
+    assert edited.request(app.load_presets()).enhanced is False
+
+
+def test_different_scenes_reach_the_request_and_say_when_the_styles_own_were_used(handlers, engine, short_writer):
+    presets = app.load_presets()
+    assert AdForm(name="x", same_scene=True, different_scenes=True).request(presets).same_scene is False
+    shown = generate(handlers, count=1, different_scenes=True)
+    assert shown["image"] and engine.writes == 1  # the writer ran first, in the same job
+    assert shown["message"] == f"⚠ no usable scenes were written; the style's own scenes were used {DEMO_EN}"
+    assert "스타일의 기본 장면을 썼습니다" in generate(handlers, count=1, seed=3, different_scenes=True,
+                                                    request=KOREAN)["message"]
+    assert generate(handlers, count=1)["message"] == ""  # off: no note
+    handlers.studio.campaign_area = 256 * 256  # small backgrounds: a cheap campaign
+    done = handlers.campaign(dataclasses.replace(FORM, copy="여름", steps=1, background="t2i",
+                                                 different_scenes=True), ["display_320x50"], 2)
+    assert len(done["gallery"]) == 2 and done["message"].startswith("2 files in")
+    assert done["message"].endswith(f"the style's own scenes were used {DEMO_EN}")
+
+
+def test_stop_in_one_tab_never_ends_another_tabs_writer_job(handlers, engine, short_writer):
+    tab_a, tab_b = gr.Request(session_hash="tab-a"), gr.Request(session_hash="tab-b")
+    pressed = []
+
+    class StopFrom(FakeProgress):
+        def __init__(self, tab):
+            super().__init__()
+            self.tab = tab
+
+        def __call__(self, value, desc=None):
+            super().__call__(value, desc)
+            if isinstance(value, tuple) and value[0] == 3 and not pressed:  # the third token
+                pressed.append(handlers.stop(request=self.tab))
+
+    done = handlers.write_copy(FORM, tab_a, StopFrom(tab_b))  # tab B's Stop while tab A writes
+    assert pressed == [0] and "no usable copy was written" in done["message"]
+    pressed.clear()
+    stopped = handlers.enhance(dataclasses.replace(FORM, seed=99), tab_b, StopFrom(tab_b))
+    assert pressed == [1] and set(stopped) == {"message"}
+    assert stopped["message"].startswith("stopped: earlier results kept (generation stopped by the user after step 3")
+
+
+def test_the_writer_buttons_share_the_gpu_queue_and_the_stop(engine, tmp_path):
+    demo = app.build_demo(engine, outputs=tmp_path)
+    by_id = {c.elem_id: c for c in demo.blocks.values() if getattr(c, "elem_id", None)}
+    assert {"write-copy", "copy-suggestions", "writer-message", "enhance-prompt", "prompt-note",
+            "different-scenes"} <= set(by_id)
+    assert by_id["copy-suggestions"].visible is False and by_id["different-scenes"].value is False
+    deps = demo.config["dependencies"]
+    runs = [dep for dep in deps if by_id["writer-message"]._id in dep["outputs"] and dep["queue"] is not False]
+    runs += [dep for dep in deps if by_id["prompt-note"]._id in dep["outputs"] and dep["queue"] is not False]
+    assert len(runs) == 2 and all(demo.fns[d["id"]].concurrency_id == "gpu" for d in runs)
+    assert all(d["api_visibility"] == "private" for d in runs)
+    cancels = {i for dep in deps if any(t[0] == by_id["stop"]._id for t in dep["targets"]) for i in dep["cancels"]}
+    assert {d["id"] for d in runs} <= cancels  # the Stop beside Generate ends a writer job too

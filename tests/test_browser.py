@@ -16,7 +16,7 @@ from adgen.engine import Engine
 
 import app
 from conftest import ROOT
-from test_app import free_port
+from test_app import free_port, short_writer  # noqa: F401 - short_writer: a fixture
 
 CHROMIUM = "/usr/bin/chromium"
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium not installed "
@@ -77,6 +77,7 @@ def set_size(page, locale: str, ratio: str) -> None:
 @pytest.mark.parametrize(("locale", "viewport", "generate"), [
     ("ko-KR", PHONE, True), ("en-US", DESKTOP, True), ("ko-KR", DESKTOP, False), ("en-US", PHONE, False)],
     ids=["ko-phone", "en-desktop", "ko-desktop", "en-phone"])
+@pytest.mark.usefixtures("short_writer")  # Write copy on the demo model: a short token budget
 def test_the_ad_comes_first_in_the_browsers_language(server, browser, tmp_path, locale, viewport, generate):
     url, engine = server
     page = open_page(browser, url, locale, viewport)
@@ -104,6 +105,13 @@ def test_the_ad_comes_first_in_the_browsers_language(server, browser, tmp_path, 
     page.get_by_label(labels["name"], exact=True).fill(name)
     page.wait_for_function(f"document.querySelector('#prompt textarea').value.includes({name!r})")
     assert "Aurora" not in prompt.input_value()
+    if locale == "ko-KR":  # Write copy: the demo model's text is random, and the page says so, in Korean
+        copy = page.locator("#copy textarea, #copy input").first
+        before = copy.input_value()
+        page.locator("#write-copy").click()
+        page.wait_for_function("document.querySelector('#writer-message')?.innerText.includes('데모 모델')")
+        assert "문구 칸은 그대로입니다" in page.locator("#writer-message").inner_text()
+        assert copy.input_value() == before and engine.writes == 1
     set_size(page, locale, "4:5")
     page.locator("#generate").click()
     image = page.locator("#result img").first
