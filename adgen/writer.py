@@ -183,7 +183,7 @@ class Sampler:
         self.settings = instructions
         self.vocab = len(tokenizer)  # rows past the tokenizer's vocabulary are padding: never sampled
         self.stops = {tokenizer.convert_tokens_to_ids(t) for t in ("<|im_end|>", "<|endoftext|>")}
-        self.stops |= {tokenizer.eos_token_id} - {None}
+        self.stops = (self.stops | {tokenizer.eos_token_id}) - {None, tokenizer.unk_token_id}
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """float32 next-token logits on the CPU; the head's weight is onloaded where an offload mode keeps it away."""

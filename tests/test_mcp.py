@@ -74,8 +74,8 @@ def test_generate_is_an_mcp_tool_described_by_its_docstring(mcp_served, engine, 
 
     tools, made, refused = asyncio.run(session_run(mcp_served, work))
 
-    # 1. only the typed API is a tool: the UI's own events are private
-    assert [t.name for t in tools] == ["generate"]
+    # 1. only the typed API is a tool (images, and the writer's text): the UI's own events are private
+    assert [t.name for t in tools] == ["generate", "write"]
     tool = tools[0]
     assert tool.description.startswith("Make advertising images of a product with Z-Image-Turbo")
     schema = tool.inputSchema
@@ -143,7 +143,7 @@ def test_python_app_mcp_serves_the_tools(tmp_path):
         async def work(session):
             return [t.name for t in (await session.list_tools()).tools]
 
-        assert asyncio.run(session_run(mcp_url(port), work, timeout=30)) == ["generate"]
+        assert asyncio.run(session_run(mcp_url(port), work, timeout=30)) == ["generate", "write"]
     finally:
         process.terminate()
         try:
