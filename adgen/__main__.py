@@ -31,6 +31,7 @@ FLAGS = {
     "memory": "--memory", "dtype": "--dtype", "product mask": "--mask", "packshot": "--packshot",
     "brand": "--brand", "logo": "--logo", "brand hex colours": "--brand-colors", "brand font": "--font",
     "channels": "--channels", "variants": "--variants", "writer job": "--job", "text count": "--n",
+    "same scene": "--same-scene",
 }
 
 
@@ -85,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     write.add_argument("--job", required=True, choices=["copy", "prompt", "variations"],
                        help="copy: headline + sub-line suggestions in the details' language; prompt: one English "
                             "scene prompt; variations: distinct scenes")
-    write.add_argument("--n", default="3", help="suggestions or scenes 1..8 (default 3; prompt: always 1)")
+    write.add_argument("--n", help="suggestions or scenes 1..8 (default 3; a prompt job writes one)")
     write.add_argument("--no-product-focus", action="store_true", help="allow people in prompts and scenes")
     _run_flags(write)
 
@@ -182,8 +183,7 @@ def cmd_generate(args: argparse.Namespace) -> dict:
                         product_focus=not args.no_product_focus, seed=args.seed, width=width, height=height,
                         steps=args.steps, count=args.count, image=image, same_scene=args.same_scene)
     spec, warnings = _ad_spec(args, request, mask)
-    if args.enhance and args.prompt:
-        raise InputError("prompt", "--enhance writes the prompt; give --prompt or --enhance, not both")
+    _check_writer_flags(args)
     out = Path(args.out)
     _check_out(out)
     # 2. generate (the engine checks the preset and its LoRA before any work)
@@ -224,6 +224,17 @@ def cmd_generate(args: argparse.Namespace) -> dict:
     return report
 
 
+def _check_writer_flags(args: argparse.Namespace) -> None:
+    """Writer flags that would contradict the others are refused before any work."""
+    if getattr(args, "enhance", False) and args.prompt:
+        raise InputError("prompt", "--enhance writes the prompt; give --prompt or --enhance, not both")
+    if args.write_scenes and getattr(args, "prompt", None):
+        raise InputError("prompt", "--write-scenes writes scenes for the built prompt, which --prompt replaces; "
+                         "give one")
+    if args.write_scenes and args.same_scene:
+        raise InputError("same scene", "--same-scene keeps one scene, --write-scenes writes one per image; give one")
+
+
 def _written(engine, args: argparse.Namespace, request: AdRequest, n: int,
              spec: AdSpec | None) -> tuple[AdRequest, dict, list[str]]:
     """`request` with the writer's prompt (--enhance) and scenes (--write-scenes); what was written; warnings."""
@@ -232,11 +243,14 @@ def _written(engine, args: argparse.Namespace, request: AdRequest, n: int,
     if spec is not None and spec.background == "packshot":
         return request, {}, ["--enhance and --write-scenes do nothing with --background packshot (no model runs)"]
     report, warnings = {}, []
-    for flag, job, wanted in (("--enhance", "prompt", args.enhance),
+    for flag, job, wanted in (("--enhance", "prompt", getattr(args, "enhance", False)),
                               ("--write-scenes", "variations", getattr(args, "write_scenes", False))):
         if not wanted:
             continue
-        request, written = enhance(engine, request) if job == "prompt" else with_scenes(engine, request, n)
+        use_cache = not args.no_cache
+        request, written = enhance(engine, request, use_cache=use_cache) if job == "prompt" else \
+            with_scenes(engine, request, n, use_cache=use_cache)
+        report["seconds_writing"] = round(report.get("seconds_writing", 0) + written.seconds, 3)
         report[f"written_{job}"] = written.to_json()
         if not written.usable:
             warnings.append(f"{flag}: the writer {written.reason}"
@@ -447,6 +461,7 @@ def cmd_campaign(args: argparse.Namespace) -> dict:
 
     start = time.perf_counter()
     spec, channels, variants, warnings = _campaign_of(args)  # 1. every input checked before any work
+    _check_writer_flags(args)
     out = Path(args.out)
     _check_out(out)
     engine = _engine(args)  # 2. make, 3. write

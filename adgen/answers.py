@@ -25,7 +25,12 @@ PEOPLE = re.compile(r"\b(?:people|person|persons|man|men|woman|women|girl|girls|
                     r"someone|he|she|his|her|model posing)\b", re.IGNORECASE)
 THINK = re.compile(r"<think>.*?(?:</think>|$)", re.DOTALL)
 SPECIAL = re.compile(r"<\|[a-z_]+\|>")
+# Words that make ZIT paint text: a sentence or scene with one is dropped (a written "SALE" sign is a claim too).
+TEXT_CUES = re.compile(r"\b(?:signs?|signage|labels?|tags?|text|texts|reads|reading|says|saying|written|lettering|"
+                       r"letters|captions?|banners?|stickers?|badges?|headlines?|slogans?|typography|words?|logos?)\b",
+                       re.IGNORECASE)
 PROMPT_WORDS = (8, 200)  # an enhanced prompt: enough to describe a scene, within ZIT's 512 tokens
+PROMPT_CHARS = 1500  # and well inside a request's prompt limit with the policy and copy-space clauses added
 SCENE_WORDS = (3, 60)
 SCENE_CHARS = 300  # as a preset's variation
 
@@ -62,7 +67,7 @@ def json_arrays(text: str) -> Iterator[list]:
     for start in starts:
         try:
             value, _ = decoder.raw_decode(text, start)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested deeper than Python recurses
             continue
         if isinstance(value, list):
             yield value
@@ -73,8 +78,8 @@ def one_line(value: object, limit: int) -> str | None:
     if not isinstance(value, str):
         return None
     text = " ".join(value.split()).strip(" \"'“”‘’")
-    if not text or len(text) > limit or any(unicodedata.category(c) == "Cc" for c in text):
-        return None
+    if not text or len(text) > limit or any(unicodedata.category(c) in ("Cc", "Cf") for c in text):
+        return None  # control and invisible format characters (zero-width, bidi overrides) never reach an ad
     return text
 
 
@@ -118,7 +123,7 @@ def parse_copy(raw: str, details: str, lang: str, n: int) -> list[tuple[str, str
 
 
 def _scene_ok(text: str, details: str, product_focus: bool) -> bool:
-    return _english(text) and not invented(text, details, offers=False, plain_numbers=False) and \
+    return _english(text) and not TEXT_CUES.search(text) and not invented(text, details, scene=True) and \
         not (product_focus and PEOPLE.search(text))
 
 
@@ -129,18 +134,20 @@ def parse_prompt(raw: str, details: str, product_focus: bool) -> str | None:
     paragraph = re.sub(r"^\s*(?:\*\*)?(?:prompt|english prompt|프롬프트)\s*:?\s*(?:\*\*)?\s*", "", paragraph,
                        flags=re.IGNORECASE)
     paragraph = " ".join(paragraph.split()).strip(" \"'“”")
-    if not _english(paragraph):
+    if not _english(paragraph) or any(unicodedata.category(c) in ("Cc", "Cf") for c in paragraph):
         return None
     sentences = [s for s in re.split(r"(?<=[.!?])\s+", paragraph) if s.strip()]
     kept = [s for s in sentences if _scene_ok(s, details, product_focus)]
-    words, out = 0, []
+    words, chars, out = 0, 0, []
     for sentence in kept:
         words += len(sentence.split())
-        if words > PROMPT_WORDS[1]:
+        chars += len(sentence) + 1
+        if words > PROMPT_WORDS[1] or chars > PROMPT_CHARS:
             break
         out.append(sentence)
     prompt = " ".join(out)
-    return prompt if len(prompt.split()) >= PROMPT_WORDS[0] else None
+    letters = sum(c.isalpha() for c in prompt)
+    return prompt if len(prompt.split()) >= PROMPT_WORDS[0] and letters >= 0.6 * len(prompt) else None
 
 
 def parse_variations(raw: str, details: str, product_focus: bool, n: int) -> list[str]:
@@ -151,8 +158,9 @@ def parse_variations(raw: str, details: str, product_focus: bool, n: int) -> lis
             scene = one_line(item, SCENE_CHARS)
             if scene is None or not SCENE_WORDS[0] <= len(scene.split()) <= SCENE_WORDS[1]:
                 continue
+            scene = scene.rstrip(".")
             if _scene_ok(scene, details, product_focus) and scene.casefold() not in {s.casefold() for s in found}:
-                found.append(scene.rstrip("."))
+                found.append(scene)
         if found:
             return found[:n]
     return []

@@ -105,7 +105,7 @@ class ResultCache:
             return evict_lru(self.root, "*/*", self.max_bytes)
 
     def size_bytes(self) -> int:
-        return sum(p.stat().st_size for p in self.root.glob("*/*.png"))
+        return sum(p.stat().st_size for pattern in ("*/*.png", "*/*.json") for p in self.root.glob(pattern))
 
     @staticmethod
     def _intact(data: bytes, key: str) -> bool:

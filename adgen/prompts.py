@@ -66,11 +66,12 @@ def scene_variation(request: AdRequest, preset: StylePreset, index: int = 0) -> 
 
     ZIT varies little across seeds, so the images of one request differ by scene (surface, setting,
     light, camera angle), not only by seed; scenes the writer wrote for the product replace the preset's list.
-    None when the preset has none, the prompt is the user's own,
+    A prompt the writer wrote ("Enhance prompt") takes the scene too. None when the preset has none, the prompt
+    is the user's own,
     or `same_scene` asks for seed-only variation.
     """
     scenes = request.scenes or preset.variations
-    if not scenes or request.prompt is not None or request.same_scene:
+    if not scenes or (request.prompt is not None and not request.enhanced) or request.same_scene:
         return None
     return (request.variation + index) % len(scenes)
 
@@ -79,9 +80,10 @@ def settings_for(request: AdRequest, preset: StylePreset, index: int = 0) -> Set
     """Image `index` of the request: request values first, then the preset's defaults, then ZIT's (1024x1024,
     8 steps)."""
     variation = scene_variation(request, preset, index)
-    prompt = request.prompt or build_prompt(request.product, preset, request.product_focus, request.draw_copy,
-                                            (request.scenes or preset.variations)[variation]
-                                            if variation is not None else None)
+    scene = (request.scenes or preset.variations)[variation] if variation is not None else None
+    prompt = request.prompt or build_prompt(request.product, preset, request.product_focus, request.draw_copy, scene)
+    if request.prompt and scene:  # a written prompt: its scene, as the template prompt would say it
+        prompt = f"{request.prompt} Setting: {scene.rstrip('.')}."
     scale = None
     if preset.lora is not None:
         scale = request.lora_scale if request.lora_scale is not None else preset.lora.scale

@@ -132,13 +132,14 @@ class Studio:
     def _scenes(engine: Engine, form: AdForm, work, n: int, job: Job):
         """`work` (an AdSpec or AdRequest) with `n` scenes written for it when the form asks for different scenes,
         and what was written (kept on the result: the page says when the style's own scenes were used instead)."""
-        if not form.different_scenes or getattr(work, "background", "") == "packshot":
+        request = work if isinstance(work, AdRequest) else work.request
+        if not form.different_scenes or getattr(work, "background", "") == "packshot" or \
+                (request.prompt is not None and not request.enhanced):  # the user's own prompt: no scenes to vary
             return work, ()
         from .writer import with_scenes
 
-        is_spec = not isinstance(work, AdRequest)
-        request, written = with_scenes(engine, work.request if is_spec else work, n, job=job)
-        return (dataclasses.replace(work, request=request) if is_spec else request), (written,)
+        request, written = with_scenes(engine, request, n, job=job)
+        return (request if isinstance(work, AdRequest) else dataclasses.replace(work, request=request)), (written,)
 
     def write(self, form: AdForm, kind: str, n: int = 3, job: Job | None = None, progress=None):
         """The writer's `kind` (copy, prompt, variations) for the form's product and style (`writer.Written`)."""

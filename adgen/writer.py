@@ -12,6 +12,7 @@ keyed like images. What it writes is checked (`answers`): an answer that fails e
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,9 +30,10 @@ from .presets import PROJECT_DIR, get_preset, load_folder
 from .prompts import COPY_SPACE, PRODUCT_FOCUS, build_prompt
 from .request import MAX_SEED, AdRequest, Product, check_int, image_key, random_seed
 
-WRITER_VERSION = 1  # in the cache key: a change to sampling or parsing must not serve old answers
+WRITER_VERSION = 2  # in the cache key: a change to sampling or parsing must not serve old answers
 JOBS = ("copy", "prompt", "variations")
 MAX_TEXTS = 8
+DEFAULT_TEXTS = 3
 WRITER_DIR = PROJECT_DIR / "presets" / "writer"
 PLACEHOLDERS = {"details", "n", "style", "base_prompt", "headline_max", "subline_max"}
 NOT_USABLE = "could not write usable text"
@@ -118,7 +120,7 @@ class WriteRequest:
 
     product: Product
     job: str = "copy"
-    n: int = 3
+    n: int | None = None  # None: 3 suggestions or scenes; a prompt is always one
     seed: int | None = None  # None: a random seed, chosen once and reported
     preset: str = "photo"
     product_focus: bool = True
@@ -128,7 +130,12 @@ class WriteRequest:
             raise InputError("product", "must be a Product")
         if self.job not in JOBS:
             raise InputError("writer job", f"must be one of {', '.join(JOBS)} (got {self.job!r})")
-        n = 1 if self.job == "prompt" else check_int("text count", self.n, 1, MAX_TEXTS)
+        if self.job == "prompt":
+            if self.n not in (None, 1):
+                raise InputError("text count", f"a prompt job writes one prompt; leave the count out (got {self.n!r})")
+            n = 1
+        else:
+            n = DEFAULT_TEXTS if self.n is None else check_int("text count", self.n, 1, MAX_TEXTS)
         object.__setattr__(self, "n", n)
         if self.seed is not None:
             object.__setattr__(self, "seed", check_int("seed", self.seed, 0, MAX_SEED))
@@ -262,14 +269,16 @@ def plan(engine, request: WriteRequest) -> Plan:
 def write(engine, request: WriteRequest, progress=None, use_cache: bool = True, job: Job | None = None) -> Written:
     """`request.n` texts of `request.job` for a product, from the engine's loaded text encoder (or its cache)."""
     start = time.perf_counter()
+    download = engine.download
+    if download is not None and download.state == "downloading":  # as generate: never park a worker for 33 GB
+        raise ModelError(f"model: {download.line()}; generation starts when it is done (see the status line)")
     work = plan(engine, request)
     request, instructions = work.request, work.instructions
     cache = engine.cache if use_cache else None
     hit = cache.get_json(work.key) if cache else None
-    if hit is not None:
-        return Written(request.job, tuple(hit["texts"]), hit["usable"], engine.source.label, engine.source.is_demo,
-                       request.seed, time.perf_counter() - start, cached=True, reason=hit.get("reason", ""),
-                       raw=tuple(hit.get("raw", ())))
+    if hit is not None and isinstance(hit.get("raw"), list) and all(isinstance(r, str) for r in hit["raw"]):
+        # The model's answers are what is cached; they are checked again with today's checks (claims, parsing).
+        return _written(engine, work, hit["raw"], start, cached=True)
     total = instructions.tries * instructions.max_new_tokens
     texts: list[str] = []
     answers: list[str] = []
@@ -281,7 +290,7 @@ def write(engine, request: WriteRequest, progress=None, use_cache: bool = True, 
                                                         enable_thinking=False)  # Qwen3: no thinking block
             prompt_ids = pipe.tokenizer(prompt, add_special_tokens=False).input_ids
             for attempt in range(instructions.tries):
-                raw, tokens = sampler.run(prompt_ids, (request.seed + attempt) % (MAX_SEED + 1), running, progress,
+                raw, tokens = sampler.run(prompt_ids, try_seed(request.seed, attempt), running, progress,
                                           attempt * instructions.max_new_tokens, total)
                 sampled += tokens
                 answers.append(raw)
@@ -296,18 +305,31 @@ def write(engine, request: WriteRequest, progress=None, use_cache: bool = True, 
         flush_memory()
         raise OutOfMemory("the GPU ran out of memory while writing; memory was freed. Try a memory mode that "
                           "offloads (--memory offload)")
+    result = _written(engine, work, answers, start, tokens=sampled)
+    if cache:
+        cache.put_json(work.key, {"key": work.key, "raw": answers})
+    return result
+
+
+def _written(engine, work: Plan, answers: list[str], start: float, cached: bool = False, tokens: int = 0) -> Written:
+    """The `Written` of the model's `answers` to `work`: parsed, checked and merged across tries."""
+    request = work.request
+    texts: list[str] = []
+    for raw in answers:
+        texts = _merge(texts, _parse(request, raw, work.details, work.lang))
     need = request.n if request.job == "variations" else 1  # every image needs its scene; copy: any suggestion
     usable = len(texts) >= need
     texts = texts[: request.n] if usable else []
     if usable and request.job == "prompt" and request.product_focus:
         texts = [f"{texts[0]} {PRODUCT_FOCUS}"]
-    result = Written(request.job, tuple(texts), usable, engine.source.label, engine.source.is_demo, request.seed,
-                     time.perf_counter() - start, tokens=sampled,
-                     reason="" if usable else f"{NOT_USABLE} in {instructions.tries} tries", raw=tuple(answers))
-    if cache:
-        cache.put_json(work.key, {"key": work.key, "texts": list(result.texts), "usable": usable,
-                                  "reason": result.reason, "raw": list(answers)})
-    return result
+    reason = "" if usable else f"{NOT_USABLE} in {len(answers)} tries"
+    return Written(request.job, tuple(texts), usable, engine.source.label, engine.source.is_demo, request.seed,
+                   time.perf_counter() - start, cached=cached, tokens=tokens, reason=reason, raw=tuple(answers))
+
+
+def try_seed(seed: int, attempt: int) -> int:
+    """The sampling seed of try `attempt`: mixed, so seed s's second try is not seed s+1's first."""
+    return int.from_bytes(hashlib.sha256(f"{seed}:{attempt}".encode()).digest()[:4], "big")
 
 
 def _parse(request: WriteRequest, raw: str, details: str, lang: str) -> list[str]:
@@ -326,12 +348,13 @@ def _merge(texts: list[str], more: list[str]) -> list[str]:
 
 
 
-def enhance(engine, request: AdRequest, progress=None, job: Job | None = None) -> tuple[AdRequest, Written]:
+def enhance(engine, request: AdRequest, progress=None, job: Job | None = None,
+            use_cache: bool = True) -> tuple[AdRequest, Written]:
     """`request` with a prompt the writer wrote for its product (recorded as written), or unchanged when the
     answer was not usable: the template prompt then stays in use. The request's seed seeds the writer too."""
     request = request.resolved()
     written = engine.write(WriteRequest(request.product, "prompt", 1, request.seed, request.preset,
-                                        request.product_focus), progress, job=job)
+                                        request.product_focus), progress, use_cache, job)
     if not written.usable:
         return request, written
     prompt = written.texts[0]
@@ -340,12 +363,13 @@ def enhance(engine, request: AdRequest, progress=None, job: Job | None = None) -
     return dataclasses.replace(request, prompt=prompt, enhanced=True), written
 
 
-def with_scenes(engine, request: AdRequest, n: int, progress=None, job: Job | None = None) -> tuple[AdRequest, Written]:
+def with_scenes(engine, request: AdRequest, n: int, progress=None, job: Job | None = None,
+                use_cache: bool = True) -> tuple[AdRequest, Written]:
     """`request` with `n` scene variations written for its product ("Different scenes"): image or variant i uses
     scene i. Unchanged (the style's own variations) when the answer was not usable."""
     request = request.resolved()
     written = engine.write(WriteRequest(request.product, "variations", n, request.seed, request.preset,
-                                        request.product_focus), progress, job=job)
+                                        request.product_focus), progress, use_cache, job)
     if not written.usable:
         return request, written
     return dataclasses.replace(request, scenes=written.texts, variation=0, same_scene=False), written

@@ -19,37 +19,66 @@ DETAILS = product_details(Product("제주 감귤 탄산수", features="제로 �
     ("여름 한정 30% 할인", DETAILS, []),  # every claim is in the details
     ("30 퍼센트 할인", DETAILS, []),  # said another way, same percentage
     ("40% 할인", DETAILS, ["40%"]),
+    ("오십 퍼센트 더 상쾌", DETAILS, ["50%"]),  # a number in words
+    ("fifty percent fresher", "sparkling water", ["50%"]),
     ("단돈 9,900원", "제주 감귤 탄산수", ["9900"]),
     ("단돈 9,900원", "가격: 9900원", []),  # 9,900 and 9900 are one price
-    ("₩12,000 only", "price 12000", []),  # a bare number in the details backs a price
+    ("₩12,000", "가격 12,000원", []),
+    ("단돈 만원", "가격 9,900원", ["10000"]),
+    ("3만원의 행복", "3개입, 500ml", ["30000"]),  # the multiplier belongs to the price
+    ("10원", "10만원", ["10"]),
+    ("단돈 500원", "3개입, 500ml", ["500"]),  # a number is not a price
     ("Only $12", "zero sugar", ["12"]),
-    ("24시간 촉촉", "수분 크림", ["24"]),
+    ("Only ten dollars", "zero sugar", ["10"]),
+    ("price tag reading USD 12", "zero sugar", ["12"]),
+    ("24시간 촉촉", "수분 크림", ["24시간"]),
+    ("3일 만에 완판", "3개입, 500ml", ["3일"]),  # 3일 is not 3개입
+    ("500명이 선택", "3개입, 500ml", ["500명이"]),
+    ("3배 더 상쾌", "3개입", ["3배"]),
+    ("두 배 더 상쾌", "3개입", ["2배"]),
+    ("twice the fizz", "sparkling water", ["twice"]),
     ("500ml 한 캔", DETAILS, []),
+    ("1.5L big bottle", "1.5 l", []),
+    ("2026 summer edition", "2026 신제품", []),  # a bare year backed by the same year
+    ("1+1 이벤트", "1L 대용량", ["1+1", "이벤트"]),
+    ("No. 1 soda", "1L bottle", ["no.1"]),
+    ("#1 in Korea", "sparkling water", ["#1"]),
     ("식약처 인증 완료", "수분 크림", ["식약처", "인증"]),
     ("KC인증 제품", "KC인증 받은 충전기", []),  # a Korean word inside a longer one, backed
-    ("업계 최초 1위", "수분 크림", ["1", "1위", "최초"]),
+    ("인증샷 맛집 분위기", "탄산수", []),  # harmless words that contain a claim word
+    ("최대한 시원하게", "탄산수", []),
+    ("업계 최초 1위", "수분 크림", ["1위", "최초"]),
     ("무료 배송", DETAILS, []),
+    ("첫 구매 사은품 증정", "탄산수", ["사은품", "증정", "첫 구매"]),
+    ("반값 세일", "탄산수", ["반값", "세일"]),
     ("Certified organic lemons", "sparkling water", ["certified", "organic"]),
-    ("Clinically proven hydration", "face cream", ["clinically", "proven"]),
+    ("FDA-approved citrus fizz", "sparkling water", ["approved", "fda"]),
+    ("Clinically-proven, GMP-certified", "face cream", ["certified", "clinically", "gmp", "proven"]),
     ("FREE shipping today", "sparkling water", ["free"]),
-    ("Sugar free and fresh", "sparkling water, sugar free", []),  # case-insensitive, backed
+    ("Sugar-free and fresh", "sparkling water, sugar free", []),  # case and hyphen aside, backed
+    ("BOGO: buy one get one", "sparkling water", ["bogo", "buy one get one"]),
     ("The best summer drink", "sparkling water", ["best"]),
     ("Fresh Jeju citrus fizz", "sparkling water", []),
     ("３０％ 할인", DETAILS, []),  # full-width digits and sign are the same claim
+    ("제주 감귤 할\u200b인", "탄산수", ["할인"]),  # an invisible character does not hide a word
+    ("무\u200c료 배송", "탄산수", ["무료"]),
 ])
 def test_invented_claims_are_found_in_korean_and_english(line, details, expected):
     assert sorted(invented(line, details)) == sorted(expected)
 
 
-def test_numbers_tell_percentages_prices_and_plain_numbers_apart():
-    assert numbers("30% off, ₩9,900, 1.5L, 3일") == {("percent", "30"), ("price", "9900"), ("number", "1.5"),
-                                                   ("number", "3")}
+def test_numbers_tell_percentages_prices_offers_and_numbers_with_units_apart():
+    assert numbers("30% off, ₩9,900, 1.5L, 3일, 1+1") == {("percent", "30", ""), ("price", "9900", ""),
+                                                         ("number", "1.5", "l"), ("number", "3", "일"),
+                                                         ("offer", "1+1", "")}
 
 
-def test_scenes_may_say_numbers_and_best_but_not_prices_or_certifications():
-    assert invented("a 45-degree view in the best light", "tea", offers=False, plain_numbers=False) == []
-    assert invented("a sign reading 50% OFF", "tea", offers=False, plain_numbers=False) == ["50%"]
-    assert invented("a certified organic label", "tea", offers=False, plain_numbers=False) == ["certified", "organic"]
+def test_scenes_may_say_numbers_superlatives_and_looks_but_not_prices_offers_or_certifications():
+    assert invented("a 45-degree view in the best light, clutter-free, clinical white, organic shapes", "tea",
+                    scene=True) == []
+    assert invented("beside a 50% sale stand", "tea", scene=True) == ["50%", "sale"]
+    assert invented("a certified FDA-approved jar", "tea", scene=True) == ["approved", "certified", "fda"]
+    assert invented("a tray priced at 5 euros", "tea", scene=True) == ["5"]
 
 
 def test_language_follows_the_details():

@@ -40,3 +40,20 @@ def test_generate_enhance_keeps_the_template_prompt_when_not_usable_and_says_so(
     assert params["prompt_written"] is False and params["prompt_override"] is None
     assert main([*args, "--prompt", "mine"]) == 2
     assert "give --prompt or --enhance, not both" in capsys.readouterr().err
+
+
+def test_write_scenes_runs_for_generate_and_campaign_and_contradicting_flags_are_refused(tmp_path, capsys):
+    base = ["--product", "Lamp", "--seed", "4", "--write-scenes", "--quiet"]
+    assert main(["generate", *base, "--size", "256x256", "--steps", "1", "--count", "2", "--out", str(tmp_path)]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["written_variations"]["usable"] is False
+    assert "--write-scenes: the writer could not write usable text" in err and "own scene variations" in err
+    assert main(["campaign", *base, "--channels", "display_300x250", "--variants", "2", "--out",
+                 str(tmp_path / "c")]) == 0  # the campaign command has no --enhance: it must not need one
+    assert json.loads(capsys.readouterr().out)["written_variations"]["usable"] is False
+    assert main(["generate", *base, "--same-scene", "--out", str(tmp_path)]) == 2
+    assert "--same-scene: --same-scene keeps one scene" in capsys.readouterr().err
+    assert main(["generate", *base, "--prompt", "mine", "--out", str(tmp_path)]) == 2
+    assert "--write-scenes writes scenes for the built prompt" in capsys.readouterr().err
+    assert main(["write", "--product", "Lamp", "--job", "prompt", "--n", "5"]) == 2
+    assert "error: --n: a prompt job writes one prompt" in capsys.readouterr().err

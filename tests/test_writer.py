@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -17,6 +18,7 @@ from adgen.jobs import Job
 from adgen.memory import GB, offload_groups, onloaded
 from adgen.metadata import read_params
 from adgen.presets import load_presets
+from adgen.prompts import PRODUCT_FOCUS
 from adgen.request import AdRequest, Product
 from adgen.writer import (
     NOT_USABLE,
@@ -90,7 +92,7 @@ def test_same_inputs_and_seed_write_the_same_text_another_seed_other_text(engine
 
 def test_junk_answers_end_as_not_usable_after_the_bounded_tries(engine):
     for job in ("copy", "prompt", "variations"):
-        written = engine.write(WriteRequest(PRODUCT, job, n=2, seed=3))
+        written = engine.write(WriteRequest(PRODUCT, job, n=None if job == "prompt" else 2, seed=3))
         tries = load_instructions()[job].tries
         assert not written.usable and written.texts == () and written.demo
         assert written.reason == f"{NOT_USABLE} in {tries} tries" and len(written.raw) == tries
@@ -182,11 +184,12 @@ def test_a_usable_answer_becomes_the_prompt_and_is_recorded_as_written(engine, c
     request = AdRequest(PRODUCT, seed=21, width=256, height=256, steps=1, draw_copy=True)
     work = plan(engine, WriteRequest(PRODUCT, "prompt", 1, 21, request.preset))
     text = "A frosted bottle of citrus sparkling water on wet slate, cool rim light, droplets, 85mm lens."
-    cache.put_json(work.key, {"key": work.key, "texts": [text], "usable": True, "reason": ""})
+    cache.put_json(work.key, {"key": work.key, "raw": [f"<think>\n\n</think>\n\nPrompt: {text}"]})
     enhanced, written = enhance(engine, request)
-    assert written.cached and enhanced.enhanced and enhanced.prompt == text
+    assert written.cached and enhanced.enhanced and enhanced.prompt == f"{text} {PRODUCT_FOCUS}"  # the policy kept
     params = read_params(engine.generate(enhanced).images[0].png)
-    assert params["prompt"] == text and params["prompt_written"] is True
+    assert params["prompt_written"] is True and params["prompt_override"] == enhanced.prompt
+    assert params["prompt"].startswith(enhanced.prompt + " Setting: ")  # a written prompt takes its scene too
     assert read_params(engine.generate(request).images[0].png)["prompt_written"] is False
 
 
@@ -194,7 +197,7 @@ def test_written_scenes_replace_the_styles_variations_image_by_image(engine, cac
     request = AdRequest(PRODUCT, seed=31, width=256, height=256, steps=1, count=2)
     work = plan(engine, WriteRequest(PRODUCT, "variations", 2, 31, request.preset))
     scenes = ["on a mossy basalt rock by the sea, overcast soft light", "on a sunlit wooden pier, golden hour glow"]
-    cache.put_json(work.key, {"key": work.key, "texts": scenes, "usable": True, "reason": ""})
+    cache.put_json(work.key, {"key": work.key, "raw": ["not JSON", json.dumps(scenes)]})
     scened, _ = with_scenes(engine, request, 2)
     result = engine.generate(scened)
     assert [scene in picture.prompt for picture, scene in zip(result.images, scenes, strict=True)] == [True, True]
@@ -206,7 +209,9 @@ def test_requests_and_instruction_files_are_checked(tmp_path):
         WriteRequest(PRODUCT, "poem")
     with pytest.raises(InputError, match="text count: must be from 1 to 8"):
         WriteRequest(PRODUCT, "copy", n=9)
-    assert WriteRequest(PRODUCT, "prompt", n=5).n == 1
+    assert WriteRequest(PRODUCT, "prompt").n == 1 and WriteRequest(PRODUCT, "copy").n == 3
+    with pytest.raises(InputError, match="text count: a prompt job writes one prompt"):
+        WriteRequest(PRODUCT, "prompt", n=5)
     bad = tmp_path / "copy.yaml"
     bad.write_text("system: {en: a, ko: 가}\nuser: {en: '{details} {price}', ko: 나}\n", encoding="utf-8")
     with pytest.raises(PresetError, match=r"copy.yaml: user.en: unknown placeholder 'price'"):
