@@ -65,6 +65,8 @@ CSS = """
 #result img, #gallery img, #campaign-gallery img { object-fit: contain !important; }
 .checker img { background: repeating-conic-gradient(#9a9a9a 0% 25%, #dcdcdc 0% 50%) 50% / 16px 16px; }
 #status { font-size: 0.9em; }
+/* Korean breaks between words, never mid-word (무작위입니다 stays whole); a long token still wraps */
+.gradio-container { word-break: keep-all; overflow-wrap: anywhere; }
 #message:empty, #campaign-message:empty, #writer-message:empty, #prompt-note:empty { display: none; }
 #message, #campaign-message, #writer-message, #prompt-note {
   border-left: 3px solid var(--border-color-accent, #f97316); padding-left: 8px; }
@@ -149,7 +151,7 @@ class Handlers:
             written = self._write(lambda job, report: self.studio.write(form, "copy", WRITE_COPIES, job, report),
                                   request, progress, lang)
         except Exception as exc:  # noqa: BLE001 - every failure becomes one line in the page
-            return {"message": failure(exc, lang)}
+            return {"message": failure(exc, lang, stopped="writer_copy_stopped")}
         if not written.usable:
             return {"message": writer_line("writer_no_copy", written, lang)}
         return {"suggestions": [(f"{headline} · {subline}" if subline else headline, f"{headline}\n{subline}")
@@ -173,7 +175,7 @@ class Handlers:
             prompt, written = self._write(lambda job, report: self.studio.enhance(form, job, report), request,
                                           progress, lang)
         except Exception as exc:  # noqa: BLE001 - every failure becomes one line in the page
-            return {"message": failure(exc, lang)}
+            return {"message": failure(exc, lang, stopped="writer_prompt_stopped")}
         if prompt is None:
             return {"message": writer_line("writer_no_prompt", written, lang)}
         return {"prompt": prompt, "enhanced_prompt": prompt, "message": writer_line("writer_prompt_done", written,
@@ -214,10 +216,13 @@ class Handlers:
         engine = self.studio.slot.peek()
         return engine.stop(session_of(request)) if engine else 0
 
-    def stop_ui(self, request: gr.Request | None = None) -> tuple[str, dict, dict]:
-        """Stop, and say so beside Generate: a cancelled event's own reply never reaches the page."""
+    def stop_ui(self, job: str | None = None, request: gr.Request | None = None) -> dict:
+        """Stop this tab's job (`job` names it: "generate", "campaign", "write_copy" or "enhance"), and say so:
+        a cancelled event's own reply never reaches the page. "message": the stopped line for that job (beside
+        its button), "buttons": every job button back (`button_updates(False)`)."""
         self.stop(request)
-        return text("status_stopped", lang_of_request(request)), gr.update(visible=True), gr.update(visible=False)
+        return {"message": text(STOPPED_LINES.get(job, "status_stopped"), lang_of_request(request)),
+                "buttons": button_updates(False)}
 
     def session_closed(self, request: gr.Request | None = None) -> None:
         """The tab closed (or reloaded): its job, if one runs, ends at its next step."""
@@ -341,6 +346,19 @@ class Handlers:
         return self.status()[1]
 
 
+STOPPED_LINES = {"write_copy": "writer_copy_stopped", "enhance": "writer_prompt_stopped"}  # else status_stopped
+
+
+def button_updates(busy: bool) -> list[dict]:
+    """The job buttons while a job of the tab is queued or running (`busy`) or not, in the page's order: Generate,
+    the three redo buttons, Write copy, Enhance prompt, Generate campaign, then the two Stops. Busy: the Generate
+    buttons give way to Stop, the others are not clickable, so a tab runs one job at a time."""
+    starts = [gr.update(visible=not busy, interactive=True)]
+    others = [gr.update(interactive=not busy) for _ in range(5)]
+    return [*starts, *others, gr.update(visible=not busy, interactive=True), gr.update(visible=busy),
+            gr.update(visible=busy)]
+
+
 def writer_line(key: str, written, lang: str, **values) -> str:
     """One line about what the writer wrote (⚠ when nothing usable), saying so when the demo model wrote it."""
     line = ("" if written.usable else "⚠ ") + text(key, lang, **values)
@@ -353,10 +371,13 @@ def scenes_note(written: tuple, lang: str) -> str:
     return writer_line("writer_no_scenes", failed, lang) if failed is not None else ""
 
 
-def failure(exc: BaseException, lang: str) -> str:
-    """One line in the UI's language for a job that did not finish (stopped, bad input, or a bug: logged)."""
+def failure(exc: BaseException, lang: str, stopped: str = "") -> str:
+    """One line in the UI's language for a job that did not finish (stopped, bad input, or a bug: logged).
+
+    `stopped`: the key of the line for a stopped job that is not a generation (the writer's: no steps to count).
+    """
     if isinstance(exc, GenerationStopped):
-        return f"{text('status_stopped', lang)} ({localize_error(exc, lang)})"
+        return text(stopped, lang) if stopped else f"{text('status_stopped', lang)} ({localize_error(exc, lang)})"
     if isinstance(exc, AdgenError):
         return "⚠ " + localize_error(exc, lang)
     log.error("generation failed", exc_info=exc)  # a bug: keep serving, say what happened, log the traceback
@@ -706,8 +727,19 @@ def build_demo(engine, outputs: Path | None = None, admin: bool = False) -> gr.B
                 return to_outputs(h.generate(form, data[history], request, progress))
             return on_gpu(handler)
 
-        busy = (lambda: (gr.update(visible=False), gr.update(visible=True), ""), None, [go, stop, message])
-        idle = (lambda: (gr.update(visible=True), gr.update(visible=False)), None, [go, stop])
+        # One job at a time per tab: while any job (Generate, a redo, Write copy, Enhance prompt, the campaign)
+        # is queued or running, no other can start and Stop shows (both Stops: each ends whatever job runs); all
+        # come back when it ends, however it ends (done, error, Stop). `running` names the job, for Stop's line.
+        buttons = [go, redo["cutout"], redo["background"], redo["copy_layer"], write_copy, enhance, campaign_go,
+                   stop, campaign_stop]
+        running = gr.State(None)
+        notes = {"generate": message, "write_copy": writer_message, "enhance": prompt_note,
+                 "campaign": campaign_message}
+
+        def busy(job: str):
+            return (lambda: (*button_updates(True), job, "")), None, [*buttons, running, notes[job]]
+
+        idle = (lambda: (*button_updates(False), None), None, [*buttons, running])
         gpu = dict(concurrency_limit=1, concurrency_id="gpu", api_visibility="private")
         out = list(outputs.values())
         runs = []
@@ -716,7 +748,7 @@ def build_demo(engine, outputs: Path | None = None, admin: bool = False) -> gr.B
                                  (redo["cutout"], lambda d: d[last_seed] if d[last_seed] is not None else "form"),
                                  (redo["background"], lambda d: new_seed())):
             # Redo buttons pass their seed for that one run; "Random seed" stays as the user set it.
-            started = trigger.click(*busy, queue=False, **hidden)
+            started = trigger.click(*busy("generate"), queue=False, **hidden)
             runs.append(started.then(run(seed_of), inputs, out, show_progress_on=[result], scroll_to_output=True,
                                      **gpu))
             runs[-1].then(*idle, queue=False, **hidden)
@@ -744,18 +776,16 @@ def build_demo(engine, outputs: Path | None = None, admin: bool = False) -> gr.B
                 shown.update({w["prompt"]: named["prompt"], enhanced: named["enhanced_prompt"], edited: True})
             return shown
 
-        for trigger, fn, shows, note, box in (
-                (write_copy, write_copy_run, [suggestions], writer_message, w["copy"]),
-                (enhance, enhance_run, [w["prompt"], enhanced, edited], prompt_note, w["prompt"])):
-            started = trigger.click(lambda: (gr.update(visible=False), gr.update(visible=True), ""), None,
-                                    [go, stop, note], queue=False, **hidden)
-            runs.append(started.then(on_gpu(fn), form_inputs, [*shows, note], show_progress_on=[box], **gpu))
+        for trigger, job, fn, shows, box in (
+                (write_copy, "write_copy", write_copy_run, [suggestions], w["copy"]),
+                (enhance, "enhance", enhance_run, [w["prompt"], enhanced, edited], w["prompt"])):
+            started = trigger.click(*busy(job), queue=False, **hidden)
+            runs.append(started.then(on_gpu(fn), form_inputs, [*shows, notes[job]], show_progress_on=[box], **gpu))
             runs[-1].then(*idle, queue=False, **hidden)
         suggestions.input(h.use_copy, suggestions, [w["copy"], w["subcopy"]], queue=False, **hidden)
         # "Same scene" and "Different scenes" exclude each other: ticking one unticks the other
         for one, other in (("same_scene", "different_scenes"), ("different_scenes", "same_scene")):
             w[one].input(lambda on: False if on else gr.skip(), w[one], w[other], queue=False, **hidden)
-        stop.click(h.stop_ui, None, [message, go, stop], queue=False, cancels=runs, **hidden)
 
         # The campaign: the same form, the chosen channels x variants, on the same GPU queue and Stop
         def campaign(data: dict, request: gr.Request, progress=gr.Progress()):  # noqa: B008 - Gradio injects it
@@ -770,15 +800,19 @@ def build_demo(engine, outputs: Path | None = None, admin: bool = False) -> gr.B
                               campaign_zip: gr.update(value=named["zip"], visible=True)})
             return shown
 
-        started = campaign_go.click(lambda: (gr.update(visible=False), gr.update(visible=True), ""), None,
-                                    [campaign_go, campaign_stop, campaign_message], queue=False, **hidden)
+        started = campaign_go.click(*busy("campaign"), queue=False, **hidden)
         campaign_run = started.then(on_gpu(campaign), {*form_inputs, campaign_channels, campaign_variants},
                                     [campaign_message, campaign_gallery, campaign_zip],
                                     show_progress_on=[campaign_gallery], **gpu)
-        campaign_run.then(lambda: (gr.update(visible=True), gr.update(visible=False)), None,
-                          [campaign_go, campaign_stop], queue=False, **hidden)
-        campaign_stop.click(h.stop_ui, None, [campaign_message, campaign_go, campaign_stop], queue=False,
-                            cancels=[campaign_run], **hidden)
+        campaign_run.then(*idle, queue=False, **hidden)
+        runs.append(campaign_run)
+
+        def stop_ui(job: str | None, request: gr.Request):
+            said = h.stop_ui(job, request)
+            return {notes.get(job, message): said["message"], running: None, **dict(zip(buttons, said["buttons"]))}
+
+        for each in (stop, campaign_stop):  # a cancelled event's own reply never reaches the page: Stop says it
+            each.click(stop_ui, running, [*buttons, running, *notes.values()], queue=False, cancels=runs, **hidden)
         demo.unload(h.session_closed)
 
         preview_inputs = form_inputs

@@ -343,8 +343,11 @@ def test_closing_a_tab_ends_its_job(handlers, engine):
 
 
 def test_the_stop_button_says_so_beside_generate(handlers):
-    message, go, stop = handlers.stop_ui(KOREAN)  # Gradio drops the cancelled event's own reply
-    assert "중지" in message and go["visible"] is True and stop["visible"] is False
+    said = handlers.stop_ui("generate", KOREAN)  # Gradio drops the cancelled event's own reply
+    go, stop = said["buttons"][0], said["buttons"][-2]
+    assert "중지" in said["message"] and go["visible"] is True and stop["visible"] is False
+    assert handlers.stop_ui("write_copy", KOREAN)["message"] == "문구 쓰기를 중지했습니다. 문구 칸은 그대로입니다"
+    assert handlers.stop_ui("enhance")["message"] == "prompt enhancing stopped: the prompt box is unchanged"
 
 
 def test_stop_keeps_earlier_results_and_the_next_generate_works(handlers, engine):
@@ -706,7 +709,45 @@ def test_stop_in_one_tab_never_ends_another_tabs_writer_job(handlers, engine, sh
     pressed.clear()
     stopped = handlers.enhance(dataclasses.replace(FORM, seed=99), tab_b, StopFrom(tab_b))
     assert pressed == [1] and set(stopped) == {"message"}
-    assert stopped["message"].startswith("stopped: earlier results kept (generation stopped by the user after step 3")
+    assert stopped["message"] == "prompt enhancing stopped: the prompt box is unchanged"  # one line, no steps
+    pressed.clear()
+    korean_b = gr.Request(headers=KOREAN.headers, session_hash="tab-b")
+    korean = handlers.write_copy(dataclasses.replace(FORM, seed=98), korean_b, StopFrom(tab_b))
+    assert korean["message"] == "문구 쓰기를 중지했습니다. 문구 칸은 그대로입니다"
+
+
+def test_a_tab_runs_one_job_at_a_time_and_stop_shows_while_any_runs(engine, tmp_path):
+    """Any job (Generate, a redo, Write copy, Enhance prompt, the campaign) queued or running: Generate gives way
+    to Stop and every other job button is not clickable; its end (or either Stop) brings all back."""
+    demo = app.build_demo(engine, outputs=tmp_path)
+    by_id = {c.elem_id: c for c in demo.blocks.values() if getattr(c, "elem_id", None)}
+    ids = {k: c._id for k, c in by_id.items()}
+    starts = ["generate", "redo-cutout", "new-background", "redo-copy", "write-copy", "enhance-prompt",
+              "campaign-generate"]
+    buttons = [ids[k] for k in [*starts, "stop", "campaign-stop"]]
+    deps = demo.config["dependencies"]
+
+    def fired_by(name):
+        return [d for d in deps if any(t[0] == ids[name] for t in d["targets"]) and d["trigger_mode"] != "never"]
+
+    for name in starts:
+        clicked = [d for d in fired_by(name) if d["queue"] is False and not d["cancels"]]
+        assert len(clicked) == 1 and set(buttons) <= set(clicked[0]["outputs"]), name  # all buttons change at once
+        busy = demo.fns[clicked[0]["id"]].fn()
+        assert [u.get("visible") for u in busy[:len(buttons)]] == [False, None, None, None, None, None, False,
+                                                                    True, True], name
+        assert [u.get("interactive") for u in busy[1:6]] == [False] * 5
+        run = next(d for d in deps if d["trigger_after"] == clicked[0]["id"])
+        assert demo.fns[run["id"]].concurrency_id == "gpu"
+        ended = next(d for d in deps if d["trigger_after"] == run["id"])
+        assert ended["trigger_only_on_success"] is False and set(buttons) <= set(ended["outputs"])  # however it ends
+        idle = demo.fns[ended["id"]].fn()
+        assert [u.get("visible") for u in idle[:len(buttons)]] == [True, None, None, None, None, None, True,
+                                                                    False, False], name
+        assert [u.get("interactive") for u in idle[:7]] == [True] * 7
+        for stop in ("stop", "campaign-stop"):  # either Stop ends it and brings every button back
+            assert any(run["id"] in d["cancels"] for d in fired_by(stop))
+            assert any(set(buttons) <= set(d["outputs"]) for d in fired_by(stop))
 
 
 def test_the_writer_buttons_share_the_gpu_queue_and_the_stop(engine, tmp_path):
