@@ -667,7 +667,8 @@ def test_enhance_keeps_the_template_prompt_unless_usable_and_the_form_carries_th
     download = generate(handlers, count=1, prompt=shown["prompt"], enhanced_prompt=shown["prompt"],
                         auto_prompt="the built one")["download"]
     params = read_params(Path(download).read_bytes())
-    assert params["prompt_written"] is True and params["prompt"] == "A bottle on wet basalt at dawn"
+    assert params["prompt_written"] is True and params["prompt_override"] == "A bottle on wet basalt at dawn"
+    assert params["prompt"].startswith("A bottle on wet basalt at dawn Setting: ")  # and the style's scene
     values = handlers.load_from_image(download)  # Load from image: still written while unedited
     assert values["prompt"] == values["enhanced_prompt"] and values["prompt_edited"] is True
     edited = AdForm(name="x", prompt="my own", enhanced_prompt="A bottle", auto_prompt="built")
