@@ -551,9 +551,6 @@ def build_demo(engine, outputs: Path | None = None, admin: bool = False) -> gr.B
                                        max_length=MAX_FIELD_CHARS, elem_id="name")
                 w["copy"] = gr.Textbox(label=i18n("ad_copy"), max_length=COPY_LIMITS["copy"], elem_id="copy")
                 w["subcopy"] = gr.Textbox(label=i18n("subcopy"), max_length=COPY_LIMITS["subcopy"], elem_id="subcopy")
-                write_copy = gr.Button(i18n("write_copy"), size="sm", elem_id="write-copy")
-                suggestions = gr.Radio([], label=i18n("copy_suggestions"), visible=False, elem_id="copy-suggestions")
-                writer_message = gr.Markdown("", elem_id="writer-message")
                 w["style"] = gr.Radio([(p.label, n) for n, p in h.presets.items()], value=next(iter(h.presets)),
                                       label=i18n("style"), elem_id="style")
                 w["photo"] = gr.File(label=i18n("product_photo_optional"), file_types=["image"], type="filepath",
@@ -562,6 +559,10 @@ def build_demo(engine, outputs: Path | None = None, admin: bool = False) -> gr.B
                     go = gr.Button(i18n("generate"), variant="primary", elem_id="generate", scale=3)
                     stop = gr.Button(i18n("stop"), variant="stop", elem_id="stop", visible=False, scale=1)
                 message = gr.Markdown("", elem_id="message")
+                # Under Generate, not under the copy boxes: Generate stays on a phone's first screen.
+                write_copy = gr.Button(i18n("write_copy"), size="sm", elem_id="write-copy")
+                suggestions = gr.Radio([], label=i18n("copy_suggestions"), visible=False, elem_id="copy-suggestions")
+                writer_message = gr.Markdown("", elem_id="writer-message")
                 with gr.Accordion(i18n("more_product"), open=False):
                     w["category"] = gr.Textbox(label=i18n("category"), max_length=MAX_FIELD_CHARS)
                     w["features"] = gr.Textbox(label=i18n("key_features"), placeholder=i18n("key_features_placeholder"),
