@@ -14,13 +14,12 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
 from PIL import ImageFont
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import InputError, PresetError
 from .images import decode_image, read_image_file
-from .presets import PROJECT_DIR, missing_hint
+from .presets import PROJECT_DIR, read_fields, schema_error
 from .typography import Stroke, TextStyle
 
 _HEX = re.compile(r"#[0-9a-fA-F]{6}")
@@ -181,20 +180,11 @@ def load_brand(name: str, directory: Path | None = None) -> Brand:
     if not isinstance(name, str) or not _NAME.fullmatch(name) or name not in names:
         raise InputError("brand", f"unknown {name!r}; choose one of {', '.join(names) or '(none)'}")
     path = next(p for p in (directory / f"{name}.yaml", directory / f"{name}.yml") if p.is_file())
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise PresetError(f"{path}: cannot be read as YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise PresetError(f"{path}: must be a mapping of fields ({', '.join(BrandFile.model_fields)})")
+    data = read_fields(path, ", ".join(BrandFile.model_fields))
     try:
         spec = BrandFile(**data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        message = err["msg"] + missing_hint(err)
-        if err["type"] == "extra_forbidden":
-            message = f"unknown field; allowed: {', '.join(BrandFile.model_fields)}"
-        raise PresetError(f"{path}: {'.'.join(map(str, err['loc']))}: {message}") from None
+        raise schema_error(path, exc, lambda loc: list(BrandFile.model_fields)) from None
     try:
         logo = read_image_file(_inside(path, spec.logo, "logo"), "logo") if spec.logo else None
         font = _inside(path, spec.font, "font") if spec.font else None

@@ -7,7 +7,6 @@ folder; its file name (without extension) is the channel's id. Each file cites t
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -15,11 +14,10 @@ import warnings
 from pathlib import Path
 from typing import Annotated, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import InputError, PresetError
-from .presets import PROJECT_DIR, load_folder
+from .presets import PROJECT_DIR, load_folder, read_fields, schema_error
 from .request import MAX_SIDE, MIN_SIDE, SIDE_MULTIPLE
 
 HORIZONTAL_ASPECT = 3.0  # width/height from which a channel is a banner strip (728x90, 320x50, 970x250)
@@ -118,28 +116,17 @@ def load_channel(path: Path) -> Channel:
     if not _ID.fullmatch(channel_id):
         raise PresetError(f"{path}: the file name must be lowercase letters, digits, '_' or '-' "
                           f"(got {channel_id!r})")
-    try:
-        text = path.read_text(encoding="utf-8")
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise PresetError(f"{path}: cannot be read as {path.suffix[1:].upper()}: {exc}") from None
-    if not isinstance(data, dict):
-        raise PresetError(f"{path}: must be a mapping of fields (label, width, height, source, ...)")
+    data = read_fields(path, "label, width, height, source, ...")
     for key in ("id", "name"):
         if key in data:
             raise PresetError(f"{path}: {key}: not a field; the file name ({channel_id!r}) is the channel's id")
     try:
         return Channel(id=channel_id, **data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "(file)"
-        message = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            model = SafeZone if err["loc"][0] == "safe_zone" else Channel
-            message = f"unknown field; allowed: {', '.join(f for f in model.model_fields if f != 'id')}"
-        if err["type"] == "missing" and err["loc"] == ("source",):
-            message += " (the URL of the spec the size comes from, and what it says)"
-        raise PresetError(f"{path}: {where}: {message}") from None
+        def allowed(loc: tuple) -> list[str]:
+            return [f for f in (SafeZone if loc[0] == "safe_zone" else Channel).model_fields if f != "id"]
+
+        raise schema_error(path, exc, allowed) from None
 
 
 def channel_dir() -> Path:

@@ -111,25 +111,38 @@ def load_preset(path: Path) -> StylePreset:
     name = path.stem
     if not _NAME.fullmatch(name):
         raise PresetError(f"{path}: the file name must be lowercase letters, digits, '_' or '-' (got {name!r})")
-    try:
-        text = path.read_text(encoding="utf-8")
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise PresetError(f"{path}: cannot be read as {path.suffix[1:].upper()}: {exc}") from None
-    if not isinstance(data, dict):
-        raise PresetError(f"{path}: must be a mapping of fields (label, description, prompt, ...)")
+    data = read_fields(path, "label, description, prompt, ...")
     if "name" in data:
         raise PresetError(f"{path}: name: not a field; the file name ({name!r}) is the preset's name")
     try:
         return StylePreset(name=name, **data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "(file)"
-        message = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            message = f"unknown field; allowed: {', '.join(_allowed_fields(err['loc']))}"
-        message += missing_hint(err)
-        raise PresetError(f"{path}: {where}: {message}") from None
+        raise schema_error(path, exc, _allowed_fields) from None
+
+
+def read_fields(path: Path, fields: str) -> dict:
+    """A data file's mapping of fields (YAML, or JSON by its suffix); a PresetError naming the file otherwise.
+    `fields` names a few of them for the message."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as exc:
+        kind = "JSON" if path.suffix == ".json" else "YAML"
+        raise PresetError(f"{path}: cannot be read as {kind}: {exc}") from None
+    if not isinstance(data, dict):
+        raise PresetError(f"{path}: must be a mapping of fields ({fields})")
+    return data
+
+
+def schema_error(path: Path, exc: ValidationError, allowed) -> PresetError:
+    """The first schema error of a data file as one line naming the file and the field; `allowed(loc)` lists the
+    fields allowed where an unknown one was found."""
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"]) or "(file)"
+    message = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        message = f"unknown field; allowed: {', '.join(allowed(err['loc']))}"
+    return PresetError(f"{path}: {where}: {message}{missing_hint(err)}")
 
 
 def missing_hint(err: dict) -> str:
@@ -142,6 +155,7 @@ def missing_hint(err: dict) -> str:
 _KOREAN_FIELDS = {
     "label_ko": " (the Korean label, shown when the page is in Korean; e.g. label_ko: 네온)",
     "description_ko": " (the Korean description, shown when the page is in Korean)",
+    "source": " (the URL of the spec the size comes from, and what it says)",  # a channel's
 }
 
 

@@ -18,12 +18,11 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import numpy as np
-import yaml
 from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageFont
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import AdgenError, InputError, PresetError
-from .presets import PROJECT_DIR, missing_hint
+from .presets import PROJECT_DIR, read_fields, schema_error
 
 POSITIONS = ("auto", "top", "center", "bottom")
 FONT_DIRS = ["/usr/share/fonts/truetype/nanum", "/usr/share/fonts/opentype/noto", "/usr/share/fonts/truetype/noto"]
@@ -94,19 +93,11 @@ def load_text_styles(directory: Path | None = None) -> dict[str, TextStyle]:
     directory = directory or text_style_dir()
     styles = []
     for path in sorted(directory.glob("*.y*ml")):
+        data = read_fields(path, "label, weight, fill, ...")
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-            if not isinstance(data, dict):
-                raise PresetError(f"{path}: must be a mapping of fields")
             styles.append(TextStyle(name=path.stem, **data))
         except ValidationError as exc:
-            err = exc.errors()[0]
-            message = err["msg"] + missing_hint(err)
-            if err["type"] == "extra_forbidden":
-                message = f"unknown field; allowed: {', '.join(_allowed_fields(err['loc']))}"
-            raise PresetError(f"{path}: {'.'.join(map(str, err['loc']))}: {message}") from None
-        except yaml.YAMLError as exc:
-            raise PresetError(f"{path}: cannot be read as YAML: {exc}") from None
+            raise schema_error(path, exc, _allowed_fields) from None
     if not styles:
         raise PresetError(f"{directory}: no text style files (.yaml)")
     return {s.name: s for s in sorted(styles, key=lambda s: (s.order, s.name))}

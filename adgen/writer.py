@@ -19,14 +19,13 @@ from pathlib import Path
 from typing import Annotated
 
 import torch
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .answers import language_of, parse_copy, parse_prompt, parse_variations, product_details
 from .errors import InputError, ModelError, OutOfMemory, PresetError
 from .jobs import Job
 from .memory import flush_memory, onloaded
-from .presets import PROJECT_DIR, get_preset, load_folder
+from .presets import PROJECT_DIR, get_preset, load_folder, read_fields, schema_error
 from .prompts import COPY_SPACE, PRODUCT_FOCUS, build_prompt
 from .request import MAX_SEED, AdRequest, Product, check_int, image_key, random_seed
 
@@ -87,21 +86,11 @@ def load_instruction(path: Path) -> Instructions:
     """Read and check one instructions file; errors name the file and the field."""
     if path.stem not in JOBS:
         raise PresetError(f"{path}: the file name must be one of the writer jobs {', '.join(JOBS)}")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise PresetError(f"{path}: cannot be read as YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise PresetError(f"{path}: must be a mapping of fields (system, user, max_new_tokens, ...)")
+    data = read_fields(path, "system, user, max_new_tokens, ...")
     try:
         return Instructions(job=path.stem, **data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "(file)"
-        message = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            message = f"unknown field; allowed: {', '.join(f for f in Instructions.model_fields if f != 'job')}"
-        raise PresetError(f"{path}: {where}: {message}") from None
+        raise schema_error(path, exc, lambda loc: [f for f in Instructions.model_fields if f != "job"]) from None
 
 
 def load_instructions(directory: Path | str | None = None) -> dict[str, Instructions]:
