@@ -781,7 +781,10 @@ def build_demo(engine, outputs: Path | None = None, admin: bool = False) -> gr.B
                 (write_copy, "write_copy", write_copy_run, [suggestions], w["copy"]),
                 (enhance, "enhance", enhance_run, [w["prompt"], enhanced, edited], w["prompt"])):
             started = trigger.click(*busy(job), queue=False, **hidden)
-            runs.append(started.then(on_gpu(fn), form_inputs, [*shows, notes[job]], show_progress_on=[box], **gpu))
+            # The box its progress shows on is an output too (left unchanged): Gradio marks a cancelled queued event's
+            # progress components that are not its outputs as failed (a red "Error" after a queued Stop).
+            outputs_of = list(dict.fromkeys([*shows, notes[job], box]))
+            runs.append(started.then(on_gpu(fn), form_inputs, outputs_of, show_progress_on=[box], **gpu))
             runs[-1].then(*idle, queue=False, **hidden)
         suggestions.input(h.use_copy, suggestions, [w["copy"], w["subcopy"]], queue=False, **hidden)
         # "Same scene" and "Different scenes" exclude each other: ticking one unticks the other
@@ -810,7 +813,8 @@ def build_demo(engine, outputs: Path | None = None, admin: bool = False) -> gr.B
 
         def stop_ui(job: str | None, request: gr.Request):
             said = h.stop_ui(job, request)
-            return {notes.get(job, message): said["message"], running: None, **dict(zip(buttons, said["buttons"]))}
+            return {notes.get(job, message): said["message"], running: None,
+                    **dict(zip(buttons, said["buttons"], strict=True))}
 
         for each in (stop, campaign_stop):  # a cancelled event's own reply never reaches the page: Stop says it
             each.click(stop_ui, running, [*buttons, running, *notes.values()], queue=False, cancels=runs, **hidden)

@@ -764,3 +764,15 @@ def test_the_writer_buttons_share_the_gpu_queue_and_the_stop(engine, tmp_path):
     assert all(d["api_visibility"] == "private" for d in runs)
     cancels = {i for dep in deps if any(t[0] == by_id["stop"]._id for t in dep["targets"]) for i in dep["cancels"]}
     assert {d["id"] for d in runs} <= cancels  # the Stop beside Generate ends a writer job too
+
+
+def test_every_cancellable_job_shows_its_progress_only_on_its_own_outputs(engine, tmp_path):
+    """Stop cancels a queued job; Gradio then marks its progress components that are not its outputs as failed
+    (a red "Error" on the copy box after a queued Write copy was stopped). Each job's progress box is an output."""
+    demo = app.build_demo(engine, outputs=tmp_path)
+    deps = demo.config["dependencies"]
+    cancellable = {run for d in deps for run in d["cancels"]}
+    shown = [d for d in deps if d["id"] in cancellable]
+    assert len(shown) == 7  # generate, three redos, write copy, enhance prompt, campaign
+    for dep in shown:
+        assert dep["show_progress_on"] and set(dep["show_progress_on"]) <= set(dep["outputs"]), dep["id"]
