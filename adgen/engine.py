@@ -123,6 +123,73 @@ class Result:
         return self.settings.prompt
 
 
+@dataclass(frozen=True)
+class ModelInfo:
+    """The model as the cache sees it: its fingerprint and what besides the request changes pixels."""
+
+    fingerprint: str
+    numerics: dict
+    label: str
+    demo: bool
+
+
+@dataclass(frozen=True)
+class ImagePlan:
+    """A request made concrete before anything runs: each seed's settings, cache key and PNG parameters.
+
+    The engine and the Ray front end (`adgen.workers`) plan alike, so a key is the same wherever it is made.
+    """
+
+    request: AdRequest
+    preset: StylePreset
+    lora_id: str | None
+    info: ModelInfo
+    settings_of: dict[int, Settings]
+    keys: dict[int, str]
+    params: dict[int, dict]
+
+    @property
+    def settings(self) -> Settings:
+        return self.settings_of[self.request.seed]  # image 0's settings describe the request
+
+    def cached(self, cache: ResultCache | None) -> dict[int, Picture]:
+        """The pictures the cache already holds, each restamped with this request's own parameters."""
+        done = {}
+        for seed, key in self.keys.items():
+            data = cache.get(key) if cache else None
+            if data is not None:  # same pixels; the PNG carries this request's own parameters
+                done[seed] = self.picture(seed, restamp(data, self.params[seed]), cached=True)
+        return done
+
+    def picture(self, seed: int, png: bytes, cached: bool = False) -> Picture:
+        settings = self.settings_of[seed]
+        return Picture(png, seed, self.keys[seed], cached=cached, prompt=settings.prompt,
+                       variation=settings.variation)
+
+    def result(self, done: dict[int, Picture], seconds: float) -> Result:
+        return Result(tuple(done[s] for s in self.keys), self.settings, self.info.label, self.info.demo, seconds)
+
+
+def plan_images(request: AdRequest, preset: StylePreset, info: ModelInfo, lora_id: str | None) -> ImagePlan:
+    """The `ImagePlan` of a resolved `request` in `preset` on the model `info` describes."""
+    # Image i has its own scene variation, so its own prompt.
+    settings_of = {seed: settings_for(request, preset, i) for i, seed in enumerate(request.seeds())}
+    settings = settings_of[request.seed]
+    common = dict(
+        model=info.fingerprint, preset=preset.name, lora=lora_id,
+        lora_scale=settings.lora_scale, width=settings.width, height=settings.height, steps=settings.steps,
+        image=hashlib.sha256(request.image).hexdigest() if request.image is not None else None,
+        strength=request.strength if request.image is not None else None,
+        mask=hashlib.sha256(request.mask).hexdigest() if request.mask is not None else None,
+        numerics=info.numerics,
+    )
+    keys = {seed: image_key(seed=seed, prompt=settings_of[seed].prompt, **common) for seed in request.seeds()}
+    lora_name = preset.name if lora_id is not None else None
+    params = {seed: params_of(request, settings_of[seed], seed, info.label, key, lora_name)
+              for seed, key in keys.items()}
+    return ImagePlan(request, preset, lora_id, info, settings_of, keys, params)
+
+
 class Engine:
     """Owns the pipeline; `generate` is the one entry point for the CLI, the UI and the API."""
 
@@ -336,12 +403,16 @@ class Engine:
                 "attention": self.attention_used, "compiled": self.compile, "jobs": len(self.jobs.running())}
 
     def numerics(self) -> dict:
-        """What besides the request changes the pixels: dtype, device, attention, compile, library versions."""
+        """What besides the request changes the pixels: dtype, device, attention, compile, library versions
+        (and on a CPU the thread count)."""
         import diffusers
 
-        return {"dtype": str(self.dtype).removeprefix("torch."), "device": self.device.type,
-                "attention": self.attention_used.split(" ", 1)[0], "compile": self.compile,
-                "torch": torch.__version__, "diffusers": diffusers.__version__}
+        numerics = {"dtype": str(self.dtype).removeprefix("torch."), "device": self.device.type,
+                    "attention": self.attention_used.split(" ", 1)[0], "compile": self.compile,
+                    "torch": torch.__version__, "diffusers": diffusers.__version__}
+        if self.device.type == "cpu":  # CPU kernels split their sums by thread: 1 and 2 threads differ by 1/255
+            numerics["threads"] = torch.get_num_threads()
+        return numerics
 
     def load_in_background(self, warmup: bool = False) -> threading.Thread:
         """Start loading now (and optionally warm up) so the first request finds the model ready;
@@ -398,6 +469,26 @@ class Engine:
         return write(self, request, progress, use_cache, job)
 
     # -- generation ----------------------------------------------------------------------------
+    def info(self) -> ModelInfo:
+        """What a cache key needs to know of this engine's model (nothing is loaded)."""
+        return ModelInfo(self.model_fingerprint(), self.numerics(), self.source.label, self.source.is_demo)
+
+    def lora_id(self, preset: StylePreset) -> str | None:
+        """The fingerprint of the LoRA file `preset` runs with (None: no LoRA)."""
+        lora = self.adapters.file_for(preset)
+        return lora_fingerprint(lora) if lora else None
+
+    def plan(self, request: AdRequest) -> ImagePlan:
+        """`request`'s images made concrete: settings, cache keys and PNG parameters per seed (nothing runs)."""
+        request = request.resolved()
+        preset = get_preset(self.presets, request.preset)
+        return plan_images(request, preset, self.info(), self.lora_id(preset))
+
+    def check_download(self) -> None:
+        download = self.download
+        if download is not None and download.state == "downloading":  # never park a worker for 33 GB
+            raise ModelError(f"model: {download.line()}; generation starts when it is done (see the status line)")
+
     def generate(self, request: AdRequest, progress: Progress | None = None, use_cache: bool = True,
                  job: Job | None = None) -> Result:
         """Images for `request`: from the cache where the same image was made before, else from the pipeline.
@@ -406,49 +497,28 @@ class Engine:
         it at the next step and no other job.
         """
         start = time.perf_counter()
-        download = self.download
-        if download is not None and download.state == "downloading":  # never park a worker for 33 GB
-            raise ModelError(f"model: {download.line()}; generation starts when it is done (see the status line)")
-        request = request.resolved()
-        preset = get_preset(self.presets, request.preset)
-        # Image i has its own scene variation, so its own prompt (settings of image 0 describe the request).
-        settings_of = {seed: settings_for(request, preset, i) for i, seed in enumerate(request.seeds())}
-        settings = settings_of[request.seed]
-        lora = self.adapters.file_for(preset)
-        lora_id = lora_fingerprint(lora) if lora else None
-        common = dict(
-            model=self.model_fingerprint(), preset=preset.name, lora=lora_id,
-            lora_scale=settings.lora_scale, width=settings.width, height=settings.height, steps=settings.steps,
-            image=hashlib.sha256(request.image).hexdigest() if request.image is not None else None,
-            strength=request.strength if request.image is not None else None,
-            mask=hashlib.sha256(request.mask).hexdigest() if request.mask is not None else None,
-            numerics=self.numerics(),
-        )
-        keys = {seed: image_key(seed=seed, prompt=settings_of[seed].prompt, **common) for seed in request.seeds()}
-        lora_name = preset.name if lora is not None else None
-        params = {seed: params_of(request, settings_of[seed], seed, self.source.label, key, lora_name)
-                  for seed, key in keys.items()}
+        self.check_download()
+        plan = self.plan(request)
         cache = self.cache if use_cache else None
-        done: dict[int, Picture] = {}
-        for seed, key in keys.items():
-            data = cache.get(key) if cache else None
-            if data is not None:  # same pixels; the PNG carries this request's own parameters
-                done[seed] = Picture(restamp(data, params[seed]), seed, key, cached=True,
-                                     prompt=settings_of[seed].prompt, variation=settings_of[seed].variation)
-        pending = {seed: key for seed, key in keys.items() if seed not in done}
+        done = plan.cached(cache)
+        pending = [seed for seed in plan.keys if seed not in done]
         if pending:
-            self.check_fits(settings.width, settings.height, len(pending))
-            # Decoded only now: a cache hit needs the bytes' hash, never the pixels.
-            photo = decode_image(request.image) if request.image is not None else None
-            mask = decode_image(request.mask, "mask").convert("L") if request.mask is not None else None
-            with self.jobs.open(job=job) as running:
-                made = self._run(request, preset, settings_of, lora, lora_id, photo, mask,
-                                 {seed: (key, params[seed]) for seed, key in pending.items()}, progress, running, cache)
-            for seed, png in made.items():
-                done[seed] = Picture(png, seed, keys[seed], cached=False, prompt=settings_of[seed].prompt,
-                                     variation=settings_of[seed].variation)
-        return Result(tuple(done[s] for s in keys), settings, self.source.label, self.source.is_demo,
-                        time.perf_counter() - start)
+            made = self.render(plan, pending, progress, job, cache)
+            done.update({seed: plan.picture(seed, png) for seed, png in made.items()})
+        return plan.result(done, time.perf_counter() - start)
+
+    def render(self, plan: ImagePlan, seeds: list[int], progress: Progress | None = None, job: Job | None = None,
+               cache: ResultCache | None = None) -> dict[int, bytes]:
+        """PNG bytes of `plan`'s images for `seeds`, made on the pipeline (each stored in `cache` as it is done)."""
+        request, settings = plan.request, plan.settings_of[seeds[0]]
+        self.check_fits(settings.width, settings.height, len(seeds))
+        lora = self.adapters.file_for(plan.preset)
+        # Decoded only now: a cache hit needs the bytes' hash, never the pixels.
+        photo = decode_image(request.image) if request.image is not None else None
+        mask = decode_image(request.mask, "mask").convert("L") if request.mask is not None else None
+        with self.jobs.open(job=job) as running:
+            return self._run(request, plan.preset, plan.settings_of, lora, plan.lora_id, photo, mask,
+                             {seed: (plan.keys[seed], plan.params[seed]) for seed in seeds}, progress, running, cache)
 
     def _run(self, request, preset, settings_of: dict[int, Settings], lora, lora_id, photo, mask,
              pending: dict[int, tuple[str, dict]], progress, job: Job, cache) -> dict[int, bytes]:

@@ -11,8 +11,11 @@ class InputError(AdgenError, ValueError):
     """Bad user input; `field` names the offending field, the message says what is allowed."""
 
     def __init__(self, field: str, message: str):
-        self.field = field
+        self.field, self.message = field, message
         super().__init__(f"{field}: {message}")
+
+    def __reduce__(self):  # pickled whole: a Ray worker's error reaches the front end as itself
+        return self.__class__, (self.field, self.message)
 
 
 class PresetError(AdgenError):
@@ -31,6 +34,9 @@ class GenerationStopped(AdgenError):
         where = f"after step {step} of {total}" if total else "before it started"
         super().__init__(f"generation {self.reason} {where}")
 
+    def __reduce__(self):
+        return self.__class__, (self.step, self.total, self.reason)
+
 
 class OutOfMemory(AdgenError):
     """The GPU ran out of memory; memory was freed and the engine is usable again."""
@@ -38,3 +44,7 @@ class OutOfMemory(AdgenError):
 
 class WontFit(AdgenError):
     """The forecast peak VRAM exceeds what is available; refused before running."""
+
+
+class WorkerError(AdgenError):
+    """A Ray worker died, failed or cannot run jobs; the job it held failed (a dead worker is restarted by Ray)."""

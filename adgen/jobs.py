@@ -25,12 +25,30 @@ class Job:
         self.reason = ""
         self._stop = threading.Event()
         self._gone = gone  # polled at each check: True once the client that asked has disconnected
+        self._hooks: list[Callable[[], None]] = []
 
     def stop(self, reason: str = "stopped by the user") -> None:
         """Ask this job to end at its next check (idempotent; the first reason wins)."""
         if not self._stop.is_set():
             self.reason = reason
             self._stop.set()
+            for hook in list(self._hooks):
+                try:
+                    hook()
+                except Exception:  # noqa: BLE001 - a hook that fails must not keep the Stop from the others
+                    pass
+
+    @contextmanager
+    def on_stop(self, hook: Callable[[], None]) -> Iterator[None]:
+        """Call `hook` the moment this job is stopped, while the block runs (a Ray worker's job: the Stop is
+        passed on at once, not at the next poll)."""
+        self._hooks.append(hook)
+        try:
+            if self._stop.is_set():
+                hook()
+            yield
+        finally:
+            self._hooks.remove(hook)
 
     @property
     def stopped(self) -> bool:

@@ -258,16 +258,13 @@ def plan(engine, request: WriteRequest) -> Plan:
 def write(engine, request: WriteRequest, progress=None, use_cache: bool = True, job: Job | None = None) -> Written:
     """`request.n` texts of `request.job` for a product, from the engine's loaded text encoder (or its cache)."""
     start = time.perf_counter()
-    download = engine.download
-    if download is not None and download.state == "downloading":  # as generate: never park a worker for 33 GB
-        raise ModelError(f"model: {download.line()}; generation starts when it is done (see the status line)")
+    engine.check_download()  # as generate: never park a worker for 33 GB
     work = plan(engine, request)
     request, instructions = work.request, work.instructions
     cache = engine.cache if use_cache else None
-    hit = cache.get_json(work.key) if cache else None
-    if hit is not None and isinstance(hit.get("raw"), list) and all(isinstance(r, str) for r in hit["raw"]):
-        # The model's answers are what is cached; they are checked again with today's checks (claims, parsing).
-        return _written(engine, work, hit["raw"], start, cached=True)
+    answers = recall(cache, work)
+    if answers is not None:  # checked again with today's checks (claims, parsing)
+        return _written(engine, work, answers, start, cached=True)
     total = instructions.tries * instructions.max_new_tokens
     texts: list[str] = []
     answers: list[str] = []
@@ -295,9 +292,22 @@ def write(engine, request: WriteRequest, progress=None, use_cache: bool = True, 
         raise OutOfMemory("the GPU ran out of memory while writing; memory was freed. Try a memory mode that "
                           "offloads (--memory offload)")
     result = _written(engine, work, answers, start, tokens=sampled)
-    if cache:
-        cache.put_json(work.key, {"key": work.key, "raw": answers})
+    remember(cache, work, answers)
     return result
+
+
+def recall(cache, work: Plan) -> list[str] | None:
+    """The model's raw answers to `work` from the result cache (None: not there, or not a list of strings)."""
+    hit = cache.get_json(work.key) if cache else None
+    if hit is not None and isinstance(hit.get("raw"), list) and all(isinstance(r, str) for r in hit["raw"]):
+        return hit["raw"]
+    return None
+
+
+def remember(cache, work: Plan, answers: list[str]) -> None:
+    """Keep the model's raw answers (not the parsed texts: a stricter checker applies to them at once)."""
+    if cache:
+        cache.put_json(work.key, {"key": work.key, "raw": list(answers)})
 
 
 def _written(engine, work: Plan, answers: list[str], start: float, cached: bool = False, tokens: int = 0) -> Written:

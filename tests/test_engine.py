@@ -244,7 +244,7 @@ def test_the_cache_key_holds_what_changes_pixels_beyond_the_request(demo_source,
     assert not bf16.images[0].cached and bf16.images[0].key != f32.images[0].key
     assert pixels(bf16.images[0].png).tolist() != pixels(f32.images[0].png).tolist()
     numerics = Engine(demo_source, cache=None, device="cpu", dtype="bfloat16").numerics()
-    assert set(numerics) == {"dtype", "device", "attention", "compile", "torch", "diffusers"}
+    assert set(numerics) == {"dtype", "device", "attention", "compile", "torch", "diffusers", "threads"}
     assert numerics["dtype"] == "bfloat16" and numerics["device"] == "cpu" and numerics["attention"] == "native"
     import torch
 
