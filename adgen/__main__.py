@@ -28,7 +28,8 @@ FLAGS = {
     "width": "--size (width)", "height": "--size (height)", "size": "--size", "aspect": "--aspect", "steps": "--steps",
     "count": "--count", "image": "--image", "product photo": "--image", "out": "--out", "sub-copy": "--subcopy",
     "text style": "--text-style", "text position": "--text-position", "background": "--background",
-    "memory": "--memory", "dtype": "--dtype", "product mask": "--mask", "packshot": "--packshot",
+    "memory": "--memory", "dtype": "--dtype", "workers": "--workers", "product mask": "--mask",
+    "packshot": "--packshot",
     "brand": "--brand", "logo": "--logo", "brand hex colours": "--brand-colors", "brand font": "--font",
     "channels": "--channels", "variants": "--variants", "writer job": "--job", "text count": "--n",
     "same scene": "--same-scene",
@@ -163,10 +164,8 @@ def _campaign_flags(parser: argparse.ArgumentParser) -> None:
 
 def cmd_generate(args: argparse.Namespace) -> dict:
     from .ad import AdMaker
-    from .cache import default_cache, write_atomic
-    from .engine import Engine
+    from .cache import write_atomic
     from .images import read_image_file
-    from .models import quiet_libraries
     from .request import AdRequest, Product, aspect_size, parse_size
 
     # 1. check every input before anything is loaded or written
@@ -187,9 +186,7 @@ def cmd_generate(args: argparse.Namespace) -> dict:
     out = Path(args.out)
     _check_out(out)
     # 2. generate (the engine checks the preset and its LoRA before any work)
-    quiet_libraries()
-    engine = Engine(args.model, cache=default_cache(), memory=args.memory, attention=args.attention,
-                    dtype=args.dtype, compile=args.compile)
+    engine = _engine(args)
     writer: dict = {}
     with _Bars(engine, show=not args.quiet and sys.stderr.isatty()) as bars:
         if args.warmup:
@@ -444,13 +441,13 @@ def _check_campaign_flags(args: argparse.Namespace) -> None:
 
 
 def _engine(args: argparse.Namespace):
+    """The engine the flags ask for: in this process, or Ray workers (`--workers N`, `--ray-address`)."""
     from .cache import default_cache
-    from .engine import Engine
     from .models import quiet_libraries
+    from .settings import make_engine
 
     quiet_libraries()
-    return Engine(args.model, cache=default_cache(), memory=args.memory, attention=args.attention,
-                  dtype=args.dtype, compile=args.compile)
+    return make_engine(args, cache=default_cache())
 
 
 def cmd_campaign(args: argparse.Namespace) -> dict:
@@ -524,12 +521,15 @@ def read_batch(path: Path) -> list[tuple[int, dict]]:
 
 def cmd_batch(args: argparse.Namespace) -> tuple[dict, int]:
     """One campaign per CSV row into OUT/ROW-NAME/; a bad row is reported and skipped, the others finish."""
+    import threading
     import time
+    from concurrent.futures import ThreadPoolExecutor, as_completed
 
     from tqdm import tqdm
 
     from .ad import AdMaker
     from .campaign import make_campaign, slug, write_campaign
+    from .settings import worker_flags
 
     start = time.perf_counter()
     path = Path(args.csv)
@@ -537,31 +537,45 @@ def cmd_batch(args: argparse.Namespace) -> tuple[dict, int]:
     _check_campaign_flags(args)  # the flags' own inputs: once, before any row (exit 2)
     out = Path(args.out)
     _check_out(out)
-    engine = maker = None
-    done, failed = [], []
-    with tqdm(rows, desc="rows", unit="row", file=sys.stderr, disable=args.quiet, **_screen()) as bar:
-        for number, values in bar:
-            try:
-                if "_extra" in values:
-                    raise InputError("row", f"has more cells than the header has columns ({len(values) - 1})")
-                spec, channels, variants, _ = _campaign_of(args, values, path.parent)
-                if maker is None:
-                    engine = _engine(args)
-                    maker = AdMaker(engine)
-                result = make_campaign(maker, spec, channels, variants, use_cache=not args.no_cache)
-                folder = out / f"row{number:03d}-{slug(spec.request.product.name)}"
-                done.append({"row": number, "name": spec.request.product.name,
-                             **write_campaign(result, spec, channels, folder, args.zip)})
-            except InputError as exc:
-                column = COLUMNS.get(exc.field)
-                flag = FLAGS.get(exc.field, exc.field)
-                where = f'row {number}, column "{column}"' if column else f"row {number}, {flag}"
-                message = f"{where}: {str(exc).removeprefix(exc.field + ': ')}"
-                failed.append({"row": number, "error": message})
-                tqdm.write(f"error: {message}", file=sys.stderr)
-            except (AdgenError, OSError) as exc:
-                failed.append({"row": number, "error": f"row {number}: {exc}"})
-                tqdm.write(f"error: row {number}: {exc}", file=sys.stderr)
+    made: dict = {}  # the engine and its AdMaker, made at the first row whose inputs are good
+    lock = threading.Lock()
+
+    def maker_() -> AdMaker:
+        with lock:
+            if "maker" not in made:
+                made["maker"] = AdMaker(_engine(args))
+            return made["maker"]
+
+    def run(number: int, values: dict) -> tuple[dict | None, dict | None]:
+        """(the row's report, None), or (None, its error) after saying it on stderr."""
+        try:
+            if "_extra" in values:
+                raise InputError("row", f"has more cells than the header has columns ({len(values) - 1})")
+            spec, channels, variants, _ = _campaign_of(args, values, path.parent)
+            result = make_campaign(maker_(), spec, channels, variants, use_cache=not args.no_cache)
+            folder = out / f"row{number:03d}-{slug(spec.request.product.name)}"
+            return {"row": number, "name": spec.request.product.name,
+                    **write_campaign(result, spec, channels, folder, args.zip)}, None
+        except InputError as exc:
+            column = COLUMNS.get(exc.field)
+            flag = FLAGS.get(exc.field, exc.field)
+            where = f'row {number}, column "{column}"' if column else f"row {number}, {flag}"
+            message = f"{where}: {str(exc).removeprefix(exc.field + ': ')}"
+        except (AdgenError, OSError) as exc:
+            message = f"row {number}: {exc}"
+        tqdm.write(f"error: {message}", file=sys.stderr)
+        return None, {"row": number, "error": message}
+
+    # With Ray workers (--workers, --ray-address) rows run at once, one per worker; else one after another.
+    parallel = 1 if worker_flags(args) is None else maker_().engine.parallel
+    with tqdm(total=len(rows), desc="rows", unit="row", file=sys.stderr, disable=args.quiet, **_screen()) as bar, \
+            ThreadPoolExecutor(parallel, thread_name_prefix="adgen-batch") as pool:
+        futures = [pool.submit(run, number, values) for number, values in rows]
+        for _ in as_completed(futures):
+            bar.update(1)
+    outcomes = [future.result() for future in futures]  # in row order
+    done = [report for report, _ in outcomes if report is not None]
+    failed = [error for _, error in outcomes if error is not None]
     if failed:
         print(f"error: {len(failed)} of {len(rows)} rows failed: rows {', '.join(str(f['row']) for f in failed)}",
               file=sys.stderr)
@@ -694,6 +708,10 @@ def main(argv: list[str] | None = None) -> int:
                "channels": cmd_channels, "write": cmd_write}[args.command]
     code = 0
     try:
+        if hasattr(args, "workers"):  # --workers is checked before any input is read or any model loads
+            from .settings import worker_flags
+
+            worker_flags(args)
         report = command(args)
         if isinstance(report, tuple):  # batch: (report, exit status)
             report, code = report

@@ -12,8 +12,10 @@ import dataclasses
 import hashlib
 import io
 import json
+import threading
 import time
 import zipfile
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from .ad import PACKSHOTS, AdMaker, AdSpec
@@ -51,23 +53,58 @@ def make_campaign(maker: AdMaker, spec: AdSpec, channels: list[Channel], variant
     start = time.perf_counter()
     base = spec.request.resolved()  # one seed for the whole campaign
     runs = [(v, channel) for v in range(variants) for channel in channels]
-    pictures, settings = [], None
+    # Files sharing a background (same variant, same generation size) run in order, so the first one makes it
+    # and the others find it in the cache; with Ray workers (`engine.parallel` > 1) the groups run at once.
+    groups: dict[tuple, list[int]] = {}
+    for n, (v, channel) in enumerate(runs):
+        groups.setdefault((v, generation_size(channel.width, channel.height, area)), []).append(n)
+    steps: dict[int, tuple[int, int]] = {}
+    lock = threading.Lock()
+
+    def report(n: int, done: int, total: int) -> None:
+        with lock:
+            steps[n] = (done, total)
+            if progress:
+                progress(sum(d for d, _ in steps.values()), len(runs) * total)
+
+    def make(n: int, running: Job):
+        v, channel = runs[n]
+        width, height = generation_size(channel.width, channel.height, area)
+        request = dataclasses.replace(base, seed=(base.seed + v) % (MAX_SEED + 1), count=1, width=width,
+                                      height=height, variation=(base.variation + v) % MAX_VARIATIONS)
+        result = maker.make(dataclasses.replace(variant_spec(spec, v), request=request, channel=channel),
+                            lambda d, t: report(n, d, t), use_cache, running)
+        report(n, *steps.get(n, (0, 0)))  # a cached file moves no steps; the bar still counts it as done
+        return result.settings, dataclasses.replace(result.images[0], channel=channel.id, variant=v + 1)
+
+    made: dict[int, tuple] = {}
     with maker.engine.jobs.open(job=job) as running:
-        for n, (v, channel) in enumerate(runs):
-            width, height = generation_size(channel.width, channel.height, area)
-            request = dataclasses.replace(base, seed=(base.seed + v) % (MAX_SEED + 1), count=1, width=width,
-                                          height=height, variation=(base.variation + v) % MAX_VARIATIONS)
-            step = (lambda d, t, n=n: progress(n * t + d, len(runs) * t)) if progress else None
+        parallel = min(getattr(maker.engine, "parallel", 1), len(groups))
+        if parallel <= 1:
+            for n in range(len(runs)):
+                try:
+                    made[n] = make(n, running)
+                except GenerationStopped as stopped:  # steps over the whole campaign, as the progress counts them
+                    raise GenerationStopped(n * stopped.total + stopped.step, len(runs) * stopped.total,
+                                            stopped.reason) from None
+        else:
+            with ThreadPoolExecutor(parallel, thread_name_prefix="adgen-campaign") as pool:
+                futures = [pool.submit(lambda ns: [(n, make(n, running)) for n in ns], ns) for ns in groups.values()]
+                for future in as_completed(futures):
+                    if future.exception() is not None and not running.stopped:  # the other files end too
+                        running.stop("stopped because another file of the campaign failed")
+            errors = [f.exception() for f in futures if f.exception() is not None]
+            failed = next((e for e in errors if not isinstance(e, GenerationStopped)), None)
+            if failed is not None:  # the failure itself, not the Stops it caused in the other files
+                raise failed
             try:
-                result = maker.make(dataclasses.replace(variant_spec(spec, v), request=request, channel=channel), step,
-                                    use_cache,
-                                    running)
-            except GenerationStopped as stopped:  # steps over the whole campaign, as the progress counts them
-                raise GenerationStopped(n * stopped.total + stopped.step, len(runs) * stopped.total,
-                                        stopped.reason) from None
-            settings = settings or result.settings
-            pictures.append(dataclasses.replace(result.images[0], channel=channel.id, variant=v + 1))
-    return Result(tuple(pictures), settings, maker.engine.source.label, maker.engine.source.is_demo,
+                for future in futures:
+                    made.update(future.result())
+            except GenerationStopped as stopped:
+                per = max((t for _, t in steps.values()), default=stopped.total)
+                raise GenerationStopped(sum(d for d, _ in steps.values()), len(runs) * per, stopped.reason) from None
+    pictures = [made[n][1] for n in range(len(runs))]
+    return Result(tuple(pictures), made[0][0], maker.engine.source.label, maker.engine.source.is_demo,
                   time.perf_counter() - start)
 
 

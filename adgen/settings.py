@@ -1,4 +1,4 @@
-"""Runtime settings shared by the CLI and the app: memory mode, dtype and the optional speed-ups.
+"""Runtime settings shared by the CLI and the app: memory mode, dtype, the optional speed-ups and Ray workers.
 
 One place for their flags, so `app.py` never imports the CLI module.
 """
@@ -6,6 +6,7 @@ One place for their flags, so `app.py` never imports the CLI module.
 from __future__ import annotations
 
 import argparse
+import os
 
 
 def add_runtime_flags(parser: argparse.ArgumentParser) -> None:
@@ -18,3 +19,35 @@ def add_runtime_flags(parser: argparse.ArgumentParser) -> None:
                         help="attention backend, e.g. flash or _flash_3 (falls back to native when unavailable)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the repeated transformer blocks")
     parser.add_argument("--warmup", action="store_true", help="one throw-away run at 1024x1024 first")
+    parser.add_argument("--workers", default=None,
+                        help="run N engine workers on Ray, one per GPU (default: one engine in this process; "
+                             "$ADGEN_WORKERS; with --ray-address alone: one per GPU in the cluster)")
+    parser.add_argument("--ray-address", default=None,
+                        help="join a running Ray cluster (e.g. auto, after `ray start --head`) instead of starting a "
+                             "local one ($RAY_ADDRESS)")
+
+
+def worker_flags(args: argparse.Namespace) -> tuple[int | None, str | None] | None:
+    """(workers, Ray address) when Ray workers are asked for (flags or environment), else None: no Ray at all."""
+    from .request import check_int
+
+    workers = getattr(args, "workers", None) or os.environ.get("ADGEN_WORKERS") or None
+    address = getattr(args, "ray_address", None) or os.environ.get("RAY_ADDRESS") or None
+    if workers is None and address is None:
+        return None
+    return (check_int("workers", workers, 1, 64) if workers is not None else None), address
+
+
+def make_engine(args: argparse.Namespace, cache=None):
+    """The engine the runtime flags ask for: one in this process, or `Workers` over Ray (`--workers`)."""
+    ray = worker_flags(args)
+    if ray is None:
+        from .engine import Engine
+
+        return Engine(args.model, cache=cache, memory=args.memory, attention=args.attention, dtype=args.dtype,
+                      compile=args.compile)
+    from .workers import WorkerConfig, Workers  # imports Ray: only here
+
+    config = WorkerConfig(model=args.model, memory=args.memory, attention=args.attention, dtype=args.dtype,
+                          compile=args.compile)
+    return Workers(ray[0], ray[1], config, cache=cache)

@@ -271,15 +271,17 @@ class _PerFile:
 
     def __init__(self, maker: AdMaker, files: int, progress=None):
         self.maker, self.engine, self.files, self.progress, self.done = maker, maker.engine, files, progress, 0
+        self._lock = threading.Lock()  # with Ray workers a campaign's files run at once
 
     def make(self, spec, progress=None, use_cache: bool = True, job: Job | None = None) -> Result:
         from .errors import GenerationStopped
 
-        if self.progress is not None:
-            self.progress(self.done, self.files)
-        if job is not None and job.stopped:  # make_campaign counts this as "after file N of all"
-            raise GenerationStopped(0, 1, job.reason)
-        self.done += 1
+        with self._lock:
+            if self.progress is not None:
+                self.progress(self.done, self.files)
+            if job is not None and job.stopped:  # make_campaign counts this as "after file N of all"
+                raise GenerationStopped(0, 1, job.reason)
+            self.done += 1
         return self.maker.make(spec, progress, use_cache, job)
 
 

@@ -51,7 +51,6 @@ class WorkerConfig:
     dtype: str | None = None
     compile: bool = False
     device: str | None = None  # None: cuda where the worker has a GPU
-    warmup: bool = False
 
 
 @dataclass(frozen=True)
@@ -83,7 +82,7 @@ class EngineWorker:
             self.engine = Engine(config.model, cache=None, presets=presets, device=config.device,
                                  memory=config.memory, attention=config.attention, dtype=config.dtype,
                                  compile=config.compile)
-            self.engine.load_in_background(warmup=config.warmup)
+            self.engine.load_in_background()
         except Exception as exc:  # noqa: BLE001 - shown in the panel; the worker stays up to say so
             log.exception("worker %d cannot start its engine", index)
             self.error = _first_line(exc)
@@ -318,7 +317,10 @@ class Workers:
                  **({"state": "error", "error": w.broken} if w.broken else {})} for w in self._workers]
 
     def load_in_background(self, warmup: bool = False) -> None:
-        return None  # every worker starts loading as it starts (`WorkerConfig.warmup` warms it up)
+        """Every worker loads as it starts; `warmup` also asks each for a throw-away run (not waited for)."""
+        if warmup:
+            for worker in self._workers:
+                worker.handle.call.remote("warmup")
 
     def warmup(self) -> float:
         start = time.perf_counter()
