@@ -44,7 +44,8 @@ from adgen.page import (
 from adgen.presets import load_presets
 from adgen.request import ASPECTS, COPY_LIMITS, MAX_FIELD_CHARS
 from adgen.request import random_seed as new_seed
-from adgen.settings import add_runtime_flags
+from adgen.settings import add_runtime_flags, worker_flags
+from adgen.settings import make_engine as make_runtime_engine
 from adgen.studio import (
     CAMPAIGN_CHANNELS,
     MAX_HISTORY,
@@ -532,13 +533,15 @@ def _path_of(photo) -> str | None:
 
 
 def build_demo(engine, outputs: Path | None = None, admin: bool = False) -> gr.Blocks:
-    """The whole UI, wired to `engine` (an Engine, or a function making one in the background).
+    """The whole UI, wired to `engine` (an Engine or Ray `Workers`, or a function making an Engine in the background).
 
     `admin`: show the memory-mode and unload controls (`main` decides: a local launch only).
+    The GPU queue runs as many events at once as the engine runs jobs (`parallel`: Ray workers; else one).
     """
     studio = Studio(engine if isinstance(engine, EngineSlot) else EngineSlot(engine), outputs or
                     cache_dir() / "outputs")
     h = Handlers(studio, admin)
+    slots = getattr(engine, "parallel", 1) if not callable(engine) or hasattr(engine, "generate") else 1
     i18n = gr.I18n(**load_locales())
     hidden = dict(api_visibility="private")
     with gr.Blocks(title="AdGen") as demo:
@@ -741,7 +744,7 @@ def build_demo(engine, outputs: Path | None = None, admin: bool = False) -> gr.B
             return (lambda: (*button_updates(True), job, "")), None, [*buttons, running, notes[job]]
 
         idle = (lambda: (*button_updates(False), None), None, [*buttons, running])
-        gpu = dict(concurrency_limit=1, concurrency_id="gpu", api_visibility="private")
+        gpu = dict(concurrency_limit=slots, concurrency_id="gpu", api_visibility="private")
         out = list(outputs.values())
         runs = []
         for trigger, seed_of in ((go, lambda d: "form"),
@@ -883,7 +886,7 @@ def build_demo(engine, outputs: Path | None = None, admin: bool = False) -> gr.B
         if admin:
             memory.change(h.set_memory_mode, memory, memory_note, **{**gpu, "api_visibility": "private"})
             free.click(h.free_memory, None, details, queue=False, **hidden)
-            unload.click(h.unload, None, details, concurrency_limit=1, concurrency_id="gpu", **hidden)
+            unload.click(h.unload, None, details, concurrency_limit=slots, concurrency_id="gpu", **hidden)
         def restore_history(hist: list, request: gr.Request):
             return to_outputs(h.restore_history(hist, request))
 
@@ -894,7 +897,7 @@ def build_demo(engine, outputs: Path | None = None, admin: bool = False) -> gr.B
         demo.load(preview, preview_inputs, [w["prompt"], auto_prompt], queue=False, **hidden)
         demo.load(h.status, None, [status, details], queue=False, show_progress="hidden", **hidden)
         for fn in api_functions(h):
-            gr.api(on_gpu(fn), api_name=fn.__name__, concurrency_limit=1, concurrency_id="gpu")
+            gr.api(on_gpu(fn), api_name=fn.__name__, concurrency_limit=slots, concurrency_id="gpu")
     demo.handlers = h  # for tests and embedding
     demo.i18n = i18n
     return demo
@@ -921,19 +924,27 @@ def main(argv: list[str] | None = None) -> None:
     server_name = os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1")
     admin = admin_allowed(server_name, args.share)
 
+    try:
+        ray = worker_flags(args)
+    except InputError as exc:
+        raise SystemExit(f"error: --{exc}") from None
+
     def make_engine():  # in the background: torch and diffusers import after the page is up
         from adgen.cache import default_cache
-        from adgen.engine import Engine
         from adgen.models import quiet_libraries
 
         quiet_libraries()
-        engine = Engine(args.model, cache=default_cache(), memory=args.memory, attention=args.attention,
-                        dtype=args.dtype, compile=args.compile)
-        log.info("model: %s (%s)", engine.source.label, engine.device)
+        engine = make_runtime_engine(args, cache=default_cache())
+        log.info("model: %s (%s)", engine.source.label if ray is None else "on Ray workers", engine.device)
         engine.load_in_background(warmup=args.warmup)
         return engine
 
-    demo = build_demo(make_engine, admin=admin)
+    # Ray workers are started before the page: the GPU queue's limit is their number (a few seconds).
+    try:
+        engine = make_engine() if ray is not None else make_engine
+    except AdgenError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    demo = build_demo(engine, admin=admin)
     launch(demo, share=args.share, auth=tuple(auth.split(":", 1)) if auth else None, max_file_size=MAX_IMAGE_BYTES,
            allowed_paths=[str(cache_dir() / "outputs")], server_name=server_name, mcp_server=mcp)
 

@@ -440,6 +440,9 @@ def _check_campaign_flags(args: argparse.Namespace) -> None:
         check_text_style(args.text_style, load_text_styles())
 
 
+_OPENED: list = []
+
+
 def _engine(args: argparse.Namespace):
     """The engine the flags ask for: in this process, or Ray workers (`--workers N`, `--ray-address`)."""
     from .cache import default_cache
@@ -447,7 +450,10 @@ def _engine(args: argparse.Namespace):
     from .settings import make_engine
 
     quiet_libraries()
-    return make_engine(args, cache=default_cache())
+    engine = make_engine(args, cache=default_cache())
+    if hasattr(engine, "close"):  # Ray workers: ended with the command (`main`), not left to the process's exit
+        _OPENED.append(engine)
+    return engine
 
 
 def cmd_campaign(args: argparse.Namespace) -> dict:
@@ -728,6 +734,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    finally:
+        while _OPENED:
+            _OPENED.pop().close()
     if report is not None:
         print(json.dumps(report, ensure_ascii=False))
     return code

@@ -72,7 +72,9 @@ def render(snap: MemorySnapshot, model: dict, lang: str = "en") -> str:
     from .i18n import text
 
     clock = time.strftime("%H:%M:%S", time.localtime(snap.taken_at))
-    if snap.device == "cuda":
+    if "workers" in model:  # Ray workers: this process is the front end; each worker's own line follows
+        lines = [text("panel_workers", lang, n=len(model["workers"]), rss=f"{snap.rss / MB:.1f}")]
+    elif snap.device == "cuda":
         util = f" · GPU {snap.utilization}%" if snap.utilization is not None else ""
         lines = [f"**{snap.gpu_name}** · " + text("panel_vram", lang, used=f"{snap.used / GB:.1f}",
                                                    total=f"{snap.total / GB:.1f}") + util,
@@ -93,7 +95,35 @@ def render(snap: MemorySnapshot, model: dict, lang: str = "en") -> str:
         lines.append(model["download"])
     if model.get("notice"):
         lines.append(f"**{model['notice']}**")
-    if model.get("error"):
+    if model.get("error") and "workers" not in model:
         lines.append(text("panel_last_error", lang, error=model["error"]))
+    if "workers" in model:
+        lines.extend(worker_lines(model["workers"], lang))
     lines.append(text("panel_updated", lang, clock=clock))
     return "  \n".join(lines)
+
+
+def worker_lines(workers: list[dict], lang: str = "en") -> list[str]:
+    """One line per Ray worker (`Workers.workers()`): state, device and GPU, memory, host, and whether it runs a job."""
+    from .i18n import text
+
+    lines = []
+    for worker in workers:
+        n, state = worker["index"] + 1, worker.get("state", "starting")
+        if state in ("starting", "restarting"):
+            why = text(f"panel_worker_{state}", lang, resource="GPU" if worker.get("gpus") else "CPU")
+            lines.append(text("panel_worker_error", lang, n=n, state=text("status_loading", lang), error=why))
+            continue
+        label = text({"ready": "status_ready", "loading": "status_loading", "error": "status_error"}.get(
+            state, "status_unloaded"), lang)
+        if state == "error":
+            lines.append(text("panel_worker_error", lang, n=n, state=label, error=worker.get("error") or "?"))
+            continue
+        cuda = worker.get("device") == "cuda"
+        used, total = worker.get("used", 0), worker.get("total", 0)
+        memory = f"VRAM {used / GB:.1f}/{total / GB:.0f} GB" if cuda else f"RAM {used / MB:.0f} MB"
+        device = f"{(worker.get('gpu') if cuda else '') or worker.get('device')} · {worker.get('dtype')}"
+        job = text("panel_worker_job", lang) if worker.get("busy") else ""
+        lines.append(text("panel_worker", lang, n=n, state=label, device=device, memory=memory,
+                          host=f"{worker.get('host', '?')} pid {worker.get('pid', '?')}", job=job))
+    return lines

@@ -16,6 +16,7 @@ which only `--workers` / `--ray-address` import.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import socket
@@ -127,9 +128,11 @@ class EngineWorker:
 
         return self._job(job_id, run)
 
-    def write(self, job_id: str, request) -> Outcome:
-        """The writer's job on this worker's text encoder (the front end keeps the cache)."""
-        return self._job(job_id, lambda engine, job: engine.write(request, self._reporter(job_id), False, job))
+    def write(self, job_id: str, work) -> Outcome:
+        """A writer job as the front end planned it (its instructions, messages), on this worker's text encoder."""
+        from .writer import sample
+
+        return self._job(job_id, lambda engine, job: sample(engine, work, self._reporter(job_id), job))
 
     def call(self, name: str, *args):
         """An engine operation for every worker (the admin's memory mode and unload, the CLI's warm-up)."""
@@ -250,6 +253,7 @@ class Workers:
         self._closed = threading.Event()
         self._watcher = threading.Thread(target=self._watch, name="adgen-workers", daemon=True)
         self._watcher.start()
+        atexit.register(self.close)  # before Ray's own shutdown (atexit runs last-registered first)
 
     @property
     def parallel(self) -> int:
@@ -268,13 +272,15 @@ class Workers:
 
     @property
     def source(self) -> RemoteSource:
-        info = self._info
-        if info is None:
-            for worker in self._workers:  # the panel must not wait: a worker's own report is enough
-                if worker.seen.get("model"):
-                    return RemoteSource(worker.seen["model"], bool(worker.seen.get("demo")))
-            info = self._model(600)
-        return RemoteSource(info[0].label, info[0].demo)
+        """The workers' model: as planned with, else as a worker last reported it (waiting up to 10 s for one)."""
+        deadline = time.monotonic() + 10
+        while self._info is None:
+            seen = next((w.seen for w in self._workers if w.seen.get("model")), None)
+            if seen is not None:
+                return RemoteSource(seen["model"], bool(seen.get("demo")))
+            if time.monotonic() > deadline or self._closed.wait(0.05):
+                return RemoteSource("…", False)
+        return RemoteSource(self._info[0].label, self._info[0].demo)
 
     @property
     def state(self) -> str:
@@ -313,7 +319,7 @@ class Workers:
 
     def workers(self) -> list[dict]:
         """Each worker's last report: state, device, GPU, memory, host, the job it runs."""
-        return [{**w.seen, "index": w.index, "busy": w.busy,
+        return [{**w.seen, "index": w.index, "busy": w.busy, "gpus": self.resources["num_gpus"],
                  **({"state": "error", "error": w.broken} if w.broken else {})} for w in self._workers]
 
     def load_in_background(self, warmup: bool = False) -> None:
@@ -334,12 +340,16 @@ class Workers:
         self._each("unload")
 
     def close(self) -> None:
-        """Stop the panel's watcher and the actors; shut Ray down if this object started it."""
+        """Stop the panel's watcher and the actors; shut Ray down if this object started it (idempotent)."""
+        if self._closed.is_set():
+            return
         self._closed.set()
-        for worker in self._workers:
-            ray.kill(worker.handle, no_restart=True)
-        if self._owns_ray:
-            ray.shutdown()
+        self._watcher.join(timeout=5)
+        if ray.is_initialized():
+            for worker in self._workers:
+                ray.kill(worker.handle, no_restart=True)
+            if self._owns_ray:
+                ray.shutdown()
 
     # -- jobs ------------------------------------------------------------------------------------
     def plan(self, request: AdRequest) -> ImagePlan:
@@ -378,7 +388,7 @@ class Workers:
         if answers is not None:
             return _written(self, work, answers, start, cached=True)
         with self.jobs.open(job=job) as running:
-            written = self._run("write", running, progress, work.request)
+            written = self._run("write", running, progress, work)
         remember(cache, work, list(written.raw))
         return replace(written, seconds=time.perf_counter() - start)
 
@@ -404,6 +414,7 @@ class Workers:
                         polling = handle.progress.remote(job.id, shown)
             outcome: Outcome = ray.get(ref)
         except ray.exceptions.RayActorError:
+            worker.seen = {"state": "restarting"}  # the next job goes to another worker while Ray restarts it
             raise WorkerError(f"worker: worker {worker.index + 1} stopped while running this job (Ray is restarting "
                               f"it); try again") from None
         except ray.exceptions.RayTaskError as exc:  # a bug on the worker: its first line, the log has the rest
@@ -483,25 +494,36 @@ class Workers:
         restarting until its new process answers.
         """
         asked: dict = {}
-        while not self._closed.is_set():
-            for worker in self._workers:
-                if worker.index not in asked:
-                    asked[worker.index] = (worker.handle.describe.remote(), time.monotonic())
-            refs = [ref for ref, _ in asked.values()]
-            ready, _ = ray.wait(refs, num_returns=len(refs), timeout=REFRESH)
-            for ref in ready:
-                index = next(i for i, (r, _) in asked.items() if r == ref)
-                worker = self._workers[index]
-                del asked[index]
-                try:
-                    worker.seen = ray.get(ref)
-                except ray.exceptions.RayError:
-                    worker.seen = {"state": "restarting"}
-            for index, (_, since) in asked.items():  # asked a while ago and not answered
-                worker = self._workers[index]
-                if time.monotonic() - since > 2 * REFRESH and worker.seen.get("state") not in ("starting",):
-                    worker.seen = {**worker.seen, "state": "restarting"}
-            self._closed.wait(REFRESH / 4 if ready else 0)
+        while not self._closed.is_set() and ray.is_initialized():
+            try:
+                asked = self._look(asked)
+            except Exception:  # noqa: BLE001 - Ray shut down under it (the process ends), or a passing hiccup
+                if self._closed.is_set() or not ray.is_initialized():
+                    return
+                log.warning("the workers' panel could not look at them", exc_info=True)
+                self._closed.wait(REFRESH)
+
+    def _look(self, asked: dict) -> dict:
+        """One look: ask each worker that has no question pending, take the answers that came within REFRESH."""
+        for worker in self._workers:
+            if worker.index not in asked:
+                asked[worker.index] = (worker.handle.describe.remote(), time.monotonic())
+        refs = [ref for ref, _ in asked.values()]
+        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=REFRESH)
+        for ref in ready:
+            index = next(i for i, (r, _) in asked.items() if r == ref)
+            worker = self._workers[index]
+            del asked[index]
+            try:
+                worker.seen = ray.get(ref)
+            except ray.exceptions.RayError:
+                worker.seen = {"state": "restarting"}
+        for index, (_, since) in asked.items():  # asked a while ago and not answered
+            worker = self._workers[index]
+            if time.monotonic() - since > 2 * REFRESH and worker.seen.get("state") not in ("starting",):
+                worker.seen = {**worker.seen, "state": "restarting"}
+        self._closed.wait(REFRESH / 4 if ready else 0)
+        return asked
 
 
 def _first_line(exc: BaseException) -> str:

@@ -260,11 +260,19 @@ def write(engine, request: WriteRequest, progress=None, use_cache: bool = True, 
     start = time.perf_counter()
     engine.check_download()  # as generate: never park a worker for 33 GB
     work = plan(engine, request)
-    request, instructions = work.request, work.instructions
     cache = engine.cache if use_cache else None
     answers = recall(cache, work)
     if answers is not None:  # checked again with today's checks (claims, parsing)
         return _written(engine, work, answers, start, cached=True)
+    result = sample(engine, work, progress, job, start)
+    remember(cache, work, result.raw)
+    return result
+
+
+def sample(engine, work: Plan, progress=None, job: Job | None = None, start: float | None = None) -> Written:
+    """Run the model for a planned job (no cache): on this engine, or on the Ray worker a front end sent it to."""
+    start = time.perf_counter() if start is None else start
+    request, instructions = work.request, work.instructions
     total = instructions.tries * instructions.max_new_tokens
     texts: list[str] = []
     answers: list[str] = []
@@ -291,9 +299,7 @@ def write(engine, request: WriteRequest, progress=None, use_cache: bool = True, 
         flush_memory()
         raise OutOfMemory("the GPU ran out of memory while writing; memory was freed. Try a memory mode that "
                           "offloads (--memory offload)")
-    result = _written(engine, work, answers, start, tokens=sampled)
-    remember(cache, work, answers)
-    return result
+    return _written(engine, work, answers, start, tokens=sampled)
 
 
 def recall(cache, work: Plan) -> list[str] | None:

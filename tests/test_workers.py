@@ -1,0 +1,334 @@
+"""Ray workers (`--workers N`): a local Ray with two CPU workers on the demo model, started once for the module.
+
+Each worker is a real Ray actor owning a real Engine in its own process; nothing is mocked. The in-process
+reference runs with the workers' CPU thread count (one each: Ray gives an actor one CPU), as CPU kernels
+split their sums by thread and 1 and 2 threads differ by 1/255.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from contextlib import contextmanager
+
+import pytest
+import ray
+import torch
+
+from adgen.ad import AdMaker, AdSpec
+from adgen.cache import ResultCache
+from adgen.campaign import make_campaign
+from adgen.channels import get_channels, load_channels
+from adgen.engine import Engine
+from adgen.errors import GenerationStopped, WorkerError
+from adgen.jobs import Job
+from adgen.page import status_line
+from adgen.presets import load_presets
+from adgen.request import AdRequest, Product
+from adgen.studio import EngineSlot
+from adgen.workers import WorkerConfig, Workers
+
+from conftest import ROOT, small
+
+PRODUCT = Product(name="탄산수 Citrus Sparkling Water", category="drink", features="lemon, zero sugar",
+                  copy="여름 한정")
+
+
+@pytest.fixture(scope="module")
+def ray_env(demo_cache, tmp_path_factory):
+    """The environment the workers inherit (the demo model's cache, no network), set before Ray starts."""
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("ADGEN_CACHE_DIR", str(demo_cache))
+        env.setenv("HF_HUB_OFFLINE", "1")
+        env.setenv("HF_HUB_CACHE", str(tmp_path_factory.mktemp("hf-empty")))
+        yield demo_cache
+
+
+@pytest.fixture(scope="module")
+def pool(ray_env, tmp_path_factory):
+    """Two workers on a local Ray (six logical CPUs: room for the extra pools some tests start beside them)."""
+    demo = next(ray_env.glob("demo-model-v*"))
+    workers = Workers(2, config=WorkerConfig(model=str(demo), device="cpu"),
+                      cache=ResultCache(tmp_path_factory.mktemp("results")), ray_options={"num_cpus": 6})
+    workers.info()  # both start loading at once; wait for the model and both reports
+    wait_for(lambda: [w["state"] for w in workers.workers()] == ["ready", "ready"], "both workers ready")
+    yield workers
+    workers.close()
+
+
+def wait_for(condition, what: str, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def remote(pool: Workers, name: str) -> list:
+    """Each worker's counter `name`, asked now (not the panel's last report)."""
+    return [ray.get(w.handle.describe.remote())[name] for w in pool._workers]
+
+
+@contextmanager
+def threads(n: int):
+    """The in-process reference at the workers' CPU thread count."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def in_process(pool: Workers, demo_source, dtype: str = "float32") -> Engine:
+    return Engine(demo_source, cache=None, presets=load_presets(), device="cpu", dtype=dtype)
+
+
+def test_results_are_byte_identical_to_in_process(pool, demo_source):
+    request = small(PRODUCT, seed=101, steps=2, count=2)
+    remote_result = pool.generate(request, use_cache=False)
+    with threads(pool.numerics()["threads"]):
+        local = in_process(pool, demo_source).generate(request)
+    assert [p.png for p in remote_result.images] == [p.png for p in local.images]
+    assert [p.key for p in remote_result.images] == [p.key for p in local.images]
+    assert remote_result.model == local.model and remote_result.demo and remote_result.prompt == local.prompt
+
+
+def test_a_photo_ad_in_bf16_on_a_worker_is_byte_identical_and_stays_bf16(pool, ray_env, demo_source):
+    """bf16 (the real dtype) through a photo ad, the path that once turned a shared pipeline float32."""
+    from test_ad import photo_png
+
+    bf16 = Workers(1, config=WorkerConfig(model=str(demo_source.path), device="cpu", dtype="bfloat16"))
+    try:
+        spec = AdSpec(small(PRODUCT, seed=5, steps=2, image=photo_png()), subcopy="500ml")
+        twice = [AdMaker(bf16).make(spec, use_cache=False), AdMaker(bf16).make(small_spec(seed=6))]
+        with threads(bf16.numerics()["threads"]):
+            engine = in_process(bf16, demo_source, "bfloat16")
+            local = [AdMaker(engine).make(spec, use_cache=False), AdMaker(engine).make(small_spec(seed=6))]
+        assert [r.images[0].files for r in twice] == [r.images[0].files for r in local]
+        assert bf16.numerics()["dtype"] == "bfloat16"
+        assert ray.get(bf16._workers[0].handle.describe.remote())["dtype"] == "bfloat16"  # after the photo ad too
+    finally:
+        bf16.close()
+
+
+def small_spec(**changes) -> AdSpec:
+    return AdSpec(small(PRODUCT, steps=2, **changes))
+
+
+def test_two_concurrent_requests_run_on_two_different_workers(pool):
+    before = remote(pool, "runs")
+    both_busy = []
+    results = {}
+
+    def run(seed: int) -> None:
+        results[seed] = pool.generate(small(PRODUCT, seed=seed, steps=12, width=512, height=512), use_cache=False)
+
+    runners = [threading.Thread(target=run, args=(seed,)) for seed in (201, 202)]
+    for runner in runners:
+        runner.start()
+    while any(r.is_alive() for r in runners):
+        if all(w.busy for w in pool._workers):
+            both_busy.append(True)
+        time.sleep(0.005)
+    assert both_busy, "the two requests never ran at the same time"
+    assert [a - b for a, b in zip(remote(pool, "runs"), before, strict=True)] == [1, 1]  # one each
+    assert set(results) == {201, 202}
+
+
+def test_a_cache_hit_reaches_no_worker(pool):
+    request = small(PRODUCT, seed=301, steps=2, count=2)
+    first = pool.generate(request)
+    runs, encodes = remote(pool, "runs"), sum(remote(pool, "runs"))
+    again = pool.generate(request)
+    assert not any(p.cached for p in first.images) and all(p.cached for p in again.images)
+    assert [p.png for p in again.images] == [p.png for p in first.images]
+    assert remote(pool, "runs") == runs and sum(runs) == encodes
+
+
+def test_stop_ends_a_remote_job_within_a_step(pool):
+    job = Job("tab-a")
+    seen = []
+
+    def stop_at_first_step(done: int, total: int) -> None:
+        seen.append(done)
+        job.stop()
+
+    with pytest.raises(GenerationStopped) as stopped:
+        pool.generate(small(PRODUCT, seed=401, steps=40, width=1024, height=1024), progress=stop_at_first_step,
+                      use_cache=False, job=job)
+    assert stopped.value.total == 40 and stopped.value.step <= seen[0] + 1, (seen, stopped.value.step)
+    assert "stopped by the user" in str(stopped.value)
+
+
+def test_one_sessions_stop_never_ends_another_sessions_remote_job(pool):
+    """Two sessions on the page at once: A's Stop (Stop, by session) ends A's remote job and not B's."""
+    done = {}
+
+    def run(session: str, seed: int) -> None:
+        with pool.jobs.open(session) as job:
+            try:
+                done[session] = pool.generate(small(PRODUCT, seed=seed, steps=30, width=768, height=768),
+                                              use_cache=False, job=job)
+            except GenerationStopped as exc:
+                done[session] = exc
+
+    runners = [threading.Thread(target=run, args=a) for a in (("tab-a", 501), ("tab-b", 502))]
+    for runner in runners:
+        runner.start()
+    wait_for(lambda: all(w.busy for w in pool._workers), "both jobs on a worker")
+    assert pool.stop("tab-a") == 1
+    for runner in runners:
+        runner.join()
+    assert isinstance(done["tab-a"], GenerationStopped) and done["tab-a"].total == 30
+    assert done["tab-b"].images[0].seed == 502
+
+
+def test_a_killed_worker_gives_a_clear_error_and_the_next_request_works(pool):
+    failed = {}
+
+    def run() -> None:
+        try:
+            pool.generate(small(PRODUCT, seed=601, steps=50, width=1024, height=1024), use_cache=False)
+        except Exception as exc:  # noqa: BLE001 - the test reads it
+            failed["error"] = exc
+
+    runner = threading.Thread(target=run)
+    runner.start()
+    wait_for(lambda: any(w.busy for w in pool._workers) or failed, "the job on a worker")
+    victim = next(w for w in pool._workers if w.busy)
+    time.sleep(0.2)  # mid-job
+    ray.kill(victim.handle, no_restart=False)  # as if its process died: Ray restarts it
+    runner.join(60)
+    error = failed["error"]
+    assert isinstance(error, WorkerError)
+    assert str(error) == (f"worker: worker {victim.index + 1} stopped while running this job (Ray is restarting it); "
+                          "try again")
+    assert pool.generate(small(PRODUCT, seed=602, steps=2), use_cache=False).images[0].seed == 602
+    wait_for(lambda: [w["state"] for w in pool.workers()] == ["ready", "ready"], "the restarted worker ready", 120)
+
+
+def test_the_panel_lists_both_workers_in_korean_and_english(pool):
+    slot = EngineSlot(pool)
+    line, details = status_line(slot, "ko")
+    assert "워커 2개" in details and "2 workers" in line
+    for n in (1, 2):
+        assert f"워커 {n}: **준비됨** · cpu · float32 · RAM " in details
+    english = status_line(slot, "en")[1]
+    for worker in pool.workers():
+        assert f"worker {worker['index'] + 1}: **ready** · cpu · float32 · RAM " in english
+        assert f"pid {worker['pid']}" in english
+
+
+def test_the_writer_runs_on_a_worker_and_its_answer_is_cached_here(pool, demo_source, short_writer):
+    from adgen.writer import WriteRequest
+
+    request = WriteRequest(PRODUCT, job="copy", n=2, seed=9)
+    writes = sum(remote(pool, "writes"))
+    first = pool.write(request)
+    with threads(pool.numerics()["threads"]):
+        local = in_process(pool, demo_source).write(request)
+    assert first.raw == local.raw and first.texts == local.texts and first.tokens == local.tokens > 0
+    again = pool.write(request)
+    assert again.cached and again.raw == first.raw and sum(remote(pool, "writes")) == writes + 1
+
+
+@pytest.fixture
+def short_writer(monkeypatch, tmp_path):
+    """A 16-token budget and 2 tries: the front end plans the job (instructions included) for the worker."""
+    import yaml
+
+    import adgen.writer
+
+    folder = tmp_path / "writer"
+    folder.mkdir()
+    for path in adgen.writer.WRITER_DIR.glob("*.yaml"):
+        data = {**yaml.safe_load(path.read_text(encoding="utf-8")), "max_new_tokens": 16, "tries": 2}
+        (folder / path.name).write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    monkeypatch.setattr(adgen.writer, "WRITER_DIR", folder)
+
+
+def test_a_campaign_spreads_its_files_over_the_workers(pool, demo_source):
+    channels = get_channels(["instagram_square", "instagram_story"], load_channels())  # two generation sizes
+    spec = AdSpec(AdRequest(PRODUCT, seed=701, steps=2))
+    before = remote(pool, "runs")
+    result = make_campaign(AdMaker(pool), spec, channels, 1, use_cache=False, area=256 * 256)
+    assert [a - b for a, b in zip(remote(pool, "runs"), before, strict=True)] == [1, 1]
+    with threads(pool.numerics()["threads"]):
+        local = make_campaign(AdMaker(in_process(pool, demo_source)), spec, channels, 1, use_cache=False,
+                              area=256 * 256)
+    assert [(p.channel, p.png) for p in result.images] == [(p.channel, p.png) for p in local.images]
+
+
+def test_a_worker_that_cannot_load_the_model_is_shown_and_refuses_jobs(pool, tmp_path):
+    broken = tmp_path / "not-a-model"
+    broken.mkdir()
+    (broken / "model_index.json").write_text("{}")
+    bad = Workers(1, config=WorkerConfig(model=str(broken), device="cpu"))
+    try:
+        wait_for(lambda: bad.workers()[0]["state"] == "error", "the worker's error")
+        details = status_line(EngineSlot(bad), "en")[1]
+        assert "worker 1: **error** · " in details and "not-a-model" in details
+        with pytest.raises(WorkerError, match=r"^worker: no worker can run jobs \(worker 1: .*not-a-model"):
+            bad.generate(small(PRODUCT, steps=2))
+    finally:
+        bad.close()
+
+
+def test_the_page_runs_as_many_gpu_events_at_once_as_there_are_workers(pool, tmp_path):
+    import app
+
+    demo = app.build_demo(pool, outputs=tmp_path)
+    limits = {fn.concurrency_limit for fn in demo.fns.values() if fn.concurrency_id == "gpu"}
+    assert limits == {2}
+
+
+def test_the_cli_campaign_runs_on_workers(ray_env, tmp_path, capsys):
+    from adgen.__main__ import main
+
+    code = main(["campaign", "--product", "크림", "--channels", "instagram_square,instagram_story",
+                 "--model", "demo", "--out", str(tmp_path / "out"), "--workers", "2", "--quiet", "--no-cache"])
+    assert code == 0, capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.png")) == ["instagram_square-v1.png",
+                                                                         "instagram_story-v1.png"]
+
+
+def test_without_the_flags_ray_is_never_imported(tmp_path):
+    script = (
+        "import sys, argparse\n"
+        "import app\n"
+        "from adgen.settings import add_runtime_flags, make_engine, worker_flags\n"
+        "parser = argparse.ArgumentParser(); add_runtime_flags(parser); parser.add_argument('--model')\n"
+        "args = parser.parse_args(['--model', 'demo'])\n"
+        "assert worker_flags(args) is None\n"
+        "engine = make_engine(args)\n"
+        "app.build_demo(engine)\n"
+        "print(type(engine).__name__, 'ray' in sys.modules)\n"
+    )
+    env = {k: v for k, v in __import__("os").environ.items() if k not in ("ADGEN_WORKERS", "RAY_ADDRESS")}
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.stdout.split() == ["Engine", "False"], out.stderr[-2000:]
+
+
+@pytest.mark.parametrize(("value", "why"), [("0", "must be from 1 to 64 (got 0)"),
+                                          ("65", "must be from 1 to 64 (got 65)"),
+                                          ("two", "must be a whole number from 1 to 64 (got 'two')")])
+def test_a_bad_worker_count_is_one_line_before_anything_starts(value, why, capsys):
+    from adgen.__main__ import main
+
+    code = main(["campaign", "--product", "크림", "--channels", "instagram_square", "--out", "unused",
+                 "--workers", value])
+    assert code == 2 and capsys.readouterr().err == f"error: --workers: {why}\n"
+    assert not (ROOT / "unused").exists()
+
+
+def test_pictures_and_errors_cross_processes_as_themselves():
+    import pickle
+
+    from adgen.errors import InputError
+
+    for error in (InputError("seed", "must be a whole number"), GenerationStopped(3, 8, "stopped by the user")):
+        again = pickle.loads(pickle.dumps(error))
+        assert type(again) is type(error) and str(again) == str(error) and vars(again) == vars(error)
