@@ -5,7 +5,8 @@ Measures: adgen's generate vs a plain diffusers ZImagePipeline loop; a cache hit
 (LoRA) switch vs one generation; a seed-only change with vs without the prompt-embedding cache;
 memory growth over N generations after warm-up; a 4-image request with PNG encoding overlapped vs
 inline; a 6-channel campaign vs 6 separate generate calls; the writer's tokens/s vs transformers' generate and
-the RAM it adds vs a separately loaded Qwen3ForCausalLM; `python app.py` until its page answers vs a
+the RAM it adds vs a separately loaded Qwen3ForCausalLM; a batch of 8 images on 2 Ray workers vs 1;
+`python app.py` until its page answers vs a
 bare gr.Blocks app. Runs on the embedded demo model,
 or on the real ZIT when it is present (`--model`). `python -m bench --gpu` is the GPU benchmark.
 """
@@ -199,6 +200,12 @@ def run(args) -> tuple[list[tuple[str, str, str, str]], str]:
     if args.writer_layers:
         rows.append(memory_row(args.writer_layers))
 
+    # 10. Ray workers: a batch of images on 2 workers vs 1 (throughput), each worker one CPU thread
+    if not args.skip_workers:
+        from bench.workers import row as workers_row
+
+        rows.append(workers_row(args.model, args.workers_images, args.size, max(2, args.runs // 2)))
+
     # 7. `python app.py` until its page answers vs a bare `gr.Blocks` app (torch loads after the page is up)
     if not args.skip_app:
         bare = [sys.executable, "-c", "import gradio as gr\nwith gr.Blocks() as demo:\n    gr.Markdown('hi')\n"
@@ -261,6 +268,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--writer-layers", type=int, default=2,
                         help="layers of the Qwen3-4B-wide model for the writer's memory row (0 skips it; default 2)")
     parser.add_argument("--skip-app", action="store_true", help="skip the app start-up timing")
+    parser.add_argument("--workers-images", type=int, default=8, help="images in the Ray workers' batch (default 8)")
+    parser.add_argument("--skip-workers", action="store_true",
+                        help="skip the Ray workers' row (it needs requirements-ray.txt)")
     parser.add_argument("--append", type=Path, help="append the table to this Markdown file")
     args = parser.parse_args(argv)
     rows, label = run(args)

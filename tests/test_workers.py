@@ -324,6 +324,16 @@ def test_a_bad_worker_count_is_one_line_before_anything_starts(value, why, capsy
     assert not (ROOT / "unused").exists()
 
 
+def test_the_bench_row_times_a_batch_on_each_pool(pool):
+    from bench.workers import batch_row
+
+    before = sum(remote(pool, "runs"))
+    what, measured, ratio, target = batch_row(pool, pool, images=2, size=256, runs=1)
+    assert what == "batch of 2 images 256x256: 2 Ray workers vs 2 (CPU, one thread each)"
+    assert measured.count(" s") == 2 and ratio.endswith("x throughput") and target == ">= 1.6x"
+    assert sum(remote(pool, "runs")) == before + 3 + 2 * 2  # two warm-ups, then the batch on each pool, uncached
+
+
 def test_pictures_and_errors_cross_processes_as_themselves():
     import pickle
 
