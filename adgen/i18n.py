@@ -20,7 +20,8 @@ from .errors import AdgenError, GenerationStopped, InputError
 Lang = Literal["en", "ko"]
 LANGS: tuple[Lang, ...] = ("en", "ko")
 LOCALE_DIR = Path(__file__).resolve().parent / "locales"
-STOP_REASONS = ("stopped_by_user", "stopped_client_left", "stopped_page_closed", "stopped_by_operator")
+STOP_REASONS = ("stopped_by_user", "stopped_client_left", "stopped_page_closed", "stopped_by_operator",
+                "stopped_other_file_failed")
 _KEY = re.compile(r"[a-z][a-z0-9_]*")
 
 

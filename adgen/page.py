@@ -229,8 +229,9 @@ def status_line(slot, lang: str, width=None, height=None, count=None) -> tuple[s
     state = {"ready": "●", "loading": "◐", "unloaded": "○", "error": "✕"}.get(described["state"], "○")
     key = {"ready": "status_ready", "loading": "status_loading", "error": "status_error"}.get(described["state"],
                                                                                              "status_unloaded")
-    parts = [f"{state} {text(key, lang)}", described["model"],
-             f"{described['device']} · {described['dtype']}", memory]
+    device = (text("status_workers", lang, n=len(described["workers"])) if "workers" in described
+              else described["device"])
+    parts = [f"{state} {text(key, lang)}", described["model"], f"{device} · {described['dtype']}", memory]
     if described.get("jobs"):
         parts.append(f"{text('status_generating', lang)} ({described['jobs']})")
     line = " · ".join(parts)

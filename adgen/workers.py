@@ -233,7 +233,7 @@ class Workers:
         if self._owns_ray:
             path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
             try:
-                ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
+                ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
                          runtime_env={"env_vars": {"PYTHONPATH": path}}, **(ray_options or {}))
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 raise WorkerError(f"ray address: cannot join the Ray cluster at {address!r}: {_first_line(exc)} "

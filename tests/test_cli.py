@@ -26,7 +26,8 @@ def test_generate_prints_one_json_object_and_writes_pngs(tmp_path):
             "--preset", "anime", "--seed", "5", "--size", "256x320", "--count", "2", "--out", str(out)]
     code = ("import sys, runpy; sys.argv = ['adgen'] + sys.argv[1:]; "
             "from adgen.__main__ import main; rc = main(sys.argv[1:]); "
-            "assert 'gradio' not in sys.modules, 'the CLI imported gradio'; sys.exit(rc)")
+            "assert 'gradio' not in sys.modules, 'the CLI imported gradio'; "
+            "assert 'ray' not in sys.modules, 'the CLI imported Ray without --workers'; sys.exit(rc)")
     done = subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True, text=True,
                           env=dict(os.environ), timeout=300)
     assert done.returncode == 0, done.stderr

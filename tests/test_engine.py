@@ -10,6 +10,7 @@ import weakref
 
 import numpy as np
 import pytest
+import torch
 from diffusers import ZImagePipeline
 from safetensors.torch import load_file, save_file
 
@@ -137,7 +138,8 @@ def test_a_changed_lora_file_misses_the_cache_and_reloads(engine, product):
 
 
 def test_every_supported_size_up_to_2048(engine, product):
-    for width, height in [(2048, 2048), (2048, 256), (256, 2048), (720, 1280)]:
+    largest = [(2048, 2048)] if engine.dtype == torch.float32 else []  # the area's limit once: 4 s on 2 cores
+    for width, height in [*largest, (2048, 256), (256, 2048), (720, 1280)]:
         image = engine.generate(small(product, width=width, height=height, steps=1), use_cache=False).images[0]
         assert pixels(image.png).shape == (height, width, 3)
 

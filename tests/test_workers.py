@@ -23,6 +23,7 @@ from adgen.campaign import make_campaign
 from adgen.channels import get_channels, load_channels
 from adgen.engine import Engine
 from adgen.errors import GenerationStopped, WorkerError
+from adgen.i18n import localize_error
 from adgen.jobs import Job
 from adgen.page import status_line
 from adgen.presets import load_presets
@@ -205,6 +206,8 @@ def test_a_killed_worker_gives_a_clear_error_and_the_next_request_works(pool):
     assert isinstance(error, WorkerError)
     assert str(error) == (f"worker: worker {victim.index + 1} stopped while running this job (Ray is restarting it); "
                           "try again")
+    assert localize_error(error, "ko") == (f"워커: 워커 {victim.index + 1}이(가) 이 작업을 하던 중 멈췄습니다 "
+                                           "(Ray가 다시 시작하는 중). 다시 시도하세요")
     assert pool.generate(small(PRODUCT, seed=602, steps=2), use_cache=False).images[0].seed == 602
     wait_for(lambda: [w["state"] for w in pool.workers()] == ["ready", "ready"], "the restarted worker ready", 120)
 
@@ -212,7 +215,7 @@ def test_a_killed_worker_gives_a_clear_error_and_the_next_request_works(pool):
 def test_the_panel_lists_both_workers_in_korean_and_english(pool):
     slot = EngineSlot(pool)
     line, details = status_line(slot, "ko")
-    assert "워커 2개" in details and "2 workers" in line
+    assert "Ray 워커 2개" in line and "**Ray 워커 2개** (각각 엔진 하나)" in details
     for n in (1, 2):
         assert f"워커 {n}: **준비됨** · cpu · float32 · RAM " in details
     english = status_line(slot, "en")[1]
@@ -261,49 +264,65 @@ def test_a_campaign_spreads_its_files_over_the_workers(pool, demo_source):
     assert [(p.channel, p.png) for p in result.images] == [(p.channel, p.png) for p in local.images]
 
 
-def test_a_worker_that_cannot_load_the_model_is_shown_and_refuses_jobs(pool, tmp_path):
+def test_a_worker_that_cannot_load_the_model_is_shown_and_refuses_jobs(ray_env, tmp_path, capsys):
+    """The worker's own report (its real class, here in-process) in the panel, and a real one refusing the job."""
+    from adgen.__main__ import main
+    from adgen.monitor import worker_lines
+    from adgen.workers import EngineWorker
+
     broken = tmp_path / "not-a-model"
     broken.mkdir()
     (broken / "model_index.json").write_text("{}")
-    bad = Workers(1, config=WorkerConfig(model=str(broken), device="cpu"))
-    try:
-        wait_for(lambda: bad.workers()[0]["state"] == "error", "the worker's error")
-        details = status_line(EngineSlot(bad), "en")[1]
-        assert "worker 1: **error** · " in details and "not-a-model" in details
-        with pytest.raises(WorkerError, match=r"^worker: no worker can run jobs \(worker 1: .*not-a-model"):
-            bad.generate(small(PRODUCT, steps=2))
-    finally:
-        bad.close()
+    worker = EngineWorker(0, WorkerConfig(model=str(broken), device="cpu"), load_presets())
+    wait_for(lambda: worker.describe()["state"] == "error", "the worker's load error")
+    report = {**worker.describe(), "busy": False, "gpus": 0}
+    assert worker_lines([report], "en") == [f"worker 1: **error** · {report['error']}"]
+    assert worker_lines([report], "ko") == [f"워커 1: **오류** · {report['error']}"]
+    assert "not-a-model" in report["error"]
+
+    code = main(["campaign", "--product", "크림", "--channels", "display_300x250", "--model", str(broken),
+                 "--out", str(tmp_path / "out"), "--workers", "1", "--quiet"])
+    error = capsys.readouterr().err
+    assert code in (1, 2) and error.count("\n") == 1 and "not-a-model" in error, error
+    assert not (tmp_path / "out").exists()
 
 
-def test_the_page_runs_as_many_gpu_events_at_once_as_there_are_workers(pool, tmp_path):
+def test_the_page_runs_on_the_workers_as_many_gpu_events_at_once_as_there_are(pool, tmp_path):
+    """The page over workers: its GPU events run two at once, and a Korean tab's Generate makes an ad there."""
+    import dataclasses
+
     import app
+    from test_app import FORM, KOREAN, FakeProgress
 
     demo = app.build_demo(pool, outputs=tmp_path)
     limits = {fn.concurrency_limit for fn in demo.fns.values() if fn.concurrency_id == "gpu"}
     assert limits == {2}
+    runs = sum(remote(pool, "runs"))
+    progress = FakeProgress()
+    shown = demo.handlers.generate(dataclasses.replace(FORM, seed=801, copy="여름 한정", count=1), None, KOREAN,
+                                   progress)
+    assert shown["seed"] == 801 and "⚠" not in (shown.get("message") or "")
+    assert sum(remote(pool, "runs")) == runs + 1 and (2, 2) in progress.calls
 
 
 def test_the_cli_campaign_runs_on_workers(ray_env, tmp_path, capsys):
     from adgen.__main__ import main
 
-    code = main(["campaign", "--product", "크림", "--channels", "instagram_square,instagram_story",
-                 "--model", "demo", "--out", str(tmp_path / "out"), "--workers", "2", "--quiet", "--no-cache"])
+    code = main(["campaign", "--product", "크림", "--channels", "display_300x250", "--model", "demo",
+                 "--out", str(tmp_path / "out"), "--workers", "1", "--quiet", "--no-cache"])
     assert code == 0, capsys.readouterr().err
-    assert sorted(p.name for p in (tmp_path / "out").glob("*.png")) == ["instagram_square-v1.png",
-                                                                         "instagram_story-v1.png"]
+    assert [p.name for p in (tmp_path / "out").glob("*.png")] == ["display_300x250-v1.png"]
 
 
 def test_without_the_flags_ray_is_never_imported(tmp_path):
     script = (
         "import sys, argparse\n"
-        "import app\n"
+        "import app\n"  # the CLI's own check is in test_cli (its subprocess asserts no Ray either)
         "from adgen.settings import add_runtime_flags, make_engine, worker_flags\n"
         "parser = argparse.ArgumentParser(); add_runtime_flags(parser); parser.add_argument('--model')\n"
         "args = parser.parse_args(['--model', 'demo'])\n"
         "assert worker_flags(args) is None\n"
         "engine = make_engine(args)\n"
-        "app.build_demo(engine)\n"
         "print(type(engine).__name__, 'ray' in sys.modules)\n"
     )
     env = {k: v for k, v in __import__("os").environ.items() if k not in ("ADGEN_WORKERS", "RAY_ADDRESS")}
