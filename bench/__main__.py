@@ -204,7 +204,7 @@ def run(args) -> tuple[list[tuple[str, str, str, str]], str]:
     if not args.skip_workers:
         from bench.workers import row as workers_row
 
-        rows.append(workers_row(args.model, args.workers_images, args.size, max(2, args.runs // 2)))
+        rows.append(workers_row(args.model, args.workers_images, args.workers_size, max(2, args.runs // 2)))
 
     # 7. `python app.py` until its page answers vs a bare `gr.Blocks` app (torch loads after the page is up)
     if not args.skip_app:
@@ -269,6 +269,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="layers of the Qwen3-4B-wide model for the writer's memory row (0 skips it; default 2)")
     parser.add_argument("--skip-app", action="store_true", help="skip the app start-up timing")
     parser.add_argument("--workers-images", type=int, default=8, help="images in the Ray workers' batch (default 8)")
+    parser.add_argument("--workers-size", type=int, default=1024,
+                        help="square size of the Ray workers' batch (default 1024, ZIT's)")
     parser.add_argument("--skip-workers", action="store_true",
                         help="skip the Ray workers' row (it needs requirements-ray.txt)")
     parser.add_argument("--append", type=Path, help="append the table to this Markdown file")
