@@ -22,6 +22,7 @@ import os
 import socket
 import threading
 import time
+from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -30,7 +31,7 @@ import torch
 
 from .cache import ResultCache
 from .engine import ImagePlan, ModelInfo, Progress, Result, plan_images
-from .errors import AdgenError, ModelError, WorkerError
+from .errors import AdgenError, GenerationStopped, ModelError, WorkerError
 from .jobs import Job, Jobs
 from .presets import StylePreset, get_preset, load_presets
 from .request import AdRequest, check_int
@@ -38,6 +39,7 @@ from .request import AdRequest, check_int
 log = logging.getLogger("adgen.workers")
 POLL = 0.05  # seconds between looks at a running job: its progress, and a Stop to pass on
 REFRESH = 1.0  # seconds between the panel's looks at each worker
+STOP_GRACE = 10.0  # seconds a stopped job's worker has to end it before the front end lets the job go
 MAX_WORKERS = 64
 ROOT = Path(__file__).resolve().parent.parent  # the checkout: workers started here import adgen from it
 
@@ -144,7 +146,7 @@ class EngineWorker:
     def progress(self, job_id: str, shown: tuple[int, int] | None, wait: float = 1.0) -> tuple[int, int] | None:
         """The job's (steps done, steps in all) once it differs from `shown` (or after `wait` s, or at its end)."""
         with self._changed:
-            self._changed.wait_for(lambda: self._progress.get(job_id) != shown or job_id not in self._jobs, wait)
+            self._changed.wait_for(lambda: self._progress.get(job_id) != shown, wait)
             return self._progress.get(job_id)
 
     def stop(self, job_id: str, reason: str) -> bool:
@@ -229,6 +231,7 @@ class Workers:
         self.download = None
         self.device = torch.device("cpu")  # the front end's: the panel lists each worker's own
         self.notice = ""
+        self.stop_grace = STOP_GRACE
         self._owns_ray = not ray.is_initialized()
         if self._owns_ray:
             path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
@@ -352,10 +355,10 @@ class Workers:
                 ray.shutdown()
 
     # -- jobs ------------------------------------------------------------------------------------
-    def plan(self, request: AdRequest) -> ImagePlan:
+    def plan(self, request: AdRequest, job: Job | None = None) -> ImagePlan:
         request = request.resolved()
         preset = get_preset(self.presets, request.preset)
-        info, loras, errors = self._model(600)
+        info, loras, errors = self._model(600, job)
         if preset.name in errors:
             raise errors[preset.name]
         return plan_images(request, preset, info, loras.get(preset.name))
@@ -364,17 +367,17 @@ class Workers:
                  job: Job | None = None) -> Result:
         """As `Engine.generate`: cached images from here, the others made by one free worker."""
         start = time.perf_counter()
-        plan = self.plan(request)
-        cache = self.cache if use_cache else None
-        done = plan.cached(cache)
-        pending = {seed: key for seed, key in plan.keys.items() if seed not in done}
-        if pending:
-            with self.jobs.open(job=job) as running:
+        with self.jobs.open(job=job) as running:
+            plan = self.plan(request, running)
+            cache = self.cache if use_cache else None
+            done = plan.cached(cache)
+            pending = {seed: key for seed, key in plan.keys.items() if seed not in done}
+            if pending:
                 made = self._run("render", running, progress, plan.request, pending)
-            for seed, png in made.items():
-                if cache:
-                    cache.put(pending[seed], png)
-                done[seed] = plan.picture(seed, png)
+                for seed, png in made.items():
+                    if cache:
+                        cache.put(pending[seed], png)
+                    done[seed] = plan.picture(seed, png)
         return plan.result(done, time.perf_counter() - start)
 
     def write(self, request, progress: Progress | None = None, use_cache: bool = True, job: Job | None = None):
@@ -382,12 +385,13 @@ class Workers:
         from .writer import _written, plan, recall, remember
 
         start = time.perf_counter()
-        work = plan(self, request)
-        cache = self.cache if use_cache else None
-        answers = recall(cache, work)
-        if answers is not None:
-            return _written(self, work, answers, start, cached=True)
         with self.jobs.open(job=job) as running:
+            self._model(600, running)  # the key needs the workers' model; a Stop ends the wait for it
+            work = plan(self, request)
+            cache = self.cache if use_cache else None
+            answers = recall(cache, work)
+            if answers is not None:
+                return _written(self, work, answers, start, cached=True)
             written = self._run("write", running, progress, work)
         remember(cache, work, list(written.raw))
         return replace(written, seconds=time.perf_counter() - start)
@@ -398,14 +402,19 @@ class Workers:
         handle = worker.handle
         try:
             ref = getattr(handle, method).remote(job.id, *args)
-            shown = None
+            shown = stopped_at = None
             polling = handle.progress.remote(job.id, None) if progress is not None else None
             with job.on_stop(lambda: handle.stop.remote(job.id, job.reason)):  # a Stop goes on at once
                 while True:
                     ready, _ = ray.wait([ref] if polling is None else [ref, polling], num_returns=1, timeout=POLL)
                     if ref in ready or ray.wait([ref], timeout=0)[0]:
                         break
-                    job.stopped  # noqa: B018 - polls a disconnect probe; a Stop it finds is passed on by the hook
+                    if job.stopped:  # also polls a disconnect probe; a Stop it finds is passed on by the hook
+                        stopped_at = stopped_at or time.monotonic()
+                        if time.monotonic() - stopped_at > self.stop_grace:  # a worker not placed yet, or hung
+                            with suppress(Exception):  # best effort: the worker may be gone or not placed
+                                ray.cancel(ref)
+                            raise GenerationStopped(*(shown or (0, 0)), job.reason)
                     if polling is not None and polling in ready:  # the worker answers when the step changes
                         step = ray.get(polling)
                         if step is not None and step != shown:
@@ -461,19 +470,24 @@ class Workers:
                 raise outcome.error
         return [o.value for o in outcomes]
 
-    def _model(self, timeout: float) -> tuple[ModelInfo, dict, dict]:
+    def _model(self, timeout: float, job: Job | None = None) -> tuple[ModelInfo, dict, dict]:
         """(ModelInfo, LoRA fingerprint per style, the error per style that cannot run) from the first worker
-        to answer; asked once."""
-        with self._info_lock:
+        to answer; asked once. A Stop of `job` ends the wait (workers may wait for Ray to place them)."""
+        deadline = time.monotonic() + timeout
+        while not self._info_lock.acquire(timeout=POLL * 4):
+            if job is not None:
+                job.check()
+        try:
             if self._info is not None:
                 return self._info
             refs = {w.handle.info.remote(): w for w in self._workers if not w.broken}
-            deadline = time.monotonic() + timeout
             errors = []
-            while refs:
-                ready, _ = ray.wait(list(refs), num_returns=1, timeout=max(deadline - time.monotonic(), 0))
+            while refs and time.monotonic() < deadline:
+                if job is not None:
+                    job.check()
+                ready, _ = ray.wait(list(refs), num_returns=1, timeout=min(POLL * 4, deadline - time.monotonic()))
                 if not ready:
-                    break
+                    continue
                 worker = refs.pop(ready[0])
                 try:
                     outcome = ray.get(ready[0])
@@ -486,6 +500,8 @@ class Workers:
                 errors.append(str(outcome.error))
             raise ModelError("model: no worker has its model ready" + (f" ({'; '.join(errors)})" if errors else
                                                                       " yet; try again in a moment"))
+        finally:
+            self._info_lock.release()
 
     def _watch(self) -> None:
         """Keep each worker's last report for the panel; one question at a time per worker.

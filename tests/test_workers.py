@@ -287,6 +287,26 @@ def test_a_worker_that_cannot_load_the_model_is_shown_and_refuses_jobs(ray_env, 
     assert not (tmp_path / "out").exists()
 
 
+def test_a_worker_ray_cannot_place_is_shown_and_a_stop_ends_the_wait_for_it(pool, ray_env):
+    """A worker asking for a GPU on a cluster without one waits to be placed: the panel says so, and Stop ends
+    a job waiting for its model, or sent to it, instead of leaving the tab waiting forever."""
+    unplaced = Workers(1, config=WorkerConfig(model=str(next(ray_env.glob("demo-model-v*"))), device="cuda"))
+    try:
+        assert unplaced.resources == {"num_gpus": 1, "num_cpus": 1}
+        assert status_line(EngineSlot(unplaced), "ko")[1].count(
+            "워커 1: **모델 불러오는 중** · 시작 중 (Ray가 배치하는 중: 남는 GPU이(가) 필요합니다)") == 1
+        for known in (None, pool._info):  # waiting for the model's info, then (info known) for the worker itself
+            unplaced._info, unplaced.stop_grace = known, 0.3
+            job = Job("tab-a")
+            threading.Timer(0.3, job.stop).start()
+            started = time.monotonic()
+            with pytest.raises(GenerationStopped, match="before it started"):
+                unplaced.generate(small(PRODUCT, seed=901, steps=2), use_cache=False, job=job)
+            assert time.monotonic() - started < 5
+    finally:
+        unplaced.close()
+
+
 def test_the_page_runs_on_the_workers_as_many_gpu_events_at_once_as_there_are(pool, tmp_path):
     """The page over workers: its GPU events run two at once, and a Korean tab's Generate makes an ad there."""
     import dataclasses
