@@ -574,12 +574,24 @@ def cmd_batch(args: argparse.Namespace) -> tuple[dict, int]:
 
     # With Ray workers (--workers, --ray-address) rows run at once, one per worker; else one after another.
     parallel = 1 if worker_flags(args) is None else maker_().engine.parallel
-    with tqdm(total=len(rows), desc="rows", unit="row", file=sys.stderr, disable=args.quiet, **_screen()) as bar, \
-            ThreadPoolExecutor(parallel, thread_name_prefix="adgen-batch") as pool:
-        futures = [pool.submit(run, number, values) for number, values in rows]
-        for _ in as_completed(futures):
-            bar.update(1)
-    outcomes = [future.result() for future in futures]  # in row order
+    with tqdm(total=len(rows), desc="rows", unit="row", file=sys.stderr, disable=args.quiet, **_screen()) as bar:
+        if parallel == 1:
+            outcomes = []
+            for number, values in rows:
+                outcomes.append(run(number, values))
+                bar.update(1)
+        else:
+            pool = ThreadPoolExecutor(parallel, thread_name_prefix="adgen-batch")
+            futures = [pool.submit(run, number, values) for number, values in rows]
+            try:
+                for _ in as_completed(futures):
+                    bar.update(1)
+            except KeyboardInterrupt:  # Ctrl-C: rows in flight end at their next step, the others never start
+                pool.shutdown(wait=False, cancel_futures=True)
+                maker_().engine.jobs.stop_all()
+                raise
+            pool.shutdown()
+            outcomes = [future.result() for future in futures]  # in row order
     done = [report for report, _ in outcomes if report is not None]
     failed = [error for _, error in outcomes if error is not None]
     if failed:

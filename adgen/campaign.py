@@ -24,6 +24,8 @@ from .channels import Channel, generation_size
 from .engine import Progress, Result
 from .errors import GenerationStopped, InputError
 from .jobs import Job
+from .presets import get_preset
+from .prompts import settings_for
 from .request import MAX_SEED, MAX_VARIATIONS
 
 MAX_VARIANTS = 8
@@ -61,11 +63,14 @@ def make_campaign(maker: AdMaker, spec: AdSpec, channels: list[Channel], variant
     steps: dict[int, tuple[int, int]] = {}
     lock = threading.Lock()
 
-    def report(n: int, done: int, total: int) -> None:
+    # each file's background runs this many steps (none when it comes from the cache, or for a packshot)
+    per = settings_for(base, get_preset(maker.engine.presets, base.preset)).steps
+
+    def report(n: int, done: int) -> None:
         with lock:
-            steps[n] = (done, total)
+            steps[n] = (done, per)
             if progress:
-                progress(sum(d for d, _ in steps.values()), len(runs) * total)
+                progress(sum(d for d, _ in steps.values()), len(runs) * per)
 
     def make(n: int, running: Job):
         v, channel = runs[n]
@@ -73,8 +78,8 @@ def make_campaign(maker: AdMaker, spec: AdSpec, channels: list[Channel], variant
         request = dataclasses.replace(base, seed=(base.seed + v) % (MAX_SEED + 1), count=1, width=width,
                                       height=height, variation=(base.variation + v) % MAX_VARIATIONS)
         result = maker.make(dataclasses.replace(variant_spec(spec, v), request=request, channel=channel),
-                            lambda d, t: report(n, d, t), use_cache, running)
-        report(n, *steps.get(n, (0, 0)))  # a cached file moves no steps; the bar still counts it as done
+                            lambda d, t: report(n, d), use_cache, running)
+        report(n, per)  # done: a file whose background came from the cache (or a packshot's) moved no steps
         return result.settings, dataclasses.replace(result.images[0], channel=channel.id, variant=v + 1)
 
     made: dict[int, tuple] = {}
@@ -90,9 +95,14 @@ def make_campaign(maker: AdMaker, spec: AdSpec, channels: list[Channel], variant
         else:
             with ThreadPoolExecutor(parallel, thread_name_prefix="adgen-campaign") as pool:
                 futures = [pool.submit(lambda ns: [(n, make(n, running)) for n in ns], ns) for ns in groups.values()]
-                for future in as_completed(futures):
-                    if future.exception() is not None and not running.stopped:  # the other files end too
-                        running.stop("stopped because another file of the campaign failed")
+                try:
+                    for future in as_completed(futures):
+                        if future.exception() is not None and not running.stopped:  # the other files end too
+                            running.stop("stopped because another file of the campaign failed")
+                except KeyboardInterrupt:  # Ctrl-C: the files in flight end at their next step, the rest never start
+                    running.stop("stopped by the operator")
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    raise
             errors = [f.exception() for f in futures if f.exception() is not None]
             failed = next((e for e in errors if not isinstance(e, GenerationStopped)), None)
             if failed is not None:  # the failure itself, not the Stops it caused in the other files
@@ -101,7 +111,6 @@ def make_campaign(maker: AdMaker, spec: AdSpec, channels: list[Channel], variant
                 for future in futures:
                     made.update(future.result())
             except GenerationStopped as stopped:
-                per = max((t for _, t in steps.values()), default=stopped.total)
                 raise GenerationStopped(sum(d for d, _ in steps.values()), len(runs) * per, stopped.reason) from None
     pictures = [made[n][1] for n in range(len(runs))]
     return Result(tuple(pictures), made[0][0], maker.engine.source.label, maker.engine.source.is_demo,

@@ -33,10 +33,14 @@ class Job:
             self.reason = reason
             self._stop.set()
             for hook in list(self._hooks):
-                try:
-                    hook()
-                except Exception:  # noqa: BLE001 - a hook that fails must not keep the Stop from the others
-                    pass
+                self._call(hook)
+
+    @staticmethod
+    def _call(hook: Callable[[], None]) -> None:
+        try:
+            hook()
+        except Exception:  # noqa: BLE001 - a hook that fails must not keep the Stop from the others
+            pass
 
     @contextmanager
     def on_stop(self, hook: Callable[[], None]) -> Iterator[None]:
@@ -45,7 +49,7 @@ class Job:
         self._hooks.append(hook)
         try:
             if self._stop.is_set():
-                hook()
+                self._call(hook)
             yield
         finally:
             self._hooks.remove(hook)

@@ -85,7 +85,8 @@ def render(snap: MemorySnapshot, model: dict, lang: str = "en") -> str:
                  text("panel_ram", lang, used=f"{snap.ram_used / GB:.1f}", total=f"{snap.ram_total / GB:.1f}")]
     state = {"ready": "status_ready", "loading": "status_loading", "error": "status_error"}.get(model["state"],
                                                                                               "status_unloaded")
-    lines.append(text("panel_model", lang, state=text(state, lang), model=model["model"], device=model["device"],
+    device = workers_text(model["workers"], lang) if "workers" in model else model["device"]
+    lines.append(text("panel_model", lang, state=text(state, lang), model=model["model"], device=device,
                       dtype=model["dtype"], loras=", ".join(model["loras"]) or text("panel_none", lang)))
     if model.get("memory"):
         compiled = f" · {text('panel_compiled', lang)}" if model.get("compiled") else ""
@@ -101,6 +102,13 @@ def render(snap: MemorySnapshot, model: dict, lang: str = "en") -> str:
         lines.extend(worker_lines(model["workers"], lang))
     lines.append(text("panel_updated", lang, clock=clock))
     return "  \n".join(lines)
+
+
+def workers_text(workers: list[dict], lang: str = "en") -> str:
+    """"1/2 Ray workers ready" in `lang`: the status line shows a worker restarting without opening the panel."""
+    from .i18n import text
+
+    return text("status_workers", lang, ready=sum(w.get("state") == "ready" for w in workers), n=len(workers))
 
 
 def worker_lines(workers: list[dict], lang: str = "en") -> list[str]:
@@ -125,5 +133,5 @@ def worker_lines(workers: list[dict], lang: str = "en") -> list[str]:
         device = f"{(worker.get('gpu') if cuda else '') or worker.get('device')} · {worker.get('dtype')}"
         job = text("panel_worker_job", lang) if worker.get("busy") else ""
         lines.append(text("panel_worker", lang, n=n, state=label, device=device, memory=memory,
-                          host=f"{worker.get('host', '?')} pid {worker.get('pid', '?')}", job=job))
+                          host=worker.get("host", "?"), pid=worker.get("pid", "?"), job=job))
     return lines

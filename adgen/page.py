@@ -220,7 +220,7 @@ def status_line(slot, lang: str, width=None, height=None, count=None) -> tuple[s
         if slot.error is not None:
             return "⚠ " + text("status_failed", lang, detail=str(slot.error)), ""
         return text("status_starting", lang), ""
-    from .monitor import render, snapshot
+    from .monitor import render, snapshot, workers_text
 
     described = engine.describe()
     snap = snapshot(engine.device)
@@ -229,8 +229,7 @@ def status_line(slot, lang: str, width=None, height=None, count=None) -> tuple[s
     state = {"ready": "●", "loading": "◐", "unloaded": "○", "error": "✕"}.get(described["state"], "○")
     key = {"ready": "status_ready", "loading": "status_loading", "error": "status_error"}.get(described["state"],
                                                                                              "status_unloaded")
-    device = (text("status_workers", lang, n=len(described["workers"])) if "workers" in described
-              else described["device"])
+    device = workers_text(described["workers"], lang) if "workers" in described else described["device"]
     parts = [f"{state} {text(key, lang)}", described["model"], f"{device} · {described['dtype']}", memory]
     if described.get("jobs"):
         parts.append(f"{text('status_generating', lang)} ({described['jobs']})")

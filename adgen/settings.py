@@ -46,7 +46,15 @@ def make_engine(args: argparse.Namespace, cache=None):
 
         return Engine(args.model, cache=cache, memory=args.memory, attention=args.attention, dtype=args.dtype,
                       compile=args.compile)
-    from .workers import WorkerConfig, Workers  # imports Ray: only here
+    try:
+        from .workers import WorkerConfig, Workers  # imports Ray: only here
+    except ImportError as exc:
+        if exc.name != "ray":
+            raise
+        from .errors import WorkerError
+
+        raise WorkerError("workers: --workers and --ray-address need Ray: "
+                          "pip install -r requirements-ray.txt") from None
 
     config = WorkerConfig(model=args.model, memory=args.memory, attention=args.attention, dtype=args.dtype,
                           compile=args.compile)

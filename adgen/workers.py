@@ -22,7 +22,7 @@ import os
 import socket
 import threading
 import time
-from contextlib import suppress
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -39,6 +39,7 @@ from .request import AdRequest, check_int
 log = logging.getLogger("adgen.workers")
 POLL = 0.05  # seconds between looks at a running job: its progress, and a Stop to pass on
 REFRESH = 1.0  # seconds between the panel's looks at each worker
+UP = ("ready", "loading", "unloaded")  # states of a worker that has answered: placed, its process up
 STOP_GRACE = 10.0  # seconds a stopped job's worker has to end it before the front end lets the job go
 MAX_WORKERS = 64
 ROOT = Path(__file__).resolve().parent.parent  # the checkout: workers started here import adgen from it
@@ -54,6 +55,10 @@ class WorkerConfig:
     dtype: str | None = None
     compile: bool = False
     device: str | None = None  # None: cuda where the worker has a GPU
+
+
+class Mismatch(WorkerError):
+    """A worker plans other cache keys than the front end: a changed LoRA file, or another model or numerics."""
 
 
 @dataclass(frozen=True)
@@ -104,16 +109,19 @@ class EngineWorker:
                 "runs": self.engine.runs, "writes": self.engine.writes}
 
     def info(self) -> Outcome:
-        """The model as a cache key sees it, and each style's LoRA fingerprint (or the error using it raises)."""
+        """The model as a cache key sees it, once loaded (a faster attention may fall back at the load)."""
         try:
             engine = self._engine()
-            loras, errors = {}, {}
-            for name, preset in engine.presets.items():
-                try:
-                    loras[name] = engine.lora_id(preset)
-                except AdgenError as exc:
-                    errors[name] = exc
-            return Outcome((engine.info(), loras, errors))
+            engine.load()
+            return Outcome(engine.info())
+        except AdgenError as exc:
+            return Outcome(error=exc)
+
+    def lora_id(self, style: str) -> Outcome:
+        """The fingerprint of the LoRA file `style` runs with (None: none), or the error using it raises."""
+        try:
+            engine = self._engine()
+            return Outcome(engine.lora_id(get_preset(engine.presets, style)))
         except AdgenError as exc:
             return Outcome(error=exc)
 
@@ -124,8 +132,8 @@ class EngineWorker:
             plan = engine.plan(request)
             mine = {seed: plan.keys.get(seed) for seed in keys}
             if mine != keys:
-                raise WorkerError(f"worker: worker {self.index + 1} makes different images than the front end "
-                                  f"expects (another model, dtype or library version); it takes no more jobs")
+                raise Mismatch(f"worker: worker {self.index + 1} makes different images than the front end "
+                               f"expects (another model, dtype or library version); it takes no more jobs")
             return engine.render(plan, list(keys), self._reporter(job_id), job)
 
         return self._job(job_id, run)
@@ -200,8 +208,6 @@ class RemoteSource:
 
     label: str
     is_demo: bool
-    path: None = None
-    synthetic: bool = False
 
 
 @dataclass
@@ -235,10 +241,13 @@ class Workers:
         self._owns_ray = not ray.is_initialized()
         if self._owns_ray:
             path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
-            try:
-                ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
-                         runtime_env={"env_vars": {"PYTHONPATH": path}}, **(ray_options or {}))
+            try:  # no address: a new local Ray, never a cluster that happens to run on this machine
+                ray.init(address=address or "local", include_dashboard=False, log_to_driver=False,
+                         logging_level=logging.ERROR, runtime_env={"env_vars": {"PYTHONPATH": path}},
+                         **(ray_options or {}))
             except (ConnectionError, RuntimeError, ValueError) as exc:
+                if address is None:
+                    raise WorkerError(f"workers: cannot start a local Ray: {_first_line(exc)}") from None
                 raise WorkerError(f"ray address: cannot join the Ray cluster at {address!r}: {_first_line(exc)} "
                                   f"(start one with `ray start --head`, or leave --ray-address out for a local one)"
                                   ) from None
@@ -251,7 +260,8 @@ class Workers:
                                                  **self.resources)
         self._workers = [_Worker(actor.remote(i, self.config, self.presets), i) for i in range(n)]
         self._free = threading.Condition()
-        self._info: tuple[ModelInfo, dict, dict] | None = None
+        self._info: ModelInfo | None = None  # asked of the first worker to load; again after a Mismatch
+        self._loras: dict[str, str | None] = {}  # style -> its LoRA file's fingerprint, asked on first use
         self._info_lock = threading.Lock()
         self._closed = threading.Event()
         self._watcher = threading.Thread(target=self._watch, name="adgen-workers", daemon=True)
@@ -265,7 +275,7 @@ class Workers:
 
     # -- what the front end shares with the engine's interface ----------------------------------
     def info(self, timeout: float = 600) -> ModelInfo:
-        return self._model(timeout)[0]
+        return self._model(timeout)
 
     def model_fingerprint(self) -> str:
         return self.info().fingerprint
@@ -283,7 +293,7 @@ class Workers:
                 return RemoteSource(seen["model"], bool(seen.get("demo")))
             if time.monotonic() > deadline or self._closed.wait(0.05):
                 return RemoteSource("…", False)
-        return RemoteSource(self._info[0].label, self._info[0].demo)
+        return RemoteSource(self._info.label, self._info.demo)
 
     @property
     def state(self) -> str:
@@ -292,20 +302,6 @@ class Workers:
             if state in states:
                 return state
         return "error" if all(s == "error" for s in states) else "loading"
-
-    @property
-    def runs(self) -> int:
-        """Denoising runs on all workers (as last reported to the panel)."""
-        return sum(w.seen.get("runs", 0) for w in self._workers)
-
-    def check_download(self) -> None:  # workers load from their own cache; nothing downloads here
-        return None
-
-    def check_fits(self, width: int, height: int, count: int = 1) -> None:
-        return None  # each worker checks its own VRAM before it runs
-
-    def forecast(self, width: int, height: int, count: int = 1, wait: bool = True) -> int | None:
-        return None
 
     def stop(self, session: str) -> int:
         return self.jobs.stop(session)
@@ -347,6 +343,7 @@ class Workers:
         if self._closed.is_set():
             return
         self._closed.set()
+        atexit.unregister(self.close)
         self._watcher.join(timeout=5)
         if ray.is_initialized():
             for worker in self._workers:
@@ -358,31 +355,38 @@ class Workers:
     def plan(self, request: AdRequest, job: Job | None = None) -> ImagePlan:
         request = request.resolved()
         preset = get_preset(self.presets, request.preset)
-        info, loras, errors = self._model(600, job)
-        if preset.name in errors:
-            raise errors[preset.name]
-        return plan_images(request, preset, info, loras.get(preset.name))
+        info = self._model(600, job)
+        return plan_images(request, preset, info, self._lora(preset.name, job))
 
     def generate(self, request: AdRequest, progress: Progress | None = None, use_cache: bool = True,
                  job: Job | None = None) -> Result:
         """As `Engine.generate`: cached images from here, the others made by one free worker."""
         start = time.perf_counter()
         with self.jobs.open(job=job) as running:
-            plan = self.plan(request, running)
-            cache = self.cache if use_cache else None
-            done = plan.cached(cache)
-            pending = {seed: key for seed, key in plan.keys.items() if seed not in done}
-            if pending:
-                made = self._run("render", running, progress, plan.request, pending)
+            for again in (False, True):
+                plan = self.plan(request, running)
+                cache = self.cache if use_cache else None
+                done = plan.cached(cache)
+                pending = {seed: key for seed, key in plan.keys.items() if seed not in done}
+                if not pending:
+                    break
+                try:
+                    made = self._run("render", running, progress, plan.request, pending, strict=again)
+                except Mismatch:  # a LoRA file changed, say: plan once more with what the workers say now
+                    if again:
+                        raise
+                    self._forget()
+                    continue
                 for seed, png in made.items():
                     if cache:
                         cache.put(pending[seed], png)
                     done[seed] = plan.picture(seed, png)
+                break
         return plan.result(done, time.perf_counter() - start)
 
     def write(self, request, progress: Progress | None = None, use_cache: bool = True, job: Job | None = None):
         """As `Engine.write`: the cached answers from here, else the writer on one free worker."""
-        from .writer import _written, plan, recall, remember
+        from .writer import plan, recall, remember, written_of
 
         start = time.perf_counter()
         with self.jobs.open(job=job) as running:
@@ -391,18 +395,18 @@ class Workers:
             cache = self.cache if use_cache else None
             answers = recall(cache, work)
             if answers is not None:
-                return _written(self, work, answers, start, cached=True)
+                return written_of(self, work, answers, start, cached=True)
             written = self._run("write", running, progress, work)
         remember(cache, work, list(written.raw))
         return replace(written, seconds=time.perf_counter() - start)
 
-    def _run(self, method: str, job: Job, progress: Progress | None, *args):
+    def _run(self, method: str, job: Job, progress: Progress | None, *args, strict: bool = True):
         """`method` of a free worker for `job`: progress polled and Stop passed on while it runs."""
         worker = self._take(job)
-        handle = worker.handle
+        handle, ref, stopped_at = worker.handle, None, None
         try:
             ref = getattr(handle, method).remote(job.id, *args)
-            shown = stopped_at = None
+            shown = None
             polling = handle.progress.remote(job.id, None) if progress is not None else None
             with job.on_stop(lambda: handle.stop.remote(job.id, job.reason)):  # a Stop goes on at once
                 while True:
@@ -429,19 +433,32 @@ class Workers:
         except ray.exceptions.RayTaskError as exc:  # a bug on the worker: its first line, the log has the rest
             log.error("worker %d failed: %s", worker.index + 1, exc)
             raise WorkerError(f"worker: worker {worker.index + 1} failed: {_first_line(exc.cause or exc)}") from None
+        except ray.exceptions.RayError as exc:  # Ray itself (a lost object, its system): the job failed, not the page
+            log.error("worker %d: Ray failed: %s", worker.index + 1, exc)
+            raise WorkerError(f"worker: worker {worker.index + 1} failed: {_first_line(exc)}") from None
+        except GenerationStopped:
+            if stopped_at is not None:  # let go after the grace: the worker is free only once its job ends
+                threading.Thread(target=self._give_back_after, args=(worker, ref), daemon=True).start()
+                worker = None
+            raise
         finally:
-            self._give_back(worker)
+            if worker is not None:
+                self._give_back(worker)
         if progress is not None and outcome.progress is not None and outcome.progress != shown:
             progress(*outcome.progress)
         if outcome.error is not None:
-            if isinstance(outcome.error, WorkerError):
+            if isinstance(outcome.error, Mismatch) and strict:  # still different once the front end asked again
                 worker.broken = str(outcome.error).removeprefix("worker: ")
             raise outcome.error
         return outcome.value
 
     def _take(self, job: Job) -> _Worker:
-        """A free worker that can take jobs (a ready one first), waiting while all are busy; Stop ends the wait."""
-        rank = {"ready": 0, "loading": 1, "unloaded": 1, "starting": 2, "restarting": 3}
+        """A free worker for `job`, waiting while all are busy; Stop ends the wait.
+
+        Workers that have answered (their process is up) come first, ready ones before loading ones; a job waits
+        for one of them rather than go to a worker Ray has not placed or is restarting. Only when no worker has
+        answered does a job go to one that has not (Ray runs it once the worker is up).
+        """
         with self._free:
             while True:
                 job.check()
@@ -450,42 +467,47 @@ class Workers:
                     reasons = "; ".join(f"worker {w.index + 1}: {w.broken or w.seen.get('error') or 'error'}"
                                         for w in self._workers)
                     raise WorkerError(f"worker: no worker can run jobs ({reasons})")
-                free = [w for w in usable if not w.busy]
-                if free:
-                    worker = min(free, key=lambda w: rank.get(w.seen.get("state"), 2))
+                worker = _choose(usable)
+                if worker is not None:
                     worker.busy = True
                     return worker
                 self._free.wait(POLL)
+
+    def _give_back_after(self, worker: _Worker, ref) -> None:
+        with suppress(Exception):
+            ray.wait([ref], timeout=None)
+        self._give_back(worker)
 
     def _give_back(self, worker: _Worker) -> None:
         with self._free:
             worker.busy = False
             self._free.notify()
 
-    def _each(self, name: str, *args) -> list:
-        """An engine operation on every worker, in order; the first AdGen error is raised."""
-        outcomes = ray.get([w.handle.call.remote(name, *args) for w in self._workers])
+    def _each(self, name: str, *args, timeout: float = 120) -> list:
+        """An engine operation on every worker whose process is up, in order; the first error is raised."""
+        up = [w for w in self._workers if not w.broken and w.seen.get("state") in UP]
+        if not up:
+            raise WorkerError("worker: no worker is up yet; try again in a moment")
+        try:
+            outcomes = ray.get([w.handle.call.remote(name, *args) for w in up], timeout=timeout)
+        except ray.exceptions.RayError as exc:
+            raise WorkerError(f"worker: {name} did not finish on every worker: {_first_line(exc)}") from None
         for outcome in outcomes:
             if outcome.error is not None:
                 raise outcome.error
         return [o.value for o in outcomes]
 
-    def _model(self, timeout: float, job: Job | None = None) -> tuple[ModelInfo, dict, dict]:
-        """(ModelInfo, LoRA fingerprint per style, the error per style that cannot run) from the first worker
-        to answer; asked once. A Stop of `job` ends the wait (workers may wait for Ray to place them)."""
+    def _model(self, timeout: float, job: Job | None = None) -> ModelInfo:
+        """The workers' `ModelInfo`, from the first worker to load its model; asked once (again after `_forget`).
+        A Stop of `job` ends the wait (workers may be loading, or waiting for Ray to place them)."""
         deadline = time.monotonic() + timeout
-        while not self._info_lock.acquire(timeout=POLL * 4):
-            if job is not None:
-                job.check()
-        try:
+        with self._locked(self._info_lock, job):
             if self._info is not None:
                 return self._info
             refs = {w.handle.info.remote(): w for w in self._workers if not w.broken}
             errors = []
             while refs and time.monotonic() < deadline:
-                if job is not None:
-                    job.check()
-                ready, _ = ray.wait(list(refs), num_returns=1, timeout=min(POLL * 4, deadline - time.monotonic()))
+                ready = self._wait(list(refs), deadline, job)
                 if not ready:
                     continue
                 worker = refs.pop(ready[0])
@@ -500,8 +522,49 @@ class Workers:
                 errors.append(str(outcome.error))
             raise ModelError("model: no worker has its model ready" + (f" ({'; '.join(errors)})" if errors else
                                                                       " yet; try again in a moment"))
+
+    def _lora(self, style: str, job: Job | None = None) -> str | None:
+        """The fingerprint of `style`'s LoRA file as the workers see it, asked of one on the style's first use."""
+        if style in self._loras:
+            return self._loras[style]
+        answered = [w for w in self._workers if not w.broken and w.seen.get("state") in UP] or self._workers
+        ref = answered[0].handle.lora_id.remote(style)
+        deadline = time.monotonic() + 600
+        while not self._wait([ref], deadline, job):
+            if time.monotonic() >= deadline:
+                raise ModelError(f"model: no worker answered for the {style} style's LoRA; try again in a moment")
+        try:
+            outcome = ray.get(ref)
+        except ray.exceptions.RayError as exc:
+            raise WorkerError(f"worker: worker {answered[0].index + 1} failed: {_first_line(exc)}") from None
+        if outcome.error is not None:  # not remembered: a LoRA put in place later is found then
+            raise outcome.error
+        self._loras[style] = outcome.value
+        return outcome.value
+
+    def _forget(self) -> None:
+        """Ask the workers again for the model's info and the LoRAs' fingerprints (one changed under us)."""
+        with self._info_lock:
+            self._info = None
+            self._loras.clear()
+
+    @staticmethod
+    def _wait(refs: list, deadline: float, job: Job | None) -> list:
+        """The refs ready within a short while (none once `deadline` passed); `job`'s Stop raises."""
+        if job is not None:
+            job.check()
+        return ray.wait(refs, num_returns=1, timeout=max(min(POLL * 4, deadline - time.monotonic()), 0))[0]
+
+    @staticmethod
+    @contextmanager
+    def _locked(lock: threading.Lock, job: Job | None):
+        while not lock.acquire(timeout=POLL * 4):
+            if job is not None:
+                job.check()
+        try:
+            yield
         finally:
-            self._info_lock.release()
+            lock.release()
 
     def _watch(self) -> None:
         """Keep each worker's last report for the panel; one question at a time per worker.
@@ -540,6 +603,14 @@ class Workers:
                 worker.seen = {**worker.seen, "state": "restarting"}
         self._closed.wait(REFRESH / 4 if ready else 0)
         return asked
+
+
+def _choose(usable: list[_Worker]) -> _Worker | None:
+    """The free worker to send a job to (None: wait): one whose process is up, ready before loading; one that
+    has not answered yet only when none has."""
+    up = [w for w in usable if w.seen.get("state") in UP]
+    free = [w for w in (up or usable) if not w.busy]
+    return min(free, key=lambda w: w.seen.get("state") != "ready") if free else None
 
 
 def _first_line(exc: BaseException) -> str:

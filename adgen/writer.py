@@ -263,7 +263,7 @@ def write(engine, request: WriteRequest, progress=None, use_cache: bool = True, 
     cache = engine.cache if use_cache else None
     answers = recall(cache, work)
     if answers is not None:  # checked again with today's checks (claims, parsing)
-        return _written(engine, work, answers, start, cached=True)
+        return written_of(engine, work, answers, start, cached=True)
     result = sample(engine, work, progress, job, start)
     remember(cache, work, result.raw)
     return result
@@ -299,7 +299,7 @@ def sample(engine, work: Plan, progress=None, job: Job | None = None, start: flo
         flush_memory()
         raise OutOfMemory("the GPU ran out of memory while writing; memory was freed. Try a memory mode that "
                           "offloads (--memory offload)")
-    return _written(engine, work, answers, start, tokens=sampled)
+    return written_of(engine, work, answers, start, tokens=sampled)
 
 
 def recall(cache, work: Plan) -> list[str] | None:
@@ -316,7 +316,7 @@ def remember(cache, work: Plan, answers: list[str]) -> None:
         cache.put_json(work.key, {"key": work.key, "raw": list(answers)})
 
 
-def _written(engine, work: Plan, answers: list[str], start: float, cached: bool = False, tokens: int = 0) -> Written:
+def written_of(engine, work: Plan, answers: list[str], start: float, cached: bool = False, tokens: int = 0) -> Written:
     """The `Written` of the model's `answers` to `work`: parsed, checked and merged across tries."""
     request = work.request
     texts: list[str] = []

@@ -96,6 +96,16 @@ def test_generated_backgrounds_are_cropped_to_the_channel_and_shared_by_equal_ge
     assert result.images[2].step_cached["background"]
 
 
+def test_progress_moves_forward_to_its_total_when_a_file_runs_no_steps(maker, product):
+    """A file whose background comes from the cache moves the bar by its steps; the total never changes."""
+    square, big_square = CHANNELS["instagram_square"], channel(512, 512)
+    seen = []
+    make_campaign(maker, ad_spec(product, background="t2i"), [square, big_square, channel(300, 250)], area=DRAFT,
+                  progress=lambda done, total: seen.append((done, total)))
+    assert {total for _, total in seen} == {3}  # three files of one step each
+    assert [done for done, _ in seen] == sorted(done for done, _ in seen) and seen[-1] == (3, 3)
+
+
 # -- layout: safe zone, product, logo --------------------------------------------------------------
 @pytest.mark.parametrize("size", [(240, 420), (400, 300), (480, 60)])
 def test_copy_and_logo_stay_in_the_safe_zone_and_off_the_product(maker, product, size):

@@ -7,6 +7,7 @@ split their sums by thread and 1 and 2 threads differ by 1/255.
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 import threading
@@ -141,11 +142,48 @@ def test_two_concurrent_requests_run_on_two_different_workers(pool):
 def test_a_cache_hit_reaches_no_worker(pool):
     request = small(PRODUCT, seed=301, steps=2, count=2)
     first = pool.generate(request)
-    runs, encodes = remote(pool, "runs"), sum(remote(pool, "runs"))
+    runs, writes = remote(pool, "runs"), remote(pool, "writes")
     again = pool.generate(request)
     assert not any(p.cached for p in first.images) and all(p.cached for p in again.images)
     assert [p.png for p in again.images] == [p.png for p in first.images]
-    assert remote(pool, "runs") == runs and sum(runs) == encodes
+    assert remote(pool, "runs") == runs and remote(pool, "writes") == writes
+
+
+def test_keys_planned_with_stale_model_info_are_planned_again_not_a_broken_worker(pool):
+    """The workers' info changed under the front end (an edited LoRA file, say): it asks again, once."""
+    stale = dataclasses.replace(pool.info(), numerics={**pool.numerics(), "threads": 99})
+    pool._info = stale
+    result = pool.generate(small(PRODUCT, seed=311, steps=2), use_cache=False)
+    assert result.images[0].seed == 311 and pool.info() != stale and pool.numerics()["threads"] == 1
+    assert not any(w.broken for w in pool._workers)
+
+
+def test_a_job_waits_for_a_worker_that_is_up_rather_than_one_ray_has_not_placed():
+    from adgen.workers import _choose, _Worker
+
+    ready, loading, starting = (_Worker(None, i, seen={"state": s}) for i, s in
+                                enumerate(("ready", "loading", "starting")))
+    assert _choose([starting, loading, ready]) is ready
+    ready.busy = True
+    assert _choose([starting, loading, ready]) is loading
+    loading.busy = True
+    assert _choose([starting, loading, ready]) is None  # wait for one of them, not the unplaced one
+    restarting = _Worker(None, 3, seen={"state": "restarting"})
+    assert _choose([starting, restarting]) is starting  # none is up: Ray runs it once one is
+
+
+def test_workers_without_ray_installed_say_how_to_get_it(monkeypatch):
+    import argparse
+
+    from adgen.settings import make_engine
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if requirements-ray.txt were not installed
+    monkeypatch.delitem(sys.modules, "adgen.workers")
+    args = argparse.Namespace(workers="2", ray_address=None, model="demo", memory=None, attention=None, dtype=None,
+                              compile=False)
+    with pytest.raises(WorkerError, match=r"^workers: --workers and --ray-address need Ray: pip install -r "
+                                          r"requirements-ray.txt$"):
+        make_engine(args)
 
 
 def test_stop_ends_a_remote_job_within_a_step(pool):
@@ -206,6 +244,7 @@ def test_a_killed_worker_gives_a_clear_error_and_the_next_request_works(pool):
     assert isinstance(error, WorkerError)
     assert str(error) == (f"worker: worker {victim.index + 1} stopped while running this job (Ray is restarting it); "
                           "try again")
+    assert "1/2 Ray workers ready" in status_line(EngineSlot(pool), "en")[0]  # seen without opening the panel
     assert localize_error(error, "ko") == (f"워커: 워커 {victim.index + 1}이(가) 이 작업을 하던 중 멈췄습니다 "
                                            "(Ray가 다시 시작하는 중). 다시 시도하세요")
     assert pool.generate(small(PRODUCT, seed=602, steps=2), use_cache=False).images[0].seed == 602
@@ -215,13 +254,14 @@ def test_a_killed_worker_gives_a_clear_error_and_the_next_request_works(pool):
 def test_the_panel_lists_both_workers_in_korean_and_english(pool):
     slot = EngineSlot(pool)
     line, details = status_line(slot, "ko")
-    assert "Ray 워커 2개" in line and "**Ray 워커 2개** (각각 엔진 하나)" in details
+    assert "Ray 워커 2/2개 준비됨" in line and "**Ray 워커 2개** (각각 엔진 하나)" in details
+    assert "2 workers" not in details
     for n in (1, 2):
-        assert f"워커 {n}: **준비됨** · cpu · float32 · RAM " in details
+        assert f"워커 {n}: **준비됨** · cpu · float32 · RAM " in details and "· 호스트 " in details
     english = status_line(slot, "en")[1]
     for worker in pool.workers():
         assert f"worker {worker['index'] + 1}: **ready** · cpu · float32 · RAM " in english
-        assert f"pid {worker['pid']}" in english
+        assert f"· host {worker['host']} · pid {worker['pid']}" in english
 
 
 def test_the_writer_runs_on_a_worker_and_its_answer_is_cached_here(pool, demo_source, short_writer):
