@@ -34,6 +34,7 @@ from adgen.workers import WorkerConfig, Workers
 
 from conftest import ROOT, small
 
+KILLED: dict = {}  # the worker the kill test killed: its index and old pid
 PRODUCT = Product(name="탄산수 Citrus Sparkling Water", category="drink", features="lemon, zero sugar",
                   copy="여름 한정")
 
@@ -149,43 +150,6 @@ def test_a_cache_hit_reaches_no_worker(pool):
     assert remote(pool, "runs") == runs and remote(pool, "writes") == writes
 
 
-def test_keys_planned_with_stale_model_info_are_planned_again_not_a_broken_worker(pool):
-    """The workers' info changed under the front end (an edited LoRA file, say): it asks again, once."""
-    stale = dataclasses.replace(pool.info(), numerics={**pool.numerics(), "threads": 99})
-    pool._info = stale
-    result = pool.generate(small(PRODUCT, seed=311, steps=2), use_cache=False)
-    assert result.images[0].seed == 311 and pool.info() != stale and pool.numerics()["threads"] == 1
-    assert not any(w.broken for w in pool._workers)
-
-
-def test_a_job_waits_for_a_worker_that_is_up_rather_than_one_ray_has_not_placed():
-    from adgen.workers import _choose, _Worker
-
-    ready, loading, starting = (_Worker(None, i, seen={"state": s}) for i, s in
-                                enumerate(("ready", "loading", "starting")))
-    assert _choose([starting, loading, ready]) is ready
-    ready.busy = True
-    assert _choose([starting, loading, ready]) is loading
-    loading.busy = True
-    assert _choose([starting, loading, ready]) is None  # wait for one of them, not the unplaced one
-    restarting = _Worker(None, 3, seen={"state": "restarting"})
-    assert _choose([starting, restarting]) is starting  # none is up: Ray runs it once one is
-
-
-def test_workers_without_ray_installed_say_how_to_get_it(monkeypatch):
-    import argparse
-
-    from adgen.settings import make_engine
-
-    monkeypatch.setitem(sys.modules, "ray", None)  # as if requirements-ray.txt were not installed
-    monkeypatch.delitem(sys.modules, "adgen.workers")
-    args = argparse.Namespace(workers="2", ray_address=None, model="demo", memory=None, attention=None, dtype=None,
-                              compile=False)
-    with pytest.raises(WorkerError, match=r"^workers: --workers and --ray-address need Ray: pip install -r "
-                                          r"requirements-ray.txt$"):
-        make_engine(args)
-
-
 def test_stop_ends_a_remote_job_within_a_step(pool):
     job = Job("tab-a")
     seen = []
@@ -224,46 +188,6 @@ def test_one_sessions_stop_never_ends_another_sessions_remote_job(pool):
     assert done["tab-b"].images[0].seed == 502
 
 
-def test_a_killed_worker_gives_a_clear_error_and_the_next_request_works(pool):
-    failed = {}
-
-    def run() -> None:
-        try:
-            pool.generate(small(PRODUCT, seed=601, steps=50, width=1024, height=1024), use_cache=False)
-        except Exception as exc:  # noqa: BLE001 - the test reads it
-            failed["error"] = exc
-
-    runner = threading.Thread(target=run)
-    runner.start()
-    wait_for(lambda: any(w.busy for w in pool._workers) or failed, "the job on a worker")
-    victim = next(w for w in pool._workers if w.busy)
-    time.sleep(0.2)  # mid-job
-    ray.kill(victim.handle, no_restart=False)  # as if its process died: Ray restarts it
-    runner.join(60)
-    error = failed["error"]
-    assert isinstance(error, WorkerError)
-    assert str(error) == (f"worker: worker {victim.index + 1} stopped while running this job (Ray is restarting it); "
-                          "try again")
-    assert "1/2 Ray workers ready" in status_line(EngineSlot(pool), "en")[0]  # seen without opening the panel
-    assert localize_error(error, "ko") == (f"워커: 워커 {victim.index + 1}이(가) 이 작업을 하던 중 멈췄습니다 "
-                                           "(Ray가 다시 시작하는 중). 다시 시도하세요")
-    assert pool.generate(small(PRODUCT, seed=602, steps=2), use_cache=False).images[0].seed == 602
-    wait_for(lambda: [w["state"] for w in pool.workers()] == ["ready", "ready"], "the restarted worker ready", 120)
-
-
-def test_the_panel_lists_both_workers_in_korean_and_english(pool):
-    slot = EngineSlot(pool)
-    line, details = status_line(slot, "ko")
-    assert "Ray 워커 2/2개 준비됨" in line and "**Ray 워커 2개** (각각 엔진 하나)" in details
-    assert "2 workers" not in details
-    for n in (1, 2):
-        assert f"워커 {n}: **준비됨** · cpu · float32 · RAM " in details and "· 호스트 " in details
-    english = status_line(slot, "en")[1]
-    for worker in pool.workers():
-        assert f"worker {worker['index'] + 1}: **ready** · cpu · float32 · RAM " in english
-        assert f"· host {worker['host']} · pid {worker['pid']}" in english
-
-
 def test_the_writer_runs_on_a_worker_and_its_answer_is_cached_here(pool, demo_source, short_writer):
     from adgen.writer import WriteRequest
 
@@ -292,16 +216,69 @@ def short_writer(monkeypatch, tmp_path):
     monkeypatch.setattr(adgen.writer, "WRITER_DIR", folder)
 
 
-def test_a_campaign_spreads_its_files_over_the_workers(pool, demo_source):
-    channels = get_channels(["instagram_square", "instagram_story"], load_channels())  # two generation sizes
-    spec = AdSpec(AdRequest(PRODUCT, seed=701, steps=2))
-    before = remote(pool, "runs")
-    result = make_campaign(AdMaker(pool), spec, channels, 1, use_cache=False, area=256 * 256)
-    assert [a - b for a, b in zip(remote(pool, "runs"), before, strict=True)] == [1, 1]
-    with threads(pool.numerics()["threads"]):
-        local = make_campaign(AdMaker(in_process(pool, demo_source)), spec, channels, 1, use_cache=False,
-                              area=256 * 256)
-    assert [(p.channel, p.png) for p in result.images] == [(p.channel, p.png) for p in local.images]
+def test_a_killed_worker_gives_a_clear_error_and_the_next_request_works(pool):
+    failed = {}
+
+    def run() -> None:
+        try:
+            pool.generate(small(PRODUCT, seed=601, steps=50, width=1024, height=1024), use_cache=False)
+        except Exception as exc:  # noqa: BLE001 - the test reads it
+            failed["error"] = exc
+
+    runner = threading.Thread(target=run)
+    runner.start()
+    wait_for(lambda: any(w.busy for w in pool._workers) or failed, "the job on a worker")
+    victim = next(w for w in pool._workers if w.busy)
+    pid = victim.seen["pid"]
+    time.sleep(0.2)  # mid-job
+    ray.kill(victim.handle, no_restart=False)  # as if its process died: Ray restarts it
+    runner.join(60)
+    error = failed["error"]
+    assert isinstance(error, WorkerError)
+    assert str(error) == (f"worker: worker {victim.index + 1} stopped while running this job (Ray is restarting it); "
+                          "try again")
+    assert "1/2 Ray workers ready" in status_line(EngineSlot(pool), "en")[0]  # seen without opening the panel
+    assert localize_error(error, "ko") == (f"워커: 워커 {victim.index + 1}이(가) 이 작업을 하던 중 멈췄습니다 "
+                                           "(Ray가 다시 시작하는 중). 다시 시도하세요")
+    assert pool.generate(small(PRODUCT, seed=602, steps=2), use_cache=False).images[0].seed == 602
+    KILLED.update(index=victim.index, pid=pid)  # its restart is checked by the panel's test, further down
+
+
+def test_keys_planned_with_stale_model_info_are_planned_again_not_a_broken_worker(pool):
+    """The workers' info changed under the front end (an edited LoRA file, say): it asks again, once."""
+    stale = dataclasses.replace(pool.info(), numerics={**pool.numerics(), "threads": 99})
+    pool._info = stale
+    result = pool.generate(small(PRODUCT, seed=311, steps=2), use_cache=False)
+    assert result.images[0].seed == 311 and pool.info() != stale and pool.numerics()["threads"] == 1
+    assert not any(w.broken for w in pool._workers)
+
+
+def test_a_job_waits_for_a_worker_that_is_up_rather_than_one_ray_has_not_placed():
+    from adgen.workers import _choose, _Worker
+
+    ready, loading, starting = (_Worker(None, i, seen={"state": s}) for i, s in
+                                enumerate(("ready", "loading", "starting")))
+    assert _choose([starting, loading, ready]) is ready
+    ready.busy = True
+    assert _choose([starting, loading, ready]) is loading
+    loading.busy = True
+    assert _choose([starting, loading, ready]) is None  # wait for one of them, not the unplaced one
+    restarting = _Worker(None, 3, seen={"state": "restarting"})
+    assert _choose([starting, restarting]) is starting  # none is up: Ray runs it once one is
+
+
+def test_workers_without_ray_installed_say_how_to_get_it(monkeypatch):
+    import argparse
+
+    from adgen.settings import make_engine
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if requirements-ray.txt were not installed
+    monkeypatch.delitem(sys.modules, "adgen.workers")
+    args = argparse.Namespace(workers="2", ray_address=None, model="demo", memory=None, attention=None, dtype=None,
+                              compile=False)
+    with pytest.raises(WorkerError, match=r"^workers: --workers and --ray-address need Ray: pip install -r "
+                                          r"requirements-ray.txt$"):
+        make_engine(args)
 
 
 def test_a_worker_that_cannot_load_the_model_is_shown_and_refuses_jobs(ray_env, tmp_path, capsys):
@@ -347,33 +324,6 @@ def test_a_worker_ray_cannot_place_is_shown_and_a_stop_ends_the_wait_for_it(pool
         unplaced.close()
 
 
-def test_the_page_runs_on_the_workers_as_many_gpu_events_at_once_as_there_are(pool, tmp_path):
-    """The page over workers: its GPU events run two at once, and a Korean tab's Generate makes an ad there."""
-    import dataclasses
-
-    import app
-    from test_app import FORM, KOREAN, FakeProgress
-
-    demo = app.build_demo(pool, outputs=tmp_path)
-    limits = {fn.concurrency_limit for fn in demo.fns.values() if fn.concurrency_id == "gpu"}
-    assert limits == {2}
-    runs = sum(remote(pool, "runs"))
-    progress = FakeProgress()
-    shown = demo.handlers.generate(dataclasses.replace(FORM, seed=801, copy="여름 한정", count=1), None, KOREAN,
-                                   progress)
-    assert shown["seed"] == 801 and "⚠" not in (shown.get("message") or "")
-    assert sum(remote(pool, "runs")) == runs + 1 and (2, 2) in progress.calls
-
-
-def test_the_cli_campaign_runs_on_workers(ray_env, tmp_path, capsys):
-    from adgen.__main__ import main
-
-    code = main(["campaign", "--product", "크림", "--channels", "display_300x250", "--model", "demo",
-                 "--out", str(tmp_path / "out"), "--workers", "1", "--quiet", "--no-cache"])
-    assert code == 0, capsys.readouterr().err
-    assert [p.name for p in (tmp_path / "out").glob("*.png")] == ["display_300x250-v1.png"]
-
-
 def test_without_the_flags_ray_is_never_imported(tmp_path):
     script = (
         "import sys, argparse\n"
@@ -403,16 +353,6 @@ def test_a_bad_worker_count_is_one_line_before_anything_starts(value, why, capsy
     assert not (ROOT / "unused").exists()
 
 
-def test_the_bench_row_times_a_batch_on_each_pool(pool):
-    from bench.workers import batch_row
-
-    before = sum(remote(pool, "runs"))
-    what, measured, ratio, target = batch_row(pool, pool, images=2, size=256, runs=1)
-    assert what == "batch of 2 images 256x256: 2 Ray workers vs 2 (CPU, one thread each)"
-    assert measured.count(" s") == 2 and ratio.endswith("x throughput") and target == ">= 1.6x"
-    assert sum(remote(pool, "runs")) == before + 3 + 2 * 2  # two warm-ups, then the batch on each pool, uncached
-
-
 def test_pictures_and_errors_cross_processes_as_themselves():
     import pickle
 
@@ -421,3 +361,81 @@ def test_pictures_and_errors_cross_processes_as_themselves():
     for error in (InputError("seed", "must be a whole number"), GenerationStopped(3, 8, "stopped by the user")):
         again = pickle.loads(pickle.dumps(error))
         assert type(again) is type(error) and str(again) == str(error) and vars(again) == vars(error)
+
+
+def test_the_page_runs_on_the_workers_as_many_gpu_events_at_once_as_there_are(pool, tmp_path):
+    """The page over workers: its GPU events run two at once, and a Korean tab's Generate makes an ad there."""
+    import dataclasses
+
+    import app
+    from test_app import FORM, KOREAN, FakeProgress
+
+    demo = app.build_demo(pool, outputs=tmp_path)
+    limits = {fn.concurrency_limit for fn in demo.fns.values() if fn.concurrency_id == "gpu"}
+    assert limits == {2}
+    runs = sum(remote(pool, "runs"))
+    progress = FakeProgress()
+    shown = demo.handlers.generate(dataclasses.replace(FORM, seed=801, copy="여름 한정", count=1), None, KOREAN,
+                                   progress)
+    assert shown["seed"] == 801 and "⚠" not in (shown.get("message") or "")
+    assert sum(remote(pool, "runs")) == runs + 1 and (2, 2) in progress.calls
+
+
+def test_the_cli_batch_runs_its_rows_at_once_on_the_workers(pool, tmp_path, capsys, monkeypatch):
+    """`batch --workers 2` (the module's workers stand in for the ones the flag starts): rows at once, a bad row
+    reported, the report in row order. Packshot rows run no model: this is the batch's own threading."""
+    import json
+
+    from test_cli_campaign import PHOTO
+
+    import adgen.settings
+    from adgen.__main__ import main
+
+    monkeypatch.setattr(adgen.settings, "make_engine", lambda args, cache=None: pool)
+    monkeypatch.setattr(pool, "close", lambda: None)  # the CLI closes what it started; these are the module's
+    sheet = tmp_path / "products.csv"
+    sheet.write_text(f"name,copy,image\n탄산수,여름 한정,{PHOTO}\nCitrus Tea,Fresh,missing.png\n"
+                     f"Green Tea,Calm,{PHOTO}\n", encoding="utf-8")
+    code = main(["batch", str(sheet), "--channels", "display_320x50", "--background", "packshot", "--out",
+                 str(tmp_path / "out"), "--quiet", "--workers", "2"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 1 and [r["row"] for r in report["rows"]] == [2, 4] and [f["row"] for f in report["failed"]] == [3]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["row002-탄산수", "row004-Green-Tea"]
+
+
+def test_the_panel_lists_both_workers_in_korean_and_english(pool):
+    """Both workers, the one killed above restarted by Ray in a new process."""
+    wait_for(lambda: [w["state"] for w in pool.workers()] == ["ready", "ready"], "the restarted worker ready", 120)
+    assert KILLED and pool.workers()[KILLED["index"]]["pid"] != KILLED["pid"]
+    slot = EngineSlot(pool)
+    line, details = status_line(slot, "ko")
+    assert "Ray 워커 2/2개 준비됨" in line and "**Ray 워커 2개** (각각 엔진 하나)" in details
+    assert "2 workers" not in details
+    for n in (1, 2):
+        assert f"워커 {n}: **준비됨** · cpu · float32 · RAM " in details and "· 호스트 " in details
+    english = status_line(slot, "en")[1]
+    for worker in pool.workers():
+        assert f"worker {worker['index'] + 1}: **ready** · cpu · float32 · RAM " in english
+        assert f"· host {worker['host']} · pid {worker['pid']}" in english
+
+
+def test_a_campaign_spreads_its_files_over_the_workers(pool, demo_source):
+    channels = get_channels(["instagram_square", "instagram_story"], load_channels())  # two generation sizes
+    spec = AdSpec(AdRequest(PRODUCT, seed=701, steps=2))
+    before = remote(pool, "runs")
+    result = make_campaign(AdMaker(pool), spec, channels, 1, use_cache=False, area=256 * 256)
+    assert [a - b for a, b in zip(remote(pool, "runs"), before, strict=True)] == [1, 1]
+    with threads(pool.numerics()["threads"]):
+        local = make_campaign(AdMaker(in_process(pool, demo_source)), spec, channels, 1, use_cache=False,
+                              area=256 * 256)
+    assert [(p.channel, p.png) for p in result.images] == [(p.channel, p.png) for p in local.images]
+
+
+def test_the_bench_row_times_a_batch_on_each_pool(pool):
+    from bench.workers import batch_row
+
+    before = sum(remote(pool, "runs"))
+    what, measured, ratio, target = batch_row(pool, pool, images=2, size=256, runs=1)
+    assert what == "batch of 2 images 256x256: 2 Ray workers vs 2 (CPU, one thread each)"
+    assert measured.count(" s") == 2 and ratio.endswith("x throughput") and target == ">= 1.6x"
+    assert sum(remote(pool, "runs")) == before + 3 + 2 * 2  # two warm-ups, then the batch on each pool, uncached
