@@ -27,7 +27,8 @@ def test_generate_prints_one_json_object_and_writes_pngs(tmp_path):
     code = ("import sys, runpy; sys.argv = ['adgen'] + sys.argv[1:]; "
             "from adgen.__main__ import main; rc = main(sys.argv[1:]); "
             "assert 'gradio' not in sys.modules, 'the CLI imported gradio'; "
-            "assert 'ray' not in sys.modules, 'the CLI imported Ray without --workers'; sys.exit(rc)")
+            "assert 'ray' not in sys.modules, 'the CLI imported Ray without --workers'; "
+            "import app; assert 'ray' not in sys.modules, 'the app imported Ray'; sys.exit(rc)")
     done = subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True, text=True,
                           env=dict(os.environ), timeout=300)
     assert done.returncode == 0, done.stderr

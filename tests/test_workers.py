@@ -8,7 +8,6 @@ split their sums by thread and 1 and 2 threads differ by 1/255.
 from __future__ import annotations
 
 import dataclasses
-import subprocess
 import sys
 import threading
 import time
@@ -322,23 +321,6 @@ def test_a_worker_ray_cannot_place_is_shown_and_a_stop_ends_the_wait_for_it(pool
             assert time.monotonic() - started < 5
     finally:
         unplaced.close()
-
-
-def test_without_the_flags_ray_is_never_imported(tmp_path):
-    script = (
-        "import sys, argparse\n"
-        "import app\n"  # the CLI's own check is in test_cli (its subprocess asserts no Ray either)
-        "from adgen.settings import add_runtime_flags, make_engine, worker_flags\n"
-        "parser = argparse.ArgumentParser(); add_runtime_flags(parser); parser.add_argument('--model')\n"
-        "args = parser.parse_args(['--model', 'demo'])\n"
-        "assert worker_flags(args) is None\n"
-        "engine = make_engine(args)\n"
-        "print(type(engine).__name__, 'ray' in sys.modules)\n"
-    )
-    env = {k: v for k, v in __import__("os").environ.items() if k not in ("ADGEN_WORKERS", "RAY_ADDRESS")}
-    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
-                         timeout=120)
-    assert out.stdout.split() == ["Engine", "False"], out.stderr[-2000:]
 
 
 @pytest.mark.parametrize(("value", "why"), [("0", "must be from 1 to 64 (got 0)"),
