@@ -541,7 +541,7 @@ def build_demo(engine, outputs: Path | None = None, admin: bool = False) -> gr.B
     studio = Studio(engine if isinstance(engine, EngineSlot) else EngineSlot(engine), outputs or
                     cache_dir() / "outputs")
     h = Handlers(studio, admin)
-    slots = getattr(engine, "parallel", 1) if not callable(engine) or hasattr(engine, "generate") else 1
+    slots = getattr(engine, "parallel", 1)  # Ray workers run that many jobs at once; an engine (or its maker) one
     i18n = gr.I18n(**load_locales())
     hidden = dict(api_visibility="private")
     with gr.Blocks(title="AdGen") as demo:

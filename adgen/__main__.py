@@ -610,10 +610,10 @@ def cmd_write(args: argparse.Namespace) -> tuple[dict, int]:
                       scene=args.scene, colors=args.colors, copy=args.copy)
     request = WriteRequest(product, job=args.job, n=args.n, seed=args.seed, preset=args.preset,
                            product_focus=not args.no_product_focus)
-    engine = _engine(args)
-    from .presets import get_preset
+    from .presets import get_preset, load_presets
 
-    get_preset(engine.presets, request.preset)  # a bad style is said before the model loads
+    get_preset(load_presets(), request.preset)  # a bad style is said before the model loads (or Ray starts)
+    engine = _engine(args)
     with _Bars(engine, show=not args.quiet and sys.stderr.isatty(), what=("writing", "token")) as bars:
         written = engine.write(request, progress=bars, use_cache=not args.no_cache)
     if not written.usable:

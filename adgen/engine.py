@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from .cache import ResultCache
-from .errors import InputError, ModelError, OutOfMemory
+from .errors import InputError, ModelError, OutOfMemory, first_line
 from .images import decode_image, fit_to
 from .jobs import Job, Jobs
 from .loras import Adapters
@@ -72,7 +72,7 @@ def plan_attention(backend: str | None) -> tuple[str, str]:
 
         _check_attention_backend_requirements(AttentionBackendName(backend))
     except Exception as exc:  # flash-attn not installed, unknown name, ...: native SDPA still works
-        return "native", f"{backend} unavailable: {str(exc).splitlines()[0][:120]}"
+        return "native", f"{backend} unavailable: {first_line(exc, 120)}"
     return backend, ""
 
 
@@ -308,8 +308,7 @@ class Engine:
                 raise
             except Exception as exc:
                 log.exception("loading %s failed", self.source.label)  # the whole story for the log
-                first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else exc.__class__.__name__
-                self.state, self.error = "error", f"model: cannot load {self.source.label}: {first}"
+                self.state, self.error = "error", f"model: cannot load {self.source.label}: {first_line(exc, 200)}"
                 raise ModelError(self.error) from exc
             self._pipe, self.state = pipe, "ready"
             self.loads += 1
@@ -358,7 +357,7 @@ class Engine:
                 pipe.transformer.set_attention_backend(self.attention_used)
             except Exception as exc:  # wrong GPU, ...: native SDPA still works
                 pipe.transformer.set_attention_backend("native")
-                self.attention_used = f"native ({self.attention} unavailable: {str(exc).splitlines()[0][:120]})"
+                self.attention_used = f"native ({self.attention} unavailable: {first_line(exc, 120)})"
         if self.attention_used.startswith("native ("):
             log.warning("attention backend %s", self.attention_used)
         if self.compile:  # only the repeated transformer blocks: compiles once, reused by all 30

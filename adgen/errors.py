@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """An exception's first line for a one-line message (its class name when it says nothing)."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:limit] if text else exc.__class__.__name__
+
+
 class AdgenError(Exception):
     """Base class for every error AdGen reports to a user (CLI line, gr.Error, API)."""
 

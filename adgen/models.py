@@ -17,7 +17,7 @@ from pathlib import Path
 import platformdirs
 
 from .demo_model import DEMO_LABEL, ensure_demo_model, is_demo_model
-from .errors import ModelError
+from .errors import ModelError, first_line
 
 log = logging.getLogger("adgen.models")
 ZIT_REPO = "Tongyi-MAI/Z-Image-Turbo"
@@ -161,7 +161,7 @@ def download_model(repo_id: str, progress: Download | None = None) -> Path:
     except Exception as exc:
         progress.state = "failed"
         log.warning("download of %s failed: %r", repo_id, exc)  # the class and details go to the log only
-        detail = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else "no network"
+        detail = first_line(exc, 160) if str(exc).strip() else "no network"
         raise ModelError(f"model: cannot download {repo_id} ({detail}); {HOW_TO_GET_WEIGHTS}") from None
     progress.state = "done"
     log.info("downloaded %s to %s", repo_id, path)

@@ -67,6 +67,9 @@ def _nvml(index: int) -> tuple[int, int, int | None]:
         return 0, 0, None
 
 
+STATE_KEYS = {"ready": "status_ready", "loading": "status_loading", "error": "status_error"}  # else unloaded
+
+
 def render(snap: MemorySnapshot, model: dict, lang: str = "en") -> str:
     """Markdown for the panel, in `lang`: memory, then the model's state (`model` from `Engine.describe()`)."""
     from .i18n import text
@@ -83,8 +86,7 @@ def render(snap: MemorySnapshot, model: dict, lang: str = "en") -> str:
     else:
         lines = [text("panel_cpu", lang, rss=f"{snap.rss / MB:.1f}"),
                  text("panel_ram", lang, used=f"{snap.ram_used / GB:.1f}", total=f"{snap.ram_total / GB:.1f}")]
-    state = {"ready": "status_ready", "loading": "status_loading", "error": "status_error"}.get(model["state"],
-                                                                                              "status_unloaded")
+    state = STATE_KEYS.get(model["state"], "status_unloaded")
     device = workers_text(model["workers"], lang) if "workers" in model else model["device"]
     lines.append(text("panel_model", lang, state=text(state, lang), model=model["model"], device=device,
                       dtype=model["dtype"], loras=", ".join(model["loras"]) or text("panel_none", lang)))
@@ -122,8 +124,7 @@ def worker_lines(workers: list[dict], lang: str = "en") -> list[str]:
             why = text(f"panel_worker_{state}", lang, resource="GPU" if worker.get("gpus") else "CPU")
             lines.append(text("panel_worker_error", lang, n=n, state=text("status_loading", lang), error=why))
             continue
-        label = text({"ready": "status_ready", "loading": "status_loading", "error": "status_error"}.get(
-            state, "status_unloaded"), lang)
+        label = text(STATE_KEYS.get(state, "status_unloaded"), lang)
         if state == "error":
             lines.append(text("panel_worker_error", lang, n=n, state=label, error=worker.get("error") or "?"))
             continue

@@ -220,15 +220,14 @@ def status_line(slot, lang: str, width=None, height=None, count=None) -> tuple[s
         if slot.error is not None:
             return "⚠ " + text("status_failed", lang, detail=str(slot.error)), ""
         return text("status_starting", lang), ""
-    from .monitor import render, snapshot, workers_text
+    from .monitor import STATE_KEYS, render, snapshot, workers_text
 
     described = engine.describe()
     snap = snapshot(engine.device)
     memory = (f"VRAM {snap.used / 1e9:.1f}/{snap.total / 1e9:.0f} GB" if snap.device == "cuda"
               else f"RAM {snap.rss / 2**20:.0f} MB")
     state = {"ready": "●", "loading": "◐", "unloaded": "○", "error": "✕"}.get(described["state"], "○")
-    key = {"ready": "status_ready", "loading": "status_loading", "error": "status_error"}.get(described["state"],
-                                                                                             "status_unloaded")
+    key = STATE_KEYS.get(described["state"], "status_unloaded")
     device = workers_text(described["workers"], lang) if "workers" in described else described["device"]
     parts = [f"{state} {text(key, lang)}", described["model"], f"{device} · {described['dtype']}", memory]
     if described.get("jobs"):

@@ -31,7 +31,7 @@ import torch
 
 from .cache import ResultCache
 from .engine import ImagePlan, ModelInfo, Progress, Result, plan_images
-from .errors import AdgenError, GenerationStopped, ModelError, WorkerError
+from .errors import AdgenError, GenerationStopped, ModelError, WorkerError, first_line
 from .jobs import Job, Jobs
 from .presets import StylePreset, get_preset, load_presets
 from .request import AdRequest, check_int
@@ -81,7 +81,6 @@ class EngineWorker:
         self._progress: dict[str, tuple[int, int]] = {}
         self._lock = threading.Lock()
         self._changed = threading.Condition()
-        self.started = time.time()
         try:
             from .engine import Engine
             from .models import quiet_libraries
@@ -93,13 +92,13 @@ class EngineWorker:
             self.engine.load_in_background()
         except Exception as exc:  # noqa: BLE001 - shown in the panel; the worker stays up to say so
             log.exception("worker %d cannot start its engine", index)
-            self.error = _first_line(exc)
+            self.error = first_line(exc)
 
     def describe(self) -> dict:
         """State, device and memory for the panel (never waits for the engine)."""
         from .monitor import snapshot
 
-        base = {"index": self.index, "host": socket.gethostname(), "pid": os.getpid(), "since": self.started}
+        base = {"index": self.index, "host": socket.gethostname(), "pid": os.getpid()}
         if self.engine is None:
             return {**base, "state": "error", "error": self.error, "device": self.config.device or "?"}
         snap = snapshot(self.engine.device)
@@ -138,11 +137,18 @@ class EngineWorker:
 
         return self._job(job_id, run)
 
-    def write(self, job_id: str, work) -> Outcome:
-        """A writer job as the front end planned it (its instructions, messages), on this worker's text encoder."""
+    def write(self, job_id: str, work, info: ModelInfo) -> Outcome:
+        """A writer job as the front end planned it (its instructions, messages) for the model `info` describes,
+        on this worker's text encoder."""
         from .writer import sample
 
-        return self._job(job_id, lambda engine, job: sample(engine, work, self._reporter(job_id), job))
+        def run(engine, job):
+            if engine.info() != info:  # the front end caches the answer under a key made for `info`
+                raise Mismatch(f"worker: worker {self.index + 1} makes different images than the front end "
+                               f"expects (another model, dtype or library version); it takes no more jobs")
+            return sample(engine, work, self._reporter(job_id), job)
+
+        return self._job(job_id, run)
 
     def call(self, name: str, *args):
         """An engine operation for every worker (the admin's memory mode and unload, the CLI's warm-up)."""
@@ -222,7 +228,7 @@ class _Worker:
 class Workers:
     """The engine interface (`generate`, `write`, `jobs`, `describe`, ...) over N Ray actors, one Engine each.
 
-    `address`: a running cluster to join ("auto", "ray://host:10001", ...); None starts a local Ray.
+    `address`: a running cluster to join ("auto", "HEAD_IP:6379"); None starts a new local Ray.
     """
 
     def __init__(self, n: int | None = None, address: str | None = None, config: WorkerConfig | None = None, *,
@@ -247,8 +253,8 @@ class Workers:
                          **(ray_options or {}))
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 if address is None:
-                    raise WorkerError(f"workers: cannot start a local Ray: {_first_line(exc)}") from None
-                raise WorkerError(f"ray address: cannot join the Ray cluster at {address!r}: {_first_line(exc)} "
+                    raise WorkerError(f"workers: cannot start a local Ray: {first_line(exc)}") from None
+                raise WorkerError(f"ray address: cannot join the Ray cluster at {address!r}: {first_line(exc)} "
                                   f"(start one with `ray start --head`, or leave --ray-address out for a local one)"
                                   ) from None
         gpus = int(ray.cluster_resources().get("GPU", 0))
@@ -256,6 +262,10 @@ class Workers:
         gpu = self.config.device == "cuda" or (self.config.device is None
                                                and gpus >= 1)
         self.resources = {"num_gpus": 1, "num_cpus": 1} if gpu else {"num_gpus": 0, "num_cpus": 1}
+        if address is not None and not gpu:  # joined before its GPU nodes did? Said, not silently CPU workers
+            self.notice = (f"the Ray cluster at {address} has no GPU: the {n} workers run on CPUs "
+                           f"(start AdGen after the GPU nodes joined)")
+            log.warning("%s", self.notice)
         actor = ray.remote(EngineWorker).options(max_restarts=-1, max_task_retries=0, max_concurrency=8,
                                                  **self.resources)
         self._workers = [_Worker(actor.remote(i, self.config, self.presets), i) for i in range(n)]
@@ -396,7 +406,7 @@ class Workers:
             answers = recall(cache, work)
             if answers is not None:
                 return written_of(self, work, answers, start, cached=True)
-            written = self._run("write", running, progress, work)
+            written = self._run("write", running, progress, work, self.info())
         remember(cache, work, list(written.raw))
         return replace(written, seconds=time.perf_counter() - start)
 
@@ -432,10 +442,10 @@ class Workers:
                               f"it); try again") from None
         except ray.exceptions.RayTaskError as exc:  # a bug on the worker: its first line, the log has the rest
             log.error("worker %d failed: %s", worker.index + 1, exc)
-            raise WorkerError(f"worker: worker {worker.index + 1} failed: {_first_line(exc.cause or exc)}") from None
+            raise WorkerError(f"worker: worker {worker.index + 1} failed: {first_line(exc.cause or exc)}") from None
         except ray.exceptions.RayError as exc:  # Ray itself (a lost object, its system): the job failed, not the page
             log.error("worker %d: Ray failed: %s", worker.index + 1, exc)
-            raise WorkerError(f"worker: worker {worker.index + 1} failed: {_first_line(exc)}") from None
+            raise WorkerError(f"worker: worker {worker.index + 1} failed: {first_line(exc)}") from None
         except GenerationStopped:
             if stopped_at is not None:  # let go after the grace: the worker is free only once its job ends
                 threading.Thread(target=self._give_back_after, args=(worker, ref), daemon=True).start()
@@ -491,7 +501,7 @@ class Workers:
         try:
             outcomes = ray.get([w.handle.call.remote(name, *args) for w in up], timeout=timeout)
         except ray.exceptions.RayError as exc:
-            raise WorkerError(f"worker: {name} did not finish on every worker: {_first_line(exc)}") from None
+            raise WorkerError(f"worker: {name} did not finish on every worker: {first_line(exc)}") from None
         for outcome in outcomes:
             if outcome.error is not None:
                 raise outcome.error
@@ -514,7 +524,7 @@ class Workers:
                 try:
                     outcome = ray.get(ready[0])
                 except ray.exceptions.RayError as exc:
-                    errors.append(f"worker {worker.index + 1}: {_first_line(exc)}")
+                    errors.append(f"worker {worker.index + 1}: {first_line(exc)}")
                     continue
                 if outcome.error is None:
                     self._info = outcome.value
@@ -536,7 +546,7 @@ class Workers:
         try:
             outcome = ray.get(ref)
         except ray.exceptions.RayError as exc:
-            raise WorkerError(f"worker: worker {answered[0].index + 1} failed: {_first_line(exc)}") from None
+            raise WorkerError(f"worker: worker {answered[0].index + 1} failed: {first_line(exc)}") from None
         if outcome.error is not None:  # not remembered: a LoRA put in place later is found then
             raise outcome.error
         self._loras[style] = outcome.value
@@ -611,8 +621,3 @@ def _choose(usable: list[_Worker]) -> _Worker | None:
     up = [w for w in usable if w.seen.get("state") in UP]
     free = [w for w in (up or usable) if not w.busy]
     return min(free, key=lambda w: w.seen.get("state") != "ready") if free else None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:300] if text else exc.__class__.__name__

@@ -103,6 +103,18 @@ def load_instructions(directory: Path | str | None = None) -> dict[str, Instruct
     return found
 
 
+def _instructions() -> dict[str, Instructions]:
+    """The writer's instructions, read again only when a file in `WRITER_DIR` changed (not on every job)."""
+    folder = Path(WRITER_DIR)
+    stamp = tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in sorted(folder.glob("*.yaml")))
+    if _read.get("key") != (folder, stamp):
+        _read.update(key=(folder, stamp), value=load_instructions(folder))
+    return _read["value"]
+
+
+_read: dict = {}
+
+
 @dataclass(frozen=True)
 class WriteRequest:
     """What to write: for a product, `n` texts of one job, in a style, from a seed."""
@@ -241,7 +253,7 @@ class Plan:
 def plan(engine, request: WriteRequest) -> Plan:
     """The messages the model reads for `request` and the key its answer is cached under (nothing runs)."""
     request = request.resolved()
-    instructions = load_instructions()[request.job]
+    instructions = _instructions()[request.job]
     preset = get_preset(engine.presets, request.preset)
     lang = language_of(request.product)
     details = product_details(request.product)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The README's test command. On a fresh machine it installs what the tests need, then runs them:
 # Debian's chromium (browser tests) and fonts-nanum (Hangul) when missing, and the pinned Python
-# packages (Ray's optional ones included). Extra arguments go to pytest.
+# packages (requirements-dev.txt: Ray's optional one included). Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,5 +16,5 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-python3 -m pip install -q -r requirements-dev.txt -r requirements-ray.txt
+python3 -m pip install -q -r requirements-dev.txt
 exec python3 -m pytest "$@"

@@ -607,22 +607,6 @@ def test_the_page_has_the_campaign_tab_packshot_and_brand_kit(engine, tmp_path):
 DEMO_EN = "(demo model, random weights: the writer's text is random)"
 
 
-@pytest.fixture
-def short_writer(monkeypatch, tmp_path):
-    """The writer's own instructions with a 16-token budget and 2 tries: the demo model's random weights answer
-    junk at any length, and a full budget (up to 1,200 tokens a job) would cost seconds per test."""
-    import yaml
-
-    import adgen.writer
-
-    folder = tmp_path / "writer"
-    folder.mkdir()
-    for path in adgen.writer.WRITER_DIR.glob("*.yaml"):
-        data = {**yaml.safe_load(path.read_text(encoding="utf-8")), "max_new_tokens": 16, "tries": 2}
-        (folder / path.name).write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
-    monkeypatch.setattr(adgen.writer, "WRITER_DIR", folder)
-
-
 def written(job: str, *texts: str, demo: bool = False):
     from adgen.writer import Written
 

@@ -16,7 +16,7 @@ from adgen.engine import Engine
 
 import app
 from conftest import ROOT
-from test_app import free_port, short_writer  # noqa: F401 - short_writer: a fixture
+from test_app import free_port
 
 CHROMIUM = "/usr/bin/chromium"
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium not installed "

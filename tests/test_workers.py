@@ -200,21 +200,6 @@ def test_the_writer_runs_on_a_worker_and_its_answer_is_cached_here(pool, demo_so
     assert again.cached and again.raw == first.raw and sum(remote(pool, "writes")) == writes + 1
 
 
-@pytest.fixture
-def short_writer(monkeypatch, tmp_path):
-    """A 16-token budget and 2 tries: the front end plans the job (instructions included) for the worker."""
-    import yaml
-
-    import adgen.writer
-
-    folder = tmp_path / "writer"
-    folder.mkdir()
-    for path in adgen.writer.WRITER_DIR.glob("*.yaml"):
-        data = {**yaml.safe_load(path.read_text(encoding="utf-8")), "max_new_tokens": 16, "tries": 2}
-        (folder / path.name).write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
-    monkeypatch.setattr(adgen.writer, "WRITER_DIR", folder)
-
-
 def test_a_killed_worker_gives_a_clear_error_and_the_next_request_works(pool):
     failed = {}
 
@@ -321,6 +306,17 @@ def test_a_worker_ray_cannot_place_is_shown_and_a_stop_ends_the_wait_for_it(pool
             assert time.monotonic() - started < 5
     finally:
         unplaced.close()
+
+
+def test_a_cluster_without_gpus_is_said_not_silently_run_on_cpus(pool, ray_env):
+    """Joined before its GPU nodes did (the local Ray here has none): the status line says so."""
+    joined = Workers(1, address="auto", config=WorkerConfig(model="demo"))
+    try:
+        assert joined.resources["num_gpus"] == 0
+        line = status_line(EngineSlot(joined), "en")[0]
+        assert "the Ray cluster at auto has no GPU: the 1 workers run on CPUs" in line
+    finally:
+        joined.close()
 
 
 @pytest.mark.parametrize(("value", "why"), [("0", "must be from 1 to 64 (got 0)"),
