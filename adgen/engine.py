@@ -46,8 +46,6 @@ log = logging.getLogger("adgen.engine")
 Progress = Callable[[int, int], None]  # (steps done, steps in all) over the whole request
 EMBED_CACHE_SIZE = 16
 DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32}
-OOM_IMAGES = ("the GPU ran out of memory; memory was freed. Try a smaller size, fewer images, or a memory mode that "
-              "offloads (--memory offload)")
 
 
 def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
@@ -193,6 +191,8 @@ def plan_images(request: AdRequest, preset: StylePreset, info: ModelInfo, lora_i
 
 class Engine:
     """Owns the pipeline; `generate` is the one entry point for the CLI, the UI and the API."""
+
+    parallel = 1  # jobs it runs at once (Ray workers: one per worker)
 
     def __init__(self, model: str | Path | ModelSource | None = None, *, cache: ResultCache | None = None,
                  presets: dict[str, StylePreset] | None = None, device: str | None = None,
@@ -443,13 +443,13 @@ class Engine:
         """Stop the jobs of one session (a browser tab, an API client) at their next step; returns how many."""
         return self.jobs.stop(session)
 
-    def exclusive(self, job: Job, work: Callable, total: int = 0, oom: str = OOM_IMAGES):
+    def exclusive(self, job: Job, work: Callable, total: int = 0, writing: bool = False):
         """`work(pipe)` on the loaded pipeline, held alone on the one GPU queue: the one way in and out of the GPU.
 
         Image jobs and writer jobs both come through here. Stop is checked while queued, after the load and once
         the GPU is free; afterwards every component goes back where the memory mode keeps it, however `work`
         ended (a Stop or an OOM skips the pipeline's own offload hooks). A CUDA out-of-memory error is recovered
-        here, once the frames that hold its tensors are gone, and raised as `OutOfMemory(oom)`.
+        here, once the frames that hold its tensors are gone, and raised as `OutOfMemory` (`writing`: the writer's).
         """
         job.check(0, total)  # stopped while queued
         pipe = self.load()
@@ -468,7 +468,11 @@ class Engine:
         flush_memory()
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
-        raise OutOfMemory(oom)
+        if writing:
+            raise OutOfMemory("the GPU ran out of memory while writing; memory was freed. Try a memory mode that "
+                              "offloads (--memory offload)")
+        raise OutOfMemory("the GPU ran out of memory; memory was freed. Try a smaller size, fewer images, or a memory "
+                          "mode that offloads (--memory offload)")
 
     def write(self, request, progress: Progress | None = None, use_cache: bool = True, job: Job | None = None):
         """Ad copy, a scene prompt or scene variations from the loaded text encoder (see `adgen.writer`)."""

@@ -36,8 +36,6 @@ DEFAULT_TEXTS = 3
 WRITER_DIR = PROJECT_DIR / "presets" / "writer"
 PLACEHOLDERS = {"details", "n", "style", "base_prompt", "headline_max", "subline_max"}
 NOT_USABLE = "could not write usable text"
-OOM_WRITING = ("the GPU ran out of memory while writing; memory was freed. Try a memory mode that offloads "
-               "(--memory offload)")
 # Lengths asked of the model (headline, sub-line), tighter than the copy fields' limits (request.COPY_LIMITS),
 # which the answers are checked against: a Korean character is about two Latin ones wide.
 ASKED_LENGTHS = {"ko": (20, 40), "en": (40, 80)}
@@ -309,7 +307,7 @@ def sample(engine, work: Plan, progress=None, job: Job | None = None, start: flo
         return sampled
 
     with engine.jobs.open(job=job) as running:
-        sampled = engine.exclusive(running, run, total, oom=OOM_WRITING)
+        sampled = engine.exclusive(running, run, total, writing=True)
     return written_of(engine, work, answers, start, tokens=sampled)
 
 
