@@ -235,9 +235,10 @@ def _check_writer_flags(args: argparse.Namespace) -> None:
 def _written(engine, args: argparse.Namespace, request: AdRequest, n: int,
              spec: AdSpec | None) -> tuple[AdRequest, dict, list[str]]:
     """`request` with the writer's prompt (--enhance) and scenes (--write-scenes); what was written; warnings."""
+    from .prompts import writes_scenes
     from .writer import enhance, with_scenes
 
-    if spec is not None and spec.background == "packshot":
+    if not writes_scenes(request, spec.background if spec is not None else None):  # --prompt with them is refused
         return request, {}, ["--enhance and --write-scenes do nothing with --background packshot (no model runs)"]
     report, warnings = {}, []
     for flag, job, wanted in (("--enhance", "prompt", getattr(args, "enhance", False)),

@@ -42,11 +42,29 @@ def build_prompt(product: Product, preset: StylePreset, product_focus: bool = Tr
         parts.append(f"Brand colours: {product.colors}.")
     if product.audience:
         parts.append(f"Made to appeal to {product.audience}.")
+    return finish_prompt(" ".join(p.strip() for p in parts), product, product_focus, include_copy)
+
+
+def finish_prompt(prompt: str, product: Product, product_focus: bool = True, include_copy: bool = True) -> str:
+    """`prompt` (the template's, or one the writer wrote) with the clauses every prompt ends with: the headline (or,
+    when the copy is drawn as its own layer, calm space for it) and the product-focus policy."""
+    parts = [prompt.strip()]
     if product.copy:
         parts.append(f'The advertising headline reads "{product.copy}".' if include_copy else COPY_SPACE)
     if product_focus:
         parts.append(PRODUCT_FOCUS)
-    return " ".join(p.strip() for p in parts)
+    return " ".join(parts)
+
+
+def writes_scenes(request: AdRequest, background: str | None = None) -> bool:
+    """Whether what the writer writes for `request` (a prompt, scenes) would be used: a model paints the background
+    (not a packshot) from a prompt that takes scenes (not the user's own)."""
+    return background != "packshot" and not own_prompt(request)
+
+
+def own_prompt(request: AdRequest) -> bool:
+    """The user typed the prompt (not the template's, not one the writer wrote): it is used exactly as given."""
+    return request.prompt is not None and not request.enhanced
 
 
 @dataclass(frozen=True)
@@ -71,7 +89,7 @@ def scene_variation(request: AdRequest, preset: StylePreset, index: int = 0) -> 
     or `same_scene` asks for seed-only variation.
     """
     scenes = request.scenes or preset.variations
-    if not scenes or (request.prompt is not None and not request.enhanced) or request.same_scene:
+    if not scenes or own_prompt(request) or request.same_scene:
         return None
     return (request.variation + index) % len(scenes)
 

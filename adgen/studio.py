@@ -26,6 +26,7 @@ from PIL import Image
 
 from .cache import evict_lru, max_cache_bytes, write_atomic
 from .form import AdForm
+from .prompts import writes_scenes
 from .request import AdRequest
 
 if TYPE_CHECKING:  # torch loads in the background: the page must not wait for it
@@ -133,8 +134,7 @@ class Studio:
         """`work` (an AdSpec or AdRequest) with `n` scenes written for it when the form asks for different scenes,
         and what was written (kept on the result: the page says when the style's own scenes were used instead)."""
         request = work if isinstance(work, AdRequest) else work.request
-        if not form.different_scenes or getattr(work, "background", "") == "packshot" or \
-                (request.prompt is not None and not request.enhanced):  # the user's own prompt: no scenes to vary
+        if not form.different_scenes or not writes_scenes(request, getattr(work, "background", None)):
             return work, ()
         from .writer import with_scenes
 

@@ -26,7 +26,7 @@ from .errors import InputError, ModelError, PresetError
 from .jobs import Job
 from .memory import onloaded
 from .presets import PROJECT_DIR, get_preset, load_folder, read_fields, schema_error
-from .prompts import COPY_SPACE, PRODUCT_FOCUS, build_prompt
+from .prompts import build_prompt, finish_prompt
 from .request import MAX_SEED, AdRequest, Product, check_int, image_key, random_seed
 
 WRITER_VERSION = 2  # in the cache key: a change to sampling or parsing must not serve old answers
@@ -334,8 +334,8 @@ def written_of(engine, work: Plan, answers: list[str], start: float, cached: boo
     need = request.n if request.job == "variations" else 1  # every image needs its scene; copy: any suggestion
     usable = len(texts) >= need
     texts = texts[: request.n] if usable else []
-    if usable and request.job == "prompt" and request.product_focus:
-        texts = [f"{texts[0]} {PRODUCT_FOCUS}"]
+    if usable and request.job == "prompt":  # the policy clauses, as the template prompt of an ad ends
+        texts = [finish_prompt(texts[0], request.product, request.product_focus, include_copy=False)]
     reason = "" if usable else f"{NOT_USABLE} in {len(answers)} tries"
     return Written(request.job, tuple(texts), usable, engine.source.label, engine.source.is_demo, request.seed,
                    time.perf_counter() - start, cached=cached, tokens=tokens, reason=reason, raw=tuple(answers))
@@ -371,10 +371,7 @@ def enhance(engine, request: AdRequest, progress=None, job: Job | None = None,
                                         request.product_focus), progress, use_cache, job)
     if not written.usable:
         return request, written
-    prompt = written.texts[0]
-    if request.product.copy:  # the copy is drawn as its own layer: ask for calm space for it, as the template does
-        prompt = f"{prompt} {COPY_SPACE}"
-    return dataclasses.replace(request, prompt=prompt, enhanced=True), written
+    return dataclasses.replace(request, prompt=written.texts[0], enhanced=True), written
 
 
 def with_scenes(engine, request: AdRequest, n: int, progress=None, job: Job | None = None,
