@@ -6,6 +6,7 @@ One place for their flags, so `app.py` never imports the CLI module.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 
 
@@ -46,13 +47,20 @@ def make_engine(args: argparse.Namespace, cache=None):
     """The engine the runtime flags ask for: one in this process, or `Workers` over Ray (`--workers`)."""
     from .quantize import check
 
+    from .zerogpu import compile_allowed
+
     quantize = check(getattr(args, "quantize", None))  # the flag, else $ADGEN_QUANTIZE: workers get the value
+    compile, note = compile_allowed(args.compile)  # ZeroGPU: never torch.compile
+    if note:
+        logging.getLogger("adgen.settings").warning("%s", note)
     ray = worker_flags(args)
     if ray is None:
         from .engine import Engine
 
-        return Engine(args.model, cache=cache, memory=args.memory, attention=args.attention, dtype=args.dtype,
-                      compile=args.compile, quantize=quantize)
+        engine = Engine(args.model, cache=cache, memory=args.memory, attention=args.attention, dtype=args.dtype,
+                        compile=compile, quantize=quantize)
+        engine.notice = note
+        return engine
     try:
         from .workers import WorkerConfig, Workers  # imports Ray: only here
     except ImportError as exc:
@@ -64,5 +72,5 @@ def make_engine(args: argparse.Namespace, cache=None):
                           "pip install -r requirements-ray.txt") from None
 
     config = WorkerConfig(model=args.model, memory=args.memory, attention=args.attention, dtype=args.dtype,
-                          compile=args.compile, quantize=quantize)
+                          compile=compile, quantize=quantize)
     return Workers(ray[0], ray[1], config, cache=cache)

@@ -196,3 +196,38 @@ def test_set_quantize_reloads_in_the_new_scheme_and_compile_runs_on_it(demo_sour
     assert _pixels(image.png).shape == (256, 256, 3)
     with pytest.raises(InputError, match="quantize: must be one of"):
         engine.set_quantize("bf8")
+
+
+def test_zerogpu_duration_is_computed_from_the_request_and_compile_is_refused_there(monkeypatch):
+    from adgen import zerogpu
+    from adgen.settings import add_runtime_flags
+
+    durations = zerogpu.Durations(prior=0.35)
+    preview, one, four_large = (durations.seconds(1, 512, 512, 2), durations.seconds(1, 1024, 1024, 8),
+                                durations.seconds(4, 2048, 2048, 8))
+    assert preview == zerogpu.MIN_S < one < four_large <= zerogpu.MAX_S and four_large > 3 * one
+    durations.observe(1, 1024, 1024, 8, 60.0)  # a slow GPU: the next request asks for more
+    assert durations.seconds(1, 1024, 1024, 8) > one
+    durations.observe(1, 1024, 1024, 8, 0.01)  # a cache hit says nothing about the GPU
+    assert durations.measured == 1
+
+    def generate(name: str, width: int = 1024, height: int = 1024, steps: int = 8, count: int = 1):
+        return name
+
+    assert zerogpu.request_sizes(zerogpu.named_values(generate, ("x",), {"count": 3})) == (3, 1024, 1024, 8)
+    width, steps = object(), object()  # a handler given its inputs as one {component: value} dict
+    named = zerogpu.named_values(lambda data, request=None: data, ({width: 768, steps: 4},), {},
+                                 {width: "width", steps: "steps"})
+    assert zerogpu.request_sizes(named) == (1, 768, 1024, 4)
+    assert zerogpu.request_sizes({"channels": ["a", "b"], "variants": 3})[0] == 6
+
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    add_runtime_flags(parser)
+    parser.add_argument("--model")
+    monkeypatch.setenv("SPACES_ZERO_GPU", "true")
+    from adgen.settings import make_engine
+
+    engine = make_engine(parser.parse_args(["--model", "demo", "--compile"]))
+    assert engine.compile is False and engine.notice == zerogpu.COMPILE_NOTE
