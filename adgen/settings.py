@@ -46,7 +46,6 @@ def worker_flags(args: argparse.Namespace) -> tuple[int | None, str | None] | No
 def make_engine(args: argparse.Namespace, cache=None):
     """The engine the runtime flags ask for: one in this process, or `Workers` over Ray (`--workers`)."""
     from .quantize import check
-
     from .zerogpu import compile_allowed
 
     quantize = check(getattr(args, "quantize", None))  # the flag, else $ADGEN_QUANTIZE: workers get the value

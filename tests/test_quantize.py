@@ -231,3 +231,41 @@ def test_zerogpu_duration_is_computed_from_the_request_and_compile_is_refused_th
 
     engine = make_engine(parser.parse_args(["--model", "demo", "--compile"]))
     assert engine.compile is False and engine.notice == zerogpu.COMPILE_NOTE
+
+
+def test_bench_fp8_rows_run_on_cpu_and_measure_how_far_the_image_moves(pair):
+    from bench import gpu, quant
+
+    if pair[0].dtype != torch.bfloat16:
+        pytest.skip("the bench runs in bf16")
+
+    def factory(memory: str, quantize: str) -> Engine:  # the module's loaded engines (bench --gpu: OneEngine)
+        return pair[quantize == "fp8"]
+
+    rows = quant.fp8_rows(factory, gpu, gpu.Clock(600), sizes=(256,), runs=1, steps=1, compiled=False)
+    named = {row[0]: row[1:] for row in rows}
+    assert list(named) == ["fp8 vs bf16 · 256² · seconds per warm image · eager", "fp8 vs bf16 · 256² · peak VRAM "
+                           "allocated", "fp8 vs bf16 · 256² · image against bf16 (seed 7)"], rows
+    speed = named["fp8 vs bf16 · 256² · seconds per warm image · eager"]
+    assert speed[1].endswith("x bf16's speed") and speed[2].startswith("float8-weight; ")
+    assert named["fp8 vs bf16 · 256² · peak VRAM allocated"][0] == "n/a (peak stats need CUDA)"
+    moved = named["fp8 vs bf16 · 256² · image against bf16 (seed 7)"][0]
+    mad, corr = (float(part.split()[-1].split("/")[0]) for part in moved.split(" · "))
+    assert 0 < mad < 4 and 0.99 < corr < 1
+
+
+def test_image_distance():
+    from bench.quant import image_distance, verdict
+
+    def png(values) -> bytes:
+        out = io.BytesIO()
+        Image.fromarray(np.array(values, dtype=np.uint8)).save(out, format="PNG")
+        return out.getvalue()
+
+    a = png([[[0, 0, 0], [100, 100, 100]]])
+    assert image_distance(a, a) == (0.0, pytest.approx(1.0))
+    assert image_distance(a, png([[[10, 10, 10], [110, 110, 110]]])) == (10.0, pytest.approx(1.0))
+    assert image_distance(a, png([[[100, 100, 100], [0, 0, 0]]])) == (100.0, pytest.approx(-1.0))
+    with pytest.raises(ValueError, match="images differ in size"):
+        image_distance(a, png([[[0, 0, 0]]]))
+    assert verdict(1.4, 1.3, True).startswith("meets") and verdict(0.8, 0.75, False).startswith("misses")
