@@ -18,7 +18,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -231,6 +231,7 @@ class Engine:
         self._pipe = self._img2img = self._inpaint = None
         self._fingerprint: str | None = None
         self._footprint = None
+        self._eight_bit: float | None = None  # an 8-bit transformer's bytes over its unquantized bytes
         self._embeds: OrderedDict[str, list[torch.Tensor]] = OrderedDict()
         self._load_lock = threading.RLock()
         self._source_lock = threading.RLock()  # path and fingerprint: cache hits never wait for a load
@@ -285,7 +286,7 @@ class Engine:
 
     def _set_source(self, source: ModelSource) -> None:
         self.source = self.adapters.source = source
-        self._fingerprint = self._footprint = self.quantizer.scheme = None
+        self._fingerprint = self._footprint = self._eight_bit = self.quantizer.scheme = None
 
     def load(self):
         """The pipeline, loaded on first use (one load per process, whatever the threads)."""
@@ -337,21 +338,21 @@ class Engine:
 
     def _footprint_at(self, quantized: bool):
         with self._source_lock:
+            path = self._local_path()
             if self._footprint is None:
-                path = self._local_path()
-                from .quantize import quantized_footprint
-
                 if path is None:
-                    from .synthetic import footprint_full_size, transformer_shapes
+                    from .synthetic import footprint_full_size
 
-                    base, shapes = footprint_full_size(self.dtype), transformer_shapes
+                    self._footprint = footprint_full_size(self.dtype)
                 else:
-                    from .memory import tensor_shapes
+                    self._footprint = footprint(path, self.dtype)
+            if not quantized:
+                return self._footprint
+            if self._eight_bit is None:
+                from .quantize import eight_bit_share
 
-                    base, shapes = footprint(path, self.dtype), lambda: tensor_shapes(path / "transformer")
-                size = torch.empty((), dtype=self.dtype).element_size()
-                self._footprint = (base, quantized_footprint(base, shapes(), size, "8-bit"))
-            return self._footprint[quantized]
+                self._eight_bit = eight_bit_share(path, self.dtype)
+            return replace(self._footprint, transformer=int(self._footprint.transformer * self._eight_bit))
 
     def quantization(self) -> str:
         """The scheme the transformer runs in: none, float8-dynamic, float8-weight or int8-weight (`auto`: from the

@@ -164,6 +164,21 @@ def transformer_bytes(named_shapes: Iterable[tuple[str, tuple[int, ...]]], eleme
     return total
 
 
+def eight_bit_share(path, dtype: torch.dtype) -> float:
+    """An 8-bit transformer's bytes over its bytes in `dtype`, from the tensors' names and shapes (`path`: the
+    model folder; None: the full-size synthetic ZIT)."""
+    if path is None:
+        from .synthetic import transformer_shapes
+
+        shapes = transformer_shapes()
+    else:
+        from .memory import tensor_shapes
+
+        shapes = list(tensor_shapes(path / "transformer"))
+    size = torch.empty((), dtype=dtype).element_size()
+    return transformer_bytes(shapes, size, "8-bit") / transformer_bytes(shapes, size, "none")
+
+
 def quantized_footprint(fp: Footprint, named_shapes: Iterable[tuple[str, tuple[int, ...]]], element: int,
                         scheme: str) -> Footprint:
     """`fp` with the transformer's bytes under `scheme` (activations stay in the run dtype)."""

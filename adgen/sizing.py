@@ -19,7 +19,7 @@ def check_gb(value: str | float | None) -> float | None:
     try:
         gb = float(value)
     except (TypeError, ValueError):
-        raise InputError("GPU GB", f"must be a number of GB like 24 (got {value!r})") from None
+        raise InputError("GPU GB", f"must be a number from 1 to 1024 (got {value!r})") from None
     if not 1 <= gb <= 1024:
         raise InputError("GPU GB", f"must be from 1 to 1024 (got {value!r})")
     return gb

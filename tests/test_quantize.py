@@ -183,7 +183,7 @@ def test_memory_command_for_the_demo_model(capsys):
     assert figures["model"] == "demo model (random weights)" and figures["size"] == "512x768"
     assert figures["quantize"] == "none" and "auto" not in figures and figures["weights_gb"] < 0.01
     assert main(["memory", "--model", "demo", "--gpu-gb", "lots"]) == 2
-    assert capsys.readouterr().err == "error: --gpu-gb: must be a number of GB like 24 (got 'lots')\n"
+    assert capsys.readouterr().err == "error: --gpu-gb: must be a number from 1 to 1024 (got 'lots')\n"
 
 
 def test_set_quantize_reloads_in_the_new_scheme_and_compile_runs_on_it(demo_source, product):
