@@ -227,6 +227,8 @@ def cmd_generate(args: argparse.Namespace) -> dict:
     except OSError as exc:  # checked before the work, but the disk can fill or change meanwhile
         raise InputError("out", f"cannot write to {out}: {exc.strerror or exc}") from None
     report.update(prompt=result.prompt, model=result.model, seconds=round(result.seconds, 3), **writer)
+    if getattr(engine, "notice", ""):  # a fallback the engine took (quantization, download, ZeroGPU compile)
+        warnings.append(engine.notice)
     for warning in warnings:  # only now: a run that fails says one thing, its error
         print(f"warning: {warning}", file=sys.stderr)
     return report

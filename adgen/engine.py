@@ -301,8 +301,9 @@ class Engine:
                 if path is None:  # the full-size synthetic ZIT, made on the device in the engine's dtype
                     from .synthetic import build_full_size_pipeline
 
-                    pipe = build_full_size_pipeline(self.device if self.memory.requested in ("auto", "gpu")
-                                                    else "cpu", self.dtype)
+                    on_device = self.memory.requested in ("auto", "gpu") and self.quantization() == "none"
+                    # quantized: built on the CPU, each layer quantized onto the GPU (never 20.5 GB of bf16 there)
+                    pipe = build_full_size_pipeline(self.device if on_device else "cpu", self.dtype)
                 else:
                     check_safetensors_only(path)
                     pipe = ZImagePipeline.from_pretrained(path, dtype=self.dtype, local_files_only=True,
