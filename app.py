@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import logging
 import os
+import time
 from pathlib import Path
 
 import gradio as gr
@@ -59,7 +61,9 @@ from adgen.studio import (
     info_text,
 )
 from adgen.typography import POSITIONS, load_text_styles
+from adgen.zerogpu import Durations
 
+GPU_DURATIONS = Durations()  # ZeroGPU: seconds per megapixel-step measured on this Space's calls
 log = logging.getLogger("adgen.app")
 WRITE_COPIES = 3  # copy suggestions per "Write copy"
 CSS = """
@@ -333,6 +337,18 @@ class Handlers:
             return "⚠ " + localize_error(exc, lang)
         return ("⚠ " if why == CPU_REASON else "") + why  # on a CPU: said, not silently accepted
 
+    def set_quantize(self, value: str, request: gr.Request | None = None) -> str:
+        """Memory details on a local launch: switch fp8/int8/none (the model reloads on the next request)."""
+        lang = lang_of_request(request)
+        engine = self.studio.slot.peek()
+        if not self.admin or engine is None or not hasattr(engine, "set_quantize"):
+            return text("admin_only", lang)
+        try:
+            scheme = engine.set_quantize(value)
+        except AdgenError as exc:
+            return "⚠ " + localize_error(exc, lang)
+        return text("quantize_set", lang, scheme=scheme)
+
     def free_memory(self) -> str:
         from adgen.memory import flush_memory
 
@@ -413,13 +429,29 @@ def launch(demo: gr.Blocks, **kwargs):
     return demo.queue(default_concurrency_limit=1).launch(css=CSS, i18n=demo.i18n, **kwargs)
 
 
-def on_gpu(fn):
-    """`@spaces.GPU` on Hugging Face ZeroGPU Spaces; unchanged everywhere else."""
+def on_gpu(fn, names: dict | None = None):
+    """`@spaces.GPU` on Hugging Face ZeroGPU Spaces, for as long as the request needs (`adgen.zerogpu`); unchanged
+    everywhere else. `names`: {component: field name} for a handler that takes its inputs as one dict."""
     try:
         import spaces
     except ImportError:
         return fn
-    return spaces.GPU(duration=120)(fn)
+    from adgen.zerogpu import named_values, request_sizes
+
+    def sizes(args, kwargs):
+        return request_sizes(named_values(fn, args, kwargs, names))
+
+    def duration(*args, **kwargs) -> int:
+        return GPU_DURATIONS.seconds(*sizes(args, kwargs))
+
+    @functools.wraps(fn)
+    def measured(*args, **kwargs):
+        start = time.perf_counter()
+        result = fn(*args, **kwargs)
+        GPU_DURATIONS.observe(*sizes(args, kwargs), time.perf_counter() - start)
+        return result
+
+    return spaces.GPU(duration=duration)(measured)
 
 
 def api_functions(h: Handlers):
@@ -687,6 +719,8 @@ def build_demo(engine, outputs: Path | None = None, admin: bool = False) -> gr.B
                 with gr.Row():
                     memory = gr.Radio(["auto", "gpu", "offload", "lowvram"], value=os.environ.get("ADGEN_MEMORY")
                                       or "auto", label=i18n("memory_mode"), scale=3)
+                    quantize = gr.Radio(["auto", "none", "fp8", "int8"], value=os.environ.get("ADGEN_QUANTIZE")
+                                        or "auto", label=i18n("quantize_mode"), scale=2)
                     free = gr.Button(i18n("free_memory"), size="sm")
                     unload = gr.Button(i18n("unload_model"), size="sm")
                 memory_note = gr.Markdown()
@@ -720,6 +754,8 @@ def build_demo(engine, outputs: Path | None = None, admin: bool = False) -> gr.B
             return {outputs[k]: v for k, v in named.items() if k in outputs}
 
         form_inputs = {*fields.values(), random_seed, edited, use_colors, brand_main, brand_second}
+        # ZeroGPU's duration reads the request's size from these (adgen.zerogpu)
+        sizes_of = {w[name]: name for name in ("width", "height", "steps", "count")}
         inputs = {*form_inputs, history, last_seed}
 
         def run(seed_of):
@@ -729,7 +765,7 @@ def build_demo(engine, outputs: Path | None = None, admin: bool = False) -> gr.B
                 except AdgenError as exc:
                     return {message: "⚠ " + localize_error(exc, lang_of_request(request))}
                 return to_outputs(h.generate(form, data[history], request, progress))
-            return on_gpu(handler)
+            return on_gpu(handler, sizes_of)
 
         # One job at a time per tab: while any job (Generate, a redo, Write copy, Enhance prompt, the campaign)
         # is queued or running, no other can start and Stop shows (both Stops: each ends whatever job runs); all
@@ -808,7 +844,8 @@ def build_demo(engine, outputs: Path | None = None, admin: bool = False) -> gr.B
             return shown
 
         started = campaign_go.click(*busy("campaign"), queue=False, **hidden)
-        campaign_run = started.then(on_gpu(campaign), {*form_inputs, campaign_channels, campaign_variants},
+        sized = {campaign_channels: "channels", campaign_variants: "variants"}  # ZeroGPU's duration
+        campaign_run = started.then(on_gpu(campaign, sized), {*form_inputs, campaign_channels, campaign_variants},
                                     [campaign_message, campaign_gallery, campaign_zip],
                                     show_progress_on=[campaign_gallery], **gpu)
         campaign_run.then(*idle, queue=False, **hidden)
@@ -885,6 +922,7 @@ def build_demo(engine, outputs: Path | None = None, admin: bool = False) -> gr.B
                    show_progress="hidden", **hidden)
         if admin:
             memory.change(h.set_memory_mode, memory, memory_note, **{**gpu, "api_visibility": "private"})
+            quantize.change(h.set_quantize, quantize, memory_note, **{**gpu, "api_visibility": "private"})
             free.click(h.free_memory, None, details, queue=False, **hidden)
             unload.click(h.unload, None, details, concurrency_limit=slots, concurrency_id="gpu", **hidden)
         def restore_history(hist: list, request: gr.Request):
@@ -926,6 +964,9 @@ def main(argv: list[str] | None = None) -> None:
 
     try:
         ray = worker_flags(args)
+        from adgen.quantize import check
+
+        check(args.quantize)  # a bad --quantize / $ADGEN_QUANTIZE is one line before the page starts
     except InputError as exc:
         raise SystemExit(f"error: --{exc}") from None
 

@@ -1,4 +1,4 @@
-"""The CLI: `python -m adgen generate|campaign|batch|write|channels|presets|demo-model|download` (never imports
+"""The CLI: `python -m adgen generate|campaign|batch|write|channels|presets|memory|demo-model|download` (never imports
 gradio)."""
 
 from __future__ import annotations
@@ -28,11 +28,12 @@ FLAGS = {
     "width": "--size (width)", "height": "--size (height)", "size": "--size", "aspect": "--aspect", "steps": "--steps",
     "count": "--count", "image": "--image", "product photo": "--image", "out": "--out", "sub-copy": "--subcopy",
     "text style": "--text-style", "text position": "--text-position", "background": "--background",
-    "memory": "--memory", "dtype": "--dtype", "workers": "--workers", "product mask": "--mask",
+    "memory": "--memory", "dtype": "--dtype", "quantize": "--quantize", "workers": "--workers",
+    "product mask": "--mask",
     "packshot": "--packshot",
     "brand": "--brand", "logo": "--logo", "brand hex colours": "--brand-colors", "brand font": "--font",
     "channels": "--channels", "variants": "--variants", "writer job": "--job", "text count": "--n",
-    "same scene": "--same-scene",
+    "same scene": "--same-scene", "GPU GB": "--gpu-gb",
 }
 
 
@@ -105,6 +106,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--device", default=None, help="with --full-size: where to build (default: cuda when available)")
     demo.add_argument("--dtype", choices=["bfloat16", "float32"],
                       help="with --full-size: the weights' dtype (default bfloat16, ZIT's)")
+    mem = commands.add_parser("memory", help="each memory mode's forecast peak VRAM for a model, size and "
+                                             "quantization, and which fit a card of N GB (nothing is loaded)")
+    mem.add_argument("--model", help="auto (default), demo, synthetic, a local folder or a repo id; synthetic and "
+                                     "Z-Image-Turbo give full-size ZIT's figures")
+    mem.add_argument("--size", default="1024x1024", help="WIDTHxHEIGHT (default 1024x1024)")
+    mem.add_argument("--quantize", default=None, help="auto (default: what auto picks on --gpu-gb), none, fp8, int8")
+    mem.add_argument("--gpu-gb", default=None, help="a card's memory in GB, e.g. 24: which modes fit it")
+    mem.add_argument("--dtype", choices=["bfloat16", "float32"], default="bfloat16",
+                     help="the run dtype (default bfloat16, a GPU's)")
+    mem.add_argument("--json", action="store_true")
     dl = commands.add_parser("download", help="fetch Z-Image-Turbo and the presets' hub LoRAs (needs internet)")
     dl.add_argument("--repo", default=None, help="model repo (default Tongyi-MAI/Z-Image-Turbo)")
     return parser
@@ -216,6 +227,8 @@ def cmd_generate(args: argparse.Namespace) -> dict:
     except OSError as exc:  # checked before the work, but the disk can fill or change meanwhile
         raise InputError("out", f"cannot write to {out}: {exc.strerror or exc}") from None
     report.update(prompt=result.prompt, model=result.model, seconds=round(result.seconds, 3), **writer)
+    if getattr(engine, "notice", ""):  # a fallback the engine took (quantization, download, ZeroGPU compile)
+        warnings.append(engine.notice)
     for warning in warnings:  # only now: a run that fails says one thing, its error
         print(f"warning: {warning}", file=sys.stderr)
     return report
@@ -722,6 +735,22 @@ def _full_size_device(name: str | None) -> str:
     return name
 
 
+def cmd_memory(args: argparse.Namespace) -> dict | None:
+    import torch
+
+    from .models import quiet_libraries
+    from .request import parse_size
+    from .sizing import check_gb, report, text
+
+    quiet_libraries()
+    width, height = parse_size(args.size)
+    figures = report(args.model, width, height, args.quantize, check_gb(args.gpu_gb), getattr(torch, args.dtype))
+    if args.json:
+        return figures
+    print(text(figures))
+    return None
+
+
 def cmd_download(args: argparse.Namespace) -> dict:
     from .models import ZIT_REPO, Download, download_model, hub_lora
     from .presets import load_presets
@@ -737,7 +766,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = {"generate": cmd_generate, "presets": cmd_presets, "demo-model": cmd_demo_model,
                "download": cmd_download, "campaign": cmd_campaign, "batch": cmd_batch,
-               "channels": cmd_channels, "write": cmd_write}[args.command]
+               "channels": cmd_channels, "write": cmd_write, "memory": cmd_memory}[args.command]
     code = 0
     try:
         if hasattr(args, "workers"):  # --workers is checked before any input is read or any model loads

@@ -17,7 +17,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -40,6 +40,7 @@ from .models import (
 )
 from .presets import StylePreset, get_preset, load_presets
 from .prompts import Settings, settings_for
+from .quantize import Quantizer
 from .request import AdRequest, image_key
 
 log = logging.getLogger("adgen.engine")
@@ -186,6 +187,9 @@ def plan_images(request: AdRequest, preset: StylePreset, info: ModelInfo, lora_i
     lora_name = preset.name if lora_id is not None else None
     params = {seed: params_of(request, settings_of[seed], seed, info.label, key, lora_name)
               for seed, key in keys.items()}
+    if info.numerics.get("quantize"):  # the PNG says it was made quantized (none: no field, as before)
+        for values in params.values():
+            values["quantize"] = info.numerics["quantize"]
     return ImagePlan(request, preset, lora_id, info, settings_of, keys, params)
 
 
@@ -198,7 +202,8 @@ class Engine:
                  presets: dict[str, StylePreset] | None = None, device: str | None = None,
                  memory: str | None = None, attention: str | None = None, compile: bool = False,
                  compile_backend: str = "inductor", vram_probe: VramProbe | None = None,
-                 dtype: str | torch.dtype | None = None, download: bool | None = None, overlap: bool = True):
+                 dtype: str | torch.dtype | None = None, download: bool | None = None, overlap: bool = True,
+                 quantize: str | None = None):
         memory = memory or os.environ.get("ADGEN_MEMORY") or "auto"
         if memory not in MODES:
             raise InputError("memory", f"must be one of {', '.join(MODES)} (got {memory!r})")
@@ -216,6 +221,7 @@ class Engine:
         self.compile, self.compile_backend = compile, compile_backend
         probe = vram_probe or (cuda_probe(self.device) if self.device.type == "cuda" else None)
         self.memory = MemoryPlanner(memory, self.device, probe, self.footprint)
+        self.quantizer = Quantizer(quantize, self.device, self.dtype)  # the transformer's fp8/int8 (adgen.quantize)
         self.state, self.error, self.notice = "unloaded", "", ""
         self.download: Download | None = None  # a model download in progress (the panel reads it)
         # Counters the tests and the panel read: loads of the base model, LoRA loads,
@@ -226,6 +232,7 @@ class Engine:
         self._pipe = self._img2img = self._inpaint = None
         self._fingerprint: str | None = None
         self._footprint = None
+        self._eight_bit: float | None = None  # an 8-bit transformer's bytes over its unquantized bytes
         self._embeds: OrderedDict[str, list[torch.Tensor]] = OrderedDict()
         self._load_lock = threading.RLock()
         self._source_lock = threading.RLock()  # path and fingerprint: cache hits never wait for a load
@@ -280,7 +287,7 @@ class Engine:
 
     def _set_source(self, source: ModelSource) -> None:
         self.source = self.adapters.source = source
-        self._fingerprint = self._footprint = None
+        self._fingerprint = self._footprint = self._eight_bit = self.quantizer.scheme = None
 
     def load(self):
         """The pipeline, loaded on first use (one load per process, whatever the threads)."""
@@ -295,13 +302,16 @@ class Engine:
                 if path is None:  # the full-size synthetic ZIT, made on the device in the engine's dtype
                     from .synthetic import build_full_size_pipeline
 
-                    pipe = build_full_size_pipeline(self.device if self.memory.requested in ("auto", "gpu")
-                                                    else "cpu", self.dtype)
+                    on_device = self.memory.requested in ("auto", "gpu") and self.quantization() == "none"
+                    # quantized: built on the CPU, each layer quantized onto the GPU (never 20.5 GB of bf16 there)
+                    pipe = build_full_size_pipeline(self.device if on_device else "cpu", self.dtype)
                 else:
                     check_safetensors_only(path)
                     pipe = ZImagePipeline.from_pretrained(path, dtype=self.dtype, local_files_only=True,
                                                           use_safetensors=True)  # never unpickle
                 pipe.set_progress_bar_config(disable=True)
+                self.quantization()
+                self.quantizer.apply(pipe)  # before placing: layer by layer, never the whole bf16 transformer twice
                 self.memory.place(pipe)
                 self._speedups(pipe)
             except ModelError as exc:
@@ -325,17 +335,56 @@ class Engine:
         flush_memory()
 
     def footprint(self):
-        """The model's weights per component at the run dtype (from file headers once; nothing is loaded)."""
+        """The model's weights per component at the run dtype and quantization (file headers; nothing is loaded)."""
+        return self._footprint_at(self.quantization() != "none")
+
+    def _footprint_at(self, quantized: bool):
         with self._source_lock:
+            path = self._local_path()
             if self._footprint is None:
-                path = self._local_path()
                 if path is None:
                     from .synthetic import footprint_full_size
 
                     self._footprint = footprint_full_size(self.dtype)
                 else:
                     self._footprint = footprint(path, self.dtype)
-            return self._footprint
+            if not quantized:
+                return self._footprint
+            if self._eight_bit is None:
+                from .quantize import eight_bit_share
+
+                self._eight_bit = eight_bit_share(path, self.dtype)
+            return replace(self._footprint, transformer=int(self._footprint.transformer * self._eight_bit))
+
+    def quantization(self) -> str:
+        """The scheme the transformer runs in: none, float8-dynamic, float8-weight or int8-weight (`auto`: from the
+        free VRAM, resolved once)."""
+        with self._source_lock:
+            if self.quantizer.scheme is None:
+                free = self.memory.available() if self.quantizer.requested == "auto" else None
+                self.quantizer.resolve(self.memory.requested, free, self._footprint_at)
+                self.notice = self.quantizer.notice() or self.notice
+            return self.quantizer.scheme or "none"
+
+    def set_quantize(self, value: str) -> str:
+        """Switch the quantization: the loaded model is dropped and reloaded on the next request (a quantized
+        transformer cannot be turned back); returns the scheme it will run in."""
+        from .quantize import check
+
+        value = check(value)
+        with self._gpu_lock, self._load_lock, self._source_lock:
+            if value == self.quantizer.requested:
+                return self.quantization()
+            reload = self._pipe is not None
+            self._pipe = self._img2img = self._inpaint = None
+            self.adapters.clear()
+            self._embeds.clear()
+            self.quantizer.requested, self.quantizer.scheme = value, None
+            self.notice = ""
+            if reload:
+                self.state = "unloaded"
+        flush_memory()
+        return self.quantization()
 
     def set_memory_mode(self, mode: str) -> str:
         """Re-place the one loaded pipeline for `mode` (never a second copy); returns why it was picked."""
@@ -400,7 +449,8 @@ class Engine:
                 "loras": self.loaded_loras, "style": self.active_style, "error": self.error,
                 "notice": self.notice, "download": download.line() if download else "",
                 "memory": self.memory.mode or self.memory.requested, "memory_reason": self.memory.reason,
-                "attention": self.attention_used, "compiled": self.compile, "jobs": len(self.jobs.running())}
+                "attention": self.attention_used, "compiled": self.compile, "jobs": len(self.jobs.running()),
+                "quantize": self.quantizer.scheme or self.quantizer.requested, "quantize_reason": self.quantizer.reason}
 
     def numerics(self) -> dict:
         """What besides the request changes the pixels: dtype, device, attention, compile, library versions
@@ -410,6 +460,8 @@ class Engine:
         numerics = {"dtype": str(self.dtype).removeprefix("torch."), "device": self.device.type,
                     "attention": self.attention_used.split(" ", 1)[0], "compile": self.compile,
                     "torch": torch.__version__, "diffusers": diffusers.__version__}
+        if self.quantization() != "none":  # an fp8 request is never served a bf16 image (and none keeps its keys)
+            numerics["quantize"] = self.quantization()
         if self.device.type == "cpu":  # CPU kernels split their sums by thread: 1 and 2 threads differ by 1/255
             numerics["threads"] = torch.get_num_threads()
         return numerics

@@ -51,6 +51,7 @@ class Footprint:
     vae: int
     dim: int = REF_DIM
     vae_channels: int = REF_VAE
+    act_bytes: int = 2  # bytes per activation value: the run dtype's (the calibration is bf16's)
 
     @property
     def weights(self) -> int:
@@ -60,34 +61,39 @@ class Footprint:
 def footprint(model_dir: Path, dtype: torch.dtype) -> Footprint:
     """Weights per component from the safetensors headers (nothing is loaded), at `dtype`'s width."""
     size = torch.empty((), dtype=dtype).element_size()
-    counts = {c: sum(_numel(p) for p in (model_dir / c).glob("*.safetensors"))
+    counts = {c: sum(_numel(shape) for _, shape in tensor_shapes(model_dir / c))
               for c in ("transformer", "text_encoder", "vae")}
     config = json.loads((model_dir / "transformer" / "config.json").read_text())
     vae = json.loads((model_dir / "vae" / "config.json").read_text())
     return Footprint(counts["transformer"] * size, counts["text_encoder"] * size, counts["vae"] * size,
-                     dim=config.get("dim", REF_DIM), vae_channels=vae.get("block_out_channels", [REF_VAE])[0])
+                     dim=config.get("dim", REF_DIM), vae_channels=vae.get("block_out_channels", [REF_VAE])[0],
+                     act_bytes=size)
 
 
-def _numel(path: Path) -> int:
-    with path.open("rb") as handle:
-        (length,) = struct.unpack("<Q", handle.read(8))
-        header = json.loads(handle.read(length))
-    total = 0
-    for name, info in header.items():
-        if name != "__metadata__":
-            count = 1
-            for side in info["shape"]:
-                count *= side
-            total += count
-    return total
+def tensor_shapes(folder: Path) -> Iterator[tuple[str, tuple[int, ...]]]:
+    """(name, shape) of every tensor in a component folder's safetensors files, from their headers only."""
+    for path in sorted(folder.glob("*.safetensors")):
+        with path.open("rb") as handle:
+            (length,) = struct.unpack("<Q", handle.read(8))
+            header = json.loads(handle.read(length))
+        for name, info in header.items():
+            if name != "__metadata__":
+                yield name, tuple(info["shape"])
+
+
+def _numel(shape: tuple[int, ...]) -> int:
+    count = 1
+    for side in shape:
+        count *= side
+    return count
 
 
 def activations(fp: Footprint, width: int, height: int) -> tuple[float, float, float]:
-    """(transformer, text encoder, VAE decode) activation peaks in bytes for one image."""
+    """(transformer, text encoder, VAE decode) activation peaks in bytes for one image, at the run dtype's width."""
     tokens = (width // 16) * (height // 16) + 512
-    scale = fp.dim / REF_DIM
+    scale = fp.dim / REF_DIM * fp.act_bytes / 2  # float32 activations take twice bf16's bytes
     transformer = TRANSFORMER_ACT * tokens / REF_TOKENS * scale
-    vae = VAE_ACT * (width * height) / REF_PIXELS * fp.vae_channels / REF_VAE
+    vae = VAE_ACT * (width * height) / REF_PIXELS * fp.vae_channels / REF_VAE * fp.act_bytes / 2
     return transformer, TEXT_ACT * scale, vae
 
 
@@ -99,7 +105,7 @@ def forecast(fp: Footprint, mode: str, width: int, height: int, count: int = 1) 
     elif mode == "offload":
         peak = max(fp.transformer + transformer_act, fp.text_encoder + text_act, fp.vae + vae_act)
     elif mode == "lowvram":
-        peak = max(transformer_act, vae_act) + LOWVRAM_BUFFER * fp.dim / REF_DIM
+        peak = max(transformer_act, vae_act) + LOWVRAM_BUFFER * fp.dim / REF_DIM * fp.act_bytes / 2
     else:
         raise ValueError(f"memory mode must be one of {', '.join(MODES[1:])} (got {mode!r})")
     return int(peak)

@@ -61,6 +61,8 @@ def a1111_text(params: dict) -> str:
         fields.append(f"LoRA scale: {params['lora_scale']}")
     if params.get("strength") is not None:
         fields.append(f"Denoising strength: {params['strength']}")
+    if params.get("quantize"):
+        fields.append(f"Quantization: {params['quantize']}")
     return f"{params['prompt']}\n" + ", ".join(fields)
 
 
@@ -101,7 +103,7 @@ PARAMS = {
     "strength?": ("a number", "null"), "draw_copy?": ("true or false",),
     "variation?": ("a whole number", "null"), "same_scene?": ("true or false",), "prompt": ("text",),
     "scenes_written?": ("a list of text", "null"), "prompt_written?": ("true or false",),
-    "model?": ("text",),
+    "model?": ("text",), "quantize?": ("text",),
     "key?": ("text",), "ad?": _AD,
 }
 

@@ -258,3 +258,9 @@ def quiet_libraries() -> None:
     for module in (diffusers_logging, transformers_logging):
         module.set_verbosity_error()
         module.disable_progress_bar()
+    # diffusers imports torchao (--quantize) when it is installed: its optional CUDA kernels' load failures on a
+    # CPU machine, and torch's notes on the enums torchao registers, are warnings nobody can act on.
+    import logging
+
+    for name in ("torchao", "torch.utils._pytree"):
+        logging.getLogger(name).setLevel(logging.ERROR)

@@ -94,6 +94,8 @@ def render(snap: MemorySnapshot, model: dict, lang: str = "en") -> str:
         compiled = f" · {text('panel_compiled', lang)}" if model.get("compiled") else ""
         lines.append(text("panel_memory_mode", lang, mode=model["memory_reason"] or model["memory"],
                           attention=model.get("attention", "native")) + compiled)
+    if model.get("quantize") not in (None, "none", "auto"):
+        lines.append(text("panel_quantize", lang, scheme=model["quantize"]))
     if model.get("download"):
         lines.append(model["download"])
     if model.get("notice"):

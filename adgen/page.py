@@ -229,7 +229,9 @@ def status_line(slot, lang: str, width=None, height=None, count=None) -> tuple[s
     state = {"ready": "●", "loading": "◐", "unloaded": "○", "error": "✕"}.get(described["state"], "○")
     key = STATE_KEYS.get(described["state"], "status_unloaded")
     device = workers_text(described["workers"], lang) if "workers" in described else described["device"]
-    parts = [f"{state} {text(key, lang)}", described["model"], f"{device} · {described['dtype']}", memory]
+    quantized = described.get("quantize") not in (None, "none", "auto")
+    dtype = described["dtype"] + (f" · {described['quantize']}" if quantized else "")
+    parts = [f"{state} {text(key, lang)}", described["model"], f"{device} · {dtype}", memory]
     if described.get("jobs"):
         parts.append(f"{text('status_generating', lang)} ({described['jobs']})")
     line = " · ".join(parts)

@@ -6,12 +6,17 @@ One place for their flags, so `app.py` never imports the CLI module.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 
 
 def add_runtime_flags(parser: argparse.ArgumentParser) -> None:
     """Memory mode, dtype and the optional speed-ups (off by default), for the CLI and the app."""
     parser.add_argument("--memory", default=None, help="auto (default; $ADGEN_MEMORY), gpu, offload, lowvram")
+    parser.add_argument("--quantize", default=None,
+                        help="auto (default; $ADGEN_QUANTIZE: fp8 where bf16 would need offload and fp8 fits on the "
+                             "GPU), none, fp8 (float8; dynamic activations on GPUs with FP8 units), int8 "
+                             "(weight-only); the transformer only, see docs/quantize.md")
     parser.add_argument("--dtype", default=None,
                         help="auto (default; $ADGEN_DTYPE): bfloat16 on a CUDA GPU, float32 on the CPU; or bfloat16, "
                              "float32")
@@ -40,12 +45,21 @@ def worker_flags(args: argparse.Namespace) -> tuple[int | None, str | None] | No
 
 def make_engine(args: argparse.Namespace, cache=None):
     """The engine the runtime flags ask for: one in this process, or `Workers` over Ray (`--workers`)."""
+    from .quantize import check
+    from .zerogpu import compile_allowed
+
+    quantize = check(getattr(args, "quantize", None))  # the flag, else $ADGEN_QUANTIZE: workers get the value
+    compile, note = compile_allowed(args.compile)  # ZeroGPU: never torch.compile
+    if note:
+        logging.getLogger("adgen.settings").warning("%s", note)
     ray = worker_flags(args)
     if ray is None:
         from .engine import Engine
 
-        return Engine(args.model, cache=cache, memory=args.memory, attention=args.attention, dtype=args.dtype,
-                      compile=args.compile)
+        engine = Engine(args.model, cache=cache, memory=args.memory, attention=args.attention, dtype=args.dtype,
+                        compile=compile, quantize=quantize)
+        engine.notice = note
+        return engine
     try:
         from .workers import WorkerConfig, Workers  # imports Ray: only here
     except ImportError as exc:
@@ -57,5 +71,5 @@ def make_engine(args: argparse.Namespace, cache=None):
                           "pip install -r requirements-ray.txt") from None
 
     config = WorkerConfig(model=args.model, memory=args.memory, attention=args.attention, dtype=args.dtype,
-                          compile=args.compile)
+                          compile=compile, quantize=quantize)
     return Workers(ray[0], ray[1], config, cache=cache)

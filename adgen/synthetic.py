@@ -116,7 +116,27 @@ def footprint_of(config: ZitConfig, dtype: torch.dtype | str) -> Footprint:
     size = torch.empty((), dtype=to_dtype(dtype)).element_size()
     counts = parameter_counts(config)
     return Footprint(counts["transformer"] * size, counts["text_encoder"] * size, counts["vae"] * size,
-                     dim=config.transformer["dim"], vae_channels=config.vae["block_out_channels"][0])
+                     dim=config.transformer["dim"], vae_channels=config.vae["block_out_channels"][0], act_bytes=size)
+
+
+def transformer_shapes(config: ZitConfig = FULL_SIZE) -> list[tuple[str, tuple[int, ...]]]:
+    """(name, shape) of the transformer's parameters, from the meta device (the quantized forecast reads them)."""
+    if config == FULL_SIZE:
+        return list(_full_size_shapes())
+    return _shapes(config)
+
+
+@functools.cache
+def _full_size_shapes() -> tuple[tuple[str, tuple[int, ...]], ...]:
+    return tuple(_shapes(FULL_SIZE))
+
+
+def _shapes(config: ZitConfig) -> list[tuple[str, tuple[int, ...]]]:
+    from diffusers import ZImageTransformer2DModel
+
+    with torch.device("meta"):
+        transformer = ZImageTransformer2DModel(**_lists(config.transformer))
+    return [(name, tuple(p.shape)) for name, p in transformer.named_parameters()]
 
 
 def footprint_full_size(dtype: torch.dtype | str) -> Footprint:

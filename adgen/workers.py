@@ -55,6 +55,7 @@ class WorkerConfig:
     dtype: str | None = None
     compile: bool = False
     device: str | None = None  # None: cuda where the worker has a GPU
+    quantize: str | None = None  # checked by the front end (`settings.make_engine`)
 
 
 class Mismatch(WorkerError):
@@ -88,7 +89,7 @@ class EngineWorker:
             quiet_libraries()
             self.engine = Engine(config.model, cache=None, presets=presets, device=config.device,
                                  memory=config.memory, attention=config.attention, dtype=config.dtype,
-                                 compile=config.compile)
+                                 compile=config.compile, quantize=config.quantize)
             self.engine.load_in_background()
         except Exception as exc:  # noqa: BLE001 - shown in the panel; the worker stays up to say so
             log.exception("worker %d cannot start its engine", index)

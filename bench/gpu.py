@@ -26,6 +26,7 @@ from adgen.engine import Engine
 from adgen.errors import InputError, OutOfMemory, WontFit
 from adgen.memory import GB, flush_memory
 from adgen.request import AdRequest, Product, check_int
+from bench.quant import fp8_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_FILE = ROOT / "docs" / "BENCHMARKS.md"
@@ -264,7 +265,7 @@ def writer(factory: Factory, tokens: int = 120, baseline: float | None = None) -
 
 
 def measure(factory: Factory, clock: Clock, size: int = 1024, large: int = 2048, runs: int = 3,
-            attention: str | None = None, steps: int | None = None, count: int = 4) -> list[Row]:
+            attention: str | None = None, steps: int | None = None, count: int = 4, fp8: bool = True) -> list[Row]:
     """Every measurement in order of importance; past the clock's budget the rest are listed as skipped.
 
     `steps` None is ZIT's 8 (the figures to report); the tests pass fewer steps and images (`count`).
@@ -282,6 +283,9 @@ def measure(factory: Factory, clock: Clock, size: int = 1024, large: int = 2048,
     flash = attention or "flash"
     plan: list[tuple[str, Callable[[], list[Row]] | None]] = [
         ("load the pipeline", lambda: load_time(factory)),
+        # issue 23: fp8 against bf16 first, as the one GPU measurement AdGen may get (bench/quant.py)
+        *([("fp8 vs bf16", lambda: fp8_rows(factory, sys.modules[__name__], clock, (size, large), runs, steps))]
+          if fp8 else []),
         ("peak VRAM per memory mode", lambda: peak_vram(factory, (size, large))),
         (f"seconds per warm {size}² image · eager", timing("eager")),
         (f"{count}-image {size}² request", lambda: batch(factory, size, count, steps)),
@@ -356,7 +360,9 @@ def main(argv: list[str] | None = None) -> int:
 
     quiet_libraries()
     model = args.model or (ZIT_REPO if cached_snapshot(ZIT_REPO) else "synthetic")
-    factory = OneEngine(lambda **settings: Engine(model, cache=None, device="cuda", dtype="bfloat16", **settings))
+    # quantize: none unless a row asks (auto could pick fp8 on a 24 GB card and blur the bf16 rows)
+    factory = OneEngine(lambda **settings: Engine(model, cache=None, device="cuda", dtype="bfloat16",
+                                                  **{"quantize": "none", **settings}))
     clock = Clock(budget)
     rows = measure(factory, clock, size, large, runs, flash_backend())
     # 3. report

@@ -42,6 +42,7 @@ def isolated_env(monkeypatch, tmp_path, demo_cache):
     monkeypatch.delenv("ADGEN_MODEL", raising=False)
     monkeypatch.delenv("ADGEN_LORA_DIR", raising=False)
     monkeypatch.delenv("ADGEN_PRESETS_DIR", raising=False)
+    monkeypatch.delenv("ADGEN_QUANTIZE", raising=False)
 
 
 @pytest.fixture

@@ -25,7 +25,8 @@ def factory(demo_source):
 
 def test_every_measurement_runs_and_the_table_is_appended(factory, tmp_path):
     clock = gpu.Clock(600)
-    rows = gpu.measure(factory, clock, size=256, large=256, runs=1, attention=None, steps=1, count=2)
+    rows = gpu.measure(factory, clock, size=256, large=256, runs=1, attention=None, steps=1, count=2,
+                       fp8=False)  # fp8 rows: tests/test_quantize.py
     names = [row[0] for row in rows]
     assert names == ["load the pipeline", "peak VRAM · gpu · 256²", "peak VRAM · offload · 256²",
                      "peak VRAM · lowvram · 256²", "seconds per warm 256² image · eager", "2-image 256² request",
@@ -78,9 +79,9 @@ def test_one_engine_at_a_time(factory):
 def test_past_the_guard_every_row_says_skipped(factory):
     clock = gpu.Clock(0)
     rows = gpu.measure(factory, clock, size=256, large=512, runs=1, attention="flash")
-    assert len(rows) == 10 and all(row[1] == "skipped" and "-minute guard" in row[3] for row in rows)
+    assert len(rows) == 11 and all(row[1] == "skipped" and "-minute guard" in row[3] for row in rows)
     assert factory.current is None  # nothing was built
-    assert "The 0-minute guard stopped the run: 10 measurement(s) skipped." in gpu.table(rows, "cpu", "demo", clock)
+    assert "The 0-minute guard stopped the run: 11 measurement(s) skipped." in gpu.table(rows, "cpu", "demo", clock)
 
 
 def test_bench_gpu_on_cpu_exits_2_with_one_clear_line():
