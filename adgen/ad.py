@@ -21,7 +21,7 @@ from PIL import Image, PngImagePlugin
 
 from .brand import Brand, brand_style
 from .channels import Channel
-from .compose import Placement, composite, cutout, inpaint_inputs, place, product_mask
+from .compose import Placement, composite, cut_image, inpaint_inputs, place, product_cut
 from .engine import Engine, Picture, Progress, Result
 from .errors import GenerationStopped, InputError
 from .images import decode_image
@@ -50,6 +50,7 @@ STEPS = ("cutout", "mask", "background", "copy_layer", "final")
 
 BACKGROUNDS = ("inpaint", "t2i", "packshot")
 LAYOUT_VERSION = 2  # in the copy and final keys: a layout change must not serve old cached layers
+CUT_VERSION = 2  # in the cutout keys: soft edges (segment.py) must not serve old hard cutouts
 
 
 @dataclass(frozen=True)
@@ -149,12 +150,13 @@ class AdMaker:
         files, keys, cached = {}, {}, {}
         photo_id = hashlib.sha256(request.image).hexdigest()
         mask_id = hashlib.sha256(spec.mask).hexdigest() if spec.mask is not None else "auto"
-        make_mask = functools.cache(lambda: product_mask(photo, user_mask))  # at most once, only on a miss
-        key = image_key(step="cutout", photo=photo_id, mask=mask_id)
-        image = self._step(cache, "cutout", key, files, keys, cached, lambda: cutout(photo, make_mask()))
+        made = functools.cache(lambda: product_cut(photo, user_mask))  # at most once, only on a miss
+        key = image_key(step="cutout", photo=photo_id, mask=mask_id, cut=CUT_VERSION)
+        image = self._step(cache, "cutout", key, files, keys, cached, lambda: cut_image(made()))
         # The photo-sized mask the cutout was cut with, cached too (auto_mask takes seconds on a large
         # photo); it is part of the cutout step, so its own key and cache status are not reported.
-        self._step(cache, "mask", image_key(step="mask", photo=photo_id, mask=mask_id), files, {}, {}, make_mask)
+        self._step(cache, "mask", image_key(step="mask", photo=photo_id, mask=mask_id, cut=CUT_VERSION), files, {}, {},
+                   lambda: made().mask)
         return _Product(image, files, keys, cached)
 
     def _one(self, spec, request, settings, product, layout, cache, progress, use_cache, job) -> Picture:
