@@ -1,10 +1,9 @@
-"""Product cutout (the mask itself: segment.py), placement, contact shadow and the final composite (CPU only, pure Pillow/NumPy)."""
+"""Product cutout (its mask: segment.py), placement, contact shadow and the final composite (CPU only)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from .errors import InputError

@@ -33,8 +33,6 @@ PRODUCT_SHARE = (0.01, 0.98)  # a mask outside this share of the photo found no 
 SEGMENT_REPO = "onnx-community/BiRefNet-ONNX"  # BiRefNet, MIT licence (never RMBG-2.0: non-commercial)
 SEGMENT_FILE = "onnx/model.onnx"
 SEGMENT_ENV = "ADGEN_SEGMENT_MODEL"  # a local .onnx file instead of the downloaded one
-HOW_TO_CUT = ("upload a PNG with transparency, paint the mask, or fetch the segmentation model with "
-              "`python -m adgen download --segment`")
 
 
 @dataclass(frozen=True)
@@ -103,7 +101,8 @@ def _check_share(mask: np.ndarray, field: str = "product photo") -> None:
     share = float(mask.mean())
     if not PRODUCT_SHARE[0] <= share <= PRODUCT_SHARE[1]:
         raise InputError(field, f"no product found: the mask covers {share * 100:.1f}% of the photo (1% to 98% "
-                         f"allowed); {HOW_TO_CUT}")
+                         "allowed); upload a PNG with transparency, paint the mask, or fetch the segmentation model "
+                         "with `python -m adgen download --segment`")
 
 
 def hard_mask(rgb: np.ndarray, coef: np.ndarray) -> np.ndarray:
@@ -153,8 +152,9 @@ def plain_cut(photo: Image.Image) -> Cut:
     small = np.asarray(_small(photo).convert("RGB"))
     coef, share = fit_backdrop(small)
     if share < PLAIN_SHARE:
-        raise BusyBackdrop("product photo", f"the backdrop is not plain and no segmentation model is installed: "
-                           f"{HOW_TO_CUT}")
+        raise BusyBackdrop("product photo", "the backdrop is not plain and no segmentation model is installed: "
+                           "upload a PNG with transparency, paint the mask, or fetch the segmentation model with "
+                           "`python -m adgen download --segment`")
     hard_small = hard_mask(small.astype(np.int16), coef)
     _check_share(hard_small)
     h, w = rgb.shape[:2]

@@ -95,7 +95,8 @@ def test_a_corrupt_upload_is_refused(handlers, tmp_path):
     bad = tmp_path / "photo.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10)
     message = generate(handlers, photo=str(bad))["message"]
-    assert message == "⚠ product photo: is not a readable PNG, JPEG or WebP image"  # no class or file names
+    assert message == ("⚠ product photo: is not a readable image "  # no class or file names
+                       "(AdGen reads PNG, JPEG, WebP, HEIC/HEIF, AVIF)")
 
 
 def test_the_outputs_folder_is_capped_oldest_first(handlers, monkeypatch, tmp_path):
@@ -402,8 +403,8 @@ def test_a_photo_without_a_plain_backdrop_asks_for_a_painted_mask(handlers, tmp_
     assert "paint the product white" in note.splitlines()[0]
     assert editor["background"].size == (64, 64)  # the photo is there to trace
     (tmp_path / "fake.png").write_text("not an image")
-    assert "product photo: is not a readable PNG" in handlers.photo_changed(str(tmp_path / "fake.png"))[1]
-    assert "no plain backdrop to remove" in generate(handlers, photo=str(tmp_path / "n.png"))["message"]
+    assert "product photo: is not a readable image" in handlers.photo_changed(str(tmp_path / "fake.png"))[1]
+    assert "the backdrop is not plain" in generate(handlers, photo=str(tmp_path / "n.png"))["message"]
 
 
 def test_a_mask_painted_for_another_photo_is_refused(tmp_path):
