@@ -18,6 +18,9 @@ from .errors import InputError
 
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
 MAX_IMAGE_PIXELS = 40_000_000  # ~6300x6300; larger headers are refused before any decoding
+# The page's upload: "image" is the browser's image/* (HEIC on an iPhone); the extensions are named too, because
+# a desktop browser and Python's mimetypes don't count .heic/.heif/.avif as images.
+UPLOAD_TYPES = ["image", ".png", ".jpg", ".jpeg", ".webp", ".heic", ".heif", ".avif"]
 
 
 @functools.cache
