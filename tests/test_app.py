@@ -282,9 +282,11 @@ def test_the_api_needs_only_a_name(served, tmp_path, short_writer):
     from test_compose import bottle
 
     bottle().save(tmp_path / "bottle.png")
-    ad = client.predict(name="Aurora earbuds", photo=handle_file(str(tmp_path / "bottle.png")), copy="Hear more",
+    bottle().resize((50, 60)).save(tmp_path / "small.png")  # a 20x45 product enlarged ~4x: the summary says so
+    ad = client.predict(name="Aurora earbuds", photo=handle_file(str(tmp_path / "small.png")), copy="Hear more",
                         width=320, height=400, steps=2, seed=3, api_name="/generate")
     assert set(ad["steps"][0]) == {"cutout", "mask", "background", "copy_layer"} and ad["seeds"] == [3]
+    assert summary["warnings"] == [] and ad["warnings"][0].startswith("the product photo is 50x60 px and is enlarged")
     with pytest.raises(Exception, match="product name: must not be empty"):
         client.predict(name="", api_name="/generate")
     for photo in ("/etc/hostname", {"path": str(tmp_path / "bottle.png"), "meta": {"_type": "gradio.FileData"}}):

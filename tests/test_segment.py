@@ -57,7 +57,7 @@ def busy_photo(size=SIZE) -> tuple[Image.Image, np.ndarray]:
 
 
 def conv_model(path, bias: float = -2.0, size: int = 64) -> None:
-    """A tiny BiRefNet-shaped ONNX model (input_image 1x3xSxS -> output_image 1x1xSxS logits): red, less green (the white label counts)."""
+    """A tiny BiRefNet-shaped ONNX model (input_image 1x3xSxS -> output_image 1x1xSxS logits): red, less green."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -177,15 +177,29 @@ def test_a_model_finding_no_product_and_a_broken_model_file_are_refused(tmp_path
 
 # -- too small for the channel ------------------------------------------------------------------------------
 def test_a_too_small_photo_is_named_in_the_ad_and_the_campaign_manifest(engine):
-    photo = encoded(drawn((240, 300), "coloured")[0], "PNG")
+    photo = encoded(drawn((64, 80), "coloured")[0], "PNG")
     product = Product("탄산수", copy="")
-    channels = get_channels(["marketplace_white", "display_300x250"], load_channels())
+    channels = get_channels(["display_300x600", "display_320x50"], load_channels())
     spec = AdSpec(AdRequest(product, seed=1, width=256, height=256, image=photo), background="packshot")
     result = make_campaign(AdMaker(engine), spec, channels)
     manifest = json.loads(json.dumps(manifest_of(result, spec, channels)))
     big, small_one = manifest["files"]
-    assert big["warnings"][0].startswith("the product photo is 240x300 px and is enlarged ")
-    assert " in marketplace_white 2000x2000: at least " in big["warnings"][0]
-    assert small_one["warnings"] == []  # 300x250 needs no enlargement
+    assert big["warnings"][0].startswith("the product photo is 64x80 px and is enlarged ")
+    assert " in display_300x600 300x600: at least " in big["warnings"][0]
+    assert small_one["warnings"] == []  # a 50 px high banner needs no enlargement
     assert manifest["warnings"] == big["warnings"]
-    assert warnings_note(result, "ko").startswith("⚠ 제품 사진이 240x300 px라서 marketplace_white 2000x2000에서 ")
+    assert warnings_note(result, "ko").startswith("⚠ 제품 사진이 64x80 px라서 display_300x600 300x600에서 ")
+
+
+def test_the_cli_makes_an_ad_from_a_heic_photo_and_names_it_too_small(heif, tmp_path, capsys):
+    from adgen.__main__ import main
+
+    photo = drawn((48, 60), "plain")[0]
+    (tmp_path / "IMG_0002.HEIC").write_bytes(encoded(photo, "HEIF", quality=95))
+    code = main(["generate", "--product", "탄산수", "--image", str(tmp_path / "IMG_0002.HEIC"), "--background",
+                 "packshot", "--out", str(tmp_path / "out"), "--model", "demo", "--size", "256x320"])
+    said = capsys.readouterr()
+    assert code == 0 and "Traceback" not in said.err
+    assert said.err.startswith("warning: the product photo is 48x60 px and is enlarged ")
+    report = json.loads(said.out)
+    assert Image.open(report["steps"][0]["mask"]).size == (48, 60)
