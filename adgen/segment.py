@@ -84,11 +84,6 @@ def backdrop_at(coef: np.ndarray, ys: np.ndarray, xs: np.ndarray, shape: tuple[i
     return _terms(pos) @ coef
 
 
-def is_plain(photo: Image.Image) -> bool:
-    """Whether the photo's backdrop is plain (a colour or a smooth gradient) around its border."""
-    return fit_backdrop(np.asarray(_small(photo).convert("RGB")))[1] >= PLAIN_SHARE
-
-
 def _small(photo: Image.Image) -> Image.Image:
     scale = WORK_SIDE / max(photo.size)
     if scale >= 1:
@@ -201,7 +196,7 @@ def model_path() -> Path | None:
         return Path(named).expanduser()
     from huggingface_hub import try_to_load_from_cache
 
-    found = try_to_load_from_cache(SEGMENT_REPO, SEGMENT_FILE)
+    found = try_to_load_from_cache(SEGMENT_REPO, SEGMENT_FILE, cache_dir=os.environ.get("HF_HUB_CACHE"))
     return Path(found) if isinstance(found, str) else None
 
 

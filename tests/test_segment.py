@@ -173,6 +173,10 @@ def test_a_model_finding_no_product_and_a_broken_model_file_are_refused(tmp_path
     assert str(caught.value).startswith(f"segmentation model: {broken} is not a valid ONNX model (")
     assert localize_error(caught.value, "ko").startswith(f"분할 모델: {broken}은(는) 올바른 ONNX 모델이 아닙니다")
     assert cut(drawn(SIZE, "plain")[0]).method == "plain"  # the plain path keeps working
+    pickle = tmp_path / "model.pth"
+    pickle.write_bytes(b"PK")
+    with pytest.raises(ModelError, match=f"segmentation model: {pickle} is not an .onnx file; AdGen loads"):
+        cut(photo, model=pickle)
 
 
 # -- too small for the channel ------------------------------------------------------------------------------
