@@ -24,7 +24,7 @@ from adgen.channels import load_channels
 from adgen.errors import AdgenError, GenerationStopped, InputError
 from adgen.form import UI_MAX_COUNT, AdForm
 from adgen.i18n import description, label, load_locales, localize_error, text
-from adgen.images import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS
+from adgen.images import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, UPLOAD_TYPES
 from adgen.memory import CPU_REASON
 from adgen.metadata import read_params
 from adgen.models import cache_dir
@@ -38,10 +38,12 @@ from adgen.page import (
     lang_of_request,
     mask_editor_value,
     mask_png,
+    notes_line,
     restored_fields,
     session_of,
     status_line,
     uploaded,
+    warnings_note,
 )
 from adgen.presets import load_presets
 from adgen.request import ASPECTS, COPY_LIMITS, MAX_FIELD_CHARS
@@ -119,7 +121,7 @@ class Handlers:
         history = (entries + history)[:MAX_HISTORY]  # newest request first, its images in seed order
         return {**self.shown(entries[0], lang), "history": [e.to_json() for e in history],
                 "gallery": gallery_of(history, lang), "seed": entries[0].seed,
-                "message": scenes_note(result.written, lang)}
+                "message": notes_line(scenes_note(result.written, lang), warnings_note(result, lang))}
 
     def campaign(self, form: AdForm, channel_ids: list[str] | None, variants: int = 1,
                  request: gr.Request | None = None, progress=None) -> dict:
@@ -140,7 +142,7 @@ class Handlers:
         except Exception as exc:  # noqa: BLE001 - every failure becomes one line in the page
             return {"message": failure(exc, lang)}
         done = text("campaign_done", lang, files=len(result.images), seconds=round(result.seconds, 1))
-        note = scenes_note(result.written, lang)
+        note = notes_line(scenes_note(result.written, lang), warnings_note(result, lang))
         return {"gallery": campaign_gallery(result, zip_path, lang), "zip": zip_path,
                 "message": f"{done}  \n{note}" if note else done}
 
@@ -476,7 +478,8 @@ def api_functions(h: Handlers):
             colors: brand colours
             copy: ad copy (headline) drawn on the image; makes it an ad
             subcopy: a smaller second line of copy
-            photo: a product photo (PNG/JPEG/WebP; transparent or on a plain backdrop); makes it an ad
+            photo: a product photo (PNG/JPEG/WebP/HEIC/AVIF; transparent, on a plain backdrop, or any backdrop with
+                the segmentation model installed); makes it an ad
             style: a style preset name: photo, anime or semi_realistic
             lora_scale: the style LoRA's strength 0..2 (default: the style's)
             product_focus: keep the product the hero, no people or faces
@@ -490,7 +493,8 @@ def api_functions(h: Handlers):
             text_position: copy position: auto, top, center or bottom
             background: with a photo: inpaint (repaint around it), t2i (new scene, composite) or packshot (no model)
         Returns:
-            a summary with images (paths of the PNGs), seeds, cached, steps (of an ad), prompt, model, demo, seconds
+            a summary with images (paths of the PNGs), seeds, cached, steps (of an ad), prompt, model, demo, seconds,
+            warnings (e.g. the photo is enlarged too much for the size asked)
         """
         lang = lang_of_request(request)
         try:
@@ -510,7 +514,8 @@ def api_functions(h: Handlers):
             raise gr.Error(localize_error(exc, lang)) from None
         return {"images": [e.path for e in entries], "seeds": [e.seed for e in entries],
                 "cached": [e.cached for e in entries], "steps": [e.steps for e in entries], "prompt": result.prompt,
-                "model": result.model, "demo": result.demo, "seconds": round(result.seconds, 3)}
+                "model": result.model, "demo": result.demo, "seconds": round(result.seconds, 3),
+                "warnings": list(result.warnings)}
 
     def write(name: str, category: str = "", features: str = "", audience: str = "", scene: str = "",
               colors: str = "", copy: str = "", style: str = "photo", product_focus: bool = True, kind: str = "copy",
@@ -588,7 +593,7 @@ def build_demo(engine, outputs: Path | None = None, admin: bool = False) -> gr.B
                 w["subcopy"] = gr.Textbox(label=i18n("subcopy"), max_length=COPY_LIMITS["subcopy"], elem_id="subcopy")
                 w["style"] = gr.Radio([(p.label, n) for n, p in h.presets.items()], value=next(iter(h.presets)),
                                       label=i18n("style"), elem_id="style")
-                w["photo"] = gr.File(label=i18n("product_photo_optional"), file_types=["image"], type="filepath",
+                w["photo"] = gr.File(label=i18n("product_photo_optional"), file_types=UPLOAD_TYPES, type="filepath",
                                      height=120, elem_id="photo")
                 with gr.Row():
                     go = gr.Button(i18n("generate"), variant="primary", elem_id="generate", scale=3)
@@ -608,7 +613,7 @@ def build_demo(engine, outputs: Path | None = None, admin: bool = False) -> gr.B
                 with gr.Accordion(i18n("brand_kit"), open=False, elem_id="brand-kit"):
                     w["brand"] = gr.Dropdown([("—", ""), *brand_choices()], value="", label=i18n("brand_preset"),
                                              elem_id="brand")
-                    w["logo"] = gr.File(label=i18n("brand_logo"), file_types=["image"], type="filepath", height=100,
+                    w["logo"] = gr.File(label=i18n("brand_logo"), file_types=UPLOAD_TYPES, type="filepath", height=100,
                                         elem_id="logo")
                     with gr.Row():
                         brand_main = gr.ColorPicker("#000000", label=i18n("brand_main_colour"), elem_id="brand-main")

@@ -116,8 +116,11 @@ def build_parser() -> argparse.ArgumentParser:
     mem.add_argument("--dtype", choices=["bfloat16", "float32"], default="bfloat16",
                      help="the run dtype (default bfloat16, a GPU's)")
     mem.add_argument("--json", action="store_true")
-    dl = commands.add_parser("download", help="fetch Z-Image-Turbo and the presets' hub LoRAs (needs internet)")
+    dl = commands.add_parser("download", help="fetch Z-Image-Turbo, the presets' hub LoRAs and the segmentation "
+                                              "model (needs internet)")
     dl.add_argument("--repo", default=None, help="model repo (default Tongyi-MAI/Z-Image-Turbo)")
+    dl.add_argument("--segment", action="store_true",
+                    help="fetch only the segmentation model (BiRefNet ONNX, MIT): cuts products off any backdrop")
     return parser
 
 
@@ -125,9 +128,10 @@ def _product_flags(parser: argparse.ArgumentParser) -> None:
     _details_flags(parser)
     parser.add_argument("--same-scene", action="store_true",
                         help="images/variants vary by seed only (default: each uses the style's next scene variation)")
-    parser.add_argument("--image", help="product photo (PNG/JPEG/WebP; transparent PNG or a plain backdrop)")
+    parser.add_argument("--image", help="product photo (PNG/JPEG/WebP/HEIC/AVIF; transparent, a plain backdrop, "
+                                        "or any backdrop with the segmentation model: see docs/photos.md)")
     parser.add_argument("--mask", help="with --image: your product mask instead of the automatic cutout, the photo's "
-                                       "size or a scaled copy (PNG/JPEG/WebP; white = product, black = backdrop)")
+                                       "size or a scaled copy (an image; white = product, black = backdrop)")
 
 
 def _details_flags(parser: argparse.ArgumentParser) -> None:
@@ -229,7 +233,7 @@ def cmd_generate(args: argparse.Namespace) -> dict:
     report.update(prompt=result.prompt, model=result.model, seconds=round(result.seconds, 3), **writer)
     if getattr(engine, "notice", ""):  # a fallback the engine took (quantization, download, ZeroGPU compile)
         warnings.append(engine.notice)
-    for warning in warnings:  # only now: a run that fails says one thing, its error
+    for warning in [*warnings, *result.warnings]:  # only now: a run that fails says one thing, its error
         print(f"warning: {warning}", file=sys.stderr)
     return report
 
@@ -511,7 +515,7 @@ def cmd_campaign(args: argparse.Namespace) -> dict:
             spec = dataclasses.replace(spec, request=request)
         result = make_campaign(AdMaker(engine), spec, channels, variants, bars, use_cache=not args.no_cache)
     report = {**write_campaign(result, spec, channels, out, args.zip), **writer}
-    for warning in warnings:
+    for warning in [*warnings, *result.warnings]:
         print(f"warning: {warning}", file=sys.stderr)
     return {**report, "seconds": round(time.perf_counter() - start, 3)}
 
@@ -754,12 +758,15 @@ def cmd_memory(args: argparse.Namespace) -> dict | None:
 def cmd_download(args: argparse.Namespace) -> dict:
     from .models import ZIT_REPO, Download, download_model, hub_lora
     from .presets import load_presets
+    from .segment import download_segment_model
 
+    if args.segment:
+        return {"segment_model": str(download_segment_model())}
     repo = args.repo or ZIT_REPO
     path = download_model(repo, Download(repo, echo=True))  # progress bars on stderr
     loras = [str(hub_lora(p.lora.repo, p.lora.weight_name or "")) for p in load_presets().values()
              if p.lora and p.lora.repo]
-    return {"model": str(path), "loras": loras}
+    return {"model": str(path), "loras": loras, "segment_model": str(download_segment_model())}
 
 
 def main(argv: list[str] | None = None) -> int:

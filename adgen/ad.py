@@ -12,6 +12,7 @@ import functools
 import hashlib
 import io
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ from PIL import Image, PngImagePlugin
 
 from .brand import Brand, brand_style
 from .channels import Channel
-from .compose import Placement, composite, cutout, inpaint_inputs, place, product_mask
+from .compose import Placement, composite, cut_image, inpaint_inputs, place, product_cut
 from .engine import Engine, Picture, Progress, Result
 from .errors import GenerationStopped, InputError
 from .images import decode_image
@@ -50,6 +51,8 @@ STEPS = ("cutout", "mask", "background", "copy_layer", "final")
 
 BACKGROUNDS = ("inpaint", "t2i", "packshot")
 LAYOUT_VERSION = 2  # in the copy and final keys: a layout change must not serve old cached layers
+MAX_ENLARGE = 1.5  # a product enlarged more than this looks soft or jagged: the user is told
+CUT_VERSION = 2  # in the cutout keys: soft edges (segment.py) must not serve old hard cutouts
 
 
 @dataclass(frozen=True)
@@ -149,13 +152,14 @@ class AdMaker:
         files, keys, cached = {}, {}, {}
         photo_id = hashlib.sha256(request.image).hexdigest()
         mask_id = hashlib.sha256(spec.mask).hexdigest() if spec.mask is not None else "auto"
-        make_mask = functools.cache(lambda: product_mask(photo, user_mask))  # at most once, only on a miss
-        key = image_key(step="cutout", photo=photo_id, mask=mask_id)
-        image = self._step(cache, "cutout", key, files, keys, cached, lambda: cutout(photo, make_mask()))
+        made = functools.cache(lambda: product_cut(photo, user_mask))  # at most once, only on a miss
+        key = image_key(step="cutout", photo=photo_id, mask=mask_id, cut=CUT_VERSION)
+        image = self._step(cache, "cutout", key, files, keys, cached, lambda: cut_image(made()))
         # The photo-sized mask the cutout was cut with, cached too (auto_mask takes seconds on a large
         # photo); it is part of the cutout step, so its own key and cache status are not reported.
-        self._step(cache, "mask", image_key(step="mask", photo=photo_id, mask=mask_id), files, {}, {}, make_mask)
-        return _Product(image, files, keys, cached)
+        self._step(cache, "mask", image_key(step="mask", photo=photo_id, mask=mask_id, cut=CUT_VERSION), files, {}, {},
+                   lambda: made().mask)
+        return _Product(image, files, keys, cached, photo.size)
 
     def _one(self, spec, request, settings, product, layout, cache, progress, use_cache, job) -> Picture:
         files, keys, cached = {}, {}, {}
@@ -172,6 +176,8 @@ class AdMaker:
             layer, box = paste_fit(product.image, size, frame.product), frame.product
         elif product is not None:
             layer, box = place(product.image, size, spec.placement)
+        warnings = (too_small(product.photo_size, product.image.size, box, size, spec.channel)
+                    if product is not None else ())
         # 1. the background: a packshot (no model), or the one pipeline at the generation size, mapped onto the canvas
         shot = "white" if spec.white else spec.packshot
         colors = spec.brand.colors if spec.brand else ()
@@ -239,7 +245,7 @@ class AdMaker:
                 cache.put(key, data)
         return Picture(data, request.seed, key, cached.pop("final"), steps=files, step_keys=keys, step_cached=cached,
                        prompt=generated.prompt if generated else "",
-                       variation=generated.variation if generated else None)
+                       variation=generated.variation if generated else None, warnings=warnings)
 
     def _step(self, cache, name, key, files, keys, cached, make):
         """A cached CPU step: the stored PNG if intact, else `make()` stored under `key`."""
@@ -254,6 +260,18 @@ class AdMaker:
         return Image.open(io.BytesIO(data)).copy()
 
 
+def too_small(photo: tuple[int, int], product: tuple[int, int], box: tuple, size: tuple[int, int],
+              channel: Channel | None) -> tuple[str, ...]:
+    """The warning when the product is enlarged more than MAX_ENLARGE times at the final size (else none)."""
+    factor = (box[2] - box[0]) / max(product[0], 1)
+    if factor <= MAX_ENLARGE:
+        return ()
+    need = [math.ceil(side * factor / MAX_ENLARGE) for side in photo]
+    target = f"{channel.id} {size[0]}x{size[1]}" if channel is not None else f"{size[0]}x{size[1]}"
+    return (f"the product photo is {photo[0]}x{photo[1]} px and is enlarged {factor:.1f}x in {target}: at least "
+            f"{need[0]}x{need[1]} px keeps it sharp",)
+
+
 @dataclass(frozen=True)
 class _Product:
     """The cut-out product and the cutout step's files (shared by every image of an ad)."""
@@ -262,6 +280,7 @@ class _Product:
     files: dict
     keys: dict
     cached: dict
+    photo_size: tuple[int, int] = (0, 0)
 
 
 @dataclass(frozen=True)

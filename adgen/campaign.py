@@ -162,8 +162,9 @@ def manifest_of(result: Result, spec: AdSpec, channels: list[Channel]) -> dict:
         "files": [{
             "file": file_name(p.channel, p.variant), "channel": p.channel, "size": sizes[p.channel],
             "variant": p.variant, "seed": p.seed, "variation": p.variation, "prompt": p.prompt,
-            "sha256": hashlib.sha256(p.png).hexdigest(), "cached": p.cached,
+            "sha256": hashlib.sha256(p.png).hexdigest(), "cached": p.cached, "warnings": list(p.warnings),
         } for p in result.images],
+        "warnings": list(result.warnings),
     }
 
 

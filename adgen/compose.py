@@ -1,16 +1,13 @@
-"""Product cutout, placement, contact shadow and the final composite (CPU only, pure Pillow/NumPy)."""
+"""Product cutout (its mask: segment.py), placement, contact shadow and the final composite (CPU only)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from .errors import InputError
-
-BACKGROUND_TOLERANCE = 28  # max per-channel distance from the backdrop colour still counted as backdrop
-MIN_PART = 0.0005  # foreground specks smaller than this share of the photo are dropped
+from .segment import Cut, cut
 
 
 @dataclass(frozen=True)
@@ -28,53 +25,38 @@ class Placement:
                 raise InputError(f"placement {name}", f"must be from {lo} to {hi} (got {value!r})")
 
 
-def auto_mask(photo: Image.Image, tolerance: int = BACKGROUND_TOLERANCE) -> Image.Image:
-    """The product's mask (L, 255 = product): the photo's alpha if it has one, else its plain backdrop removed.
+def auto_mask(photo: Image.Image) -> Image.Image:
+    """The product's soft mask (L, 255 = product) as `segment.cut` finds it (alpha, plain backdrop, or model)."""
+    return cut(photo).mask
 
-    The backdrop colour is the median of the border; pixels near it *and connected to the border* are
-    backdrop, so light areas inside the product stay.
-    """
-    from scipy import ndimage  # here: the page must not wait for scipy at start-up
 
-    if photo.mode == "RGBA":
-        alpha = photo.getchannel("A")
-        if alpha.getextrema()[0] < 255:
-            return alpha.point(lambda a: 255 if a >= 128 else 0)
-    rgb = np.asarray(photo.convert("RGB"), dtype=np.int16)
-    border = np.concatenate([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]])
-    backdrop = np.median(border, axis=0)
-    near = np.abs(rgb - backdrop).max(axis=2) <= tolerance
-    labels, _ = ndimage.label(near)
-    edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
-    background = np.isin(labels, edge[edge > 0])
-    product = ~background
-    parts, count = ndimage.label(product)
-    if count:
-        sizes = ndimage.sum(product, parts, range(1, count + 1))
-        keep = np.flatnonzero(sizes >= MIN_PART * product.size) + 1
-        product = np.isin(parts, keep)
-    share = product.mean()
-    if share < 0.01 or share > 0.98:
-        raise InputError("product photo", "no plain backdrop to remove: upload a PNG with transparency, or a photo "
-                         "on a plain single-colour backdrop, or paint the mask")
-    return Image.fromarray((product * 255).astype(np.uint8), "L")
+def product_cut(photo: Image.Image, mask: Image.Image | None = None) -> Cut:
+    """The cut a cutout uses: the user's `mask` (thresholded, photo-sized: their override), else `segment.cut`."""
+    if mask is None:
+        found = cut(photo)
+    else:
+        painted = mask.convert("L").resize(photo.size).point(lambda a: 255 if a >= 128 else 0)
+        found = Cut(painted, photo.convert("RGB"), "user")
+    if found.mask.getbbox() is None:
+        raise InputError("product mask", "is empty: paint the product white")
+    return found
 
 
 def product_mask(photo: Image.Image, mask: Image.Image | None = None) -> Image.Image:
-    """The mask a cutout uses, photo-sized, L, 0 or 255 (white = product): `mask` from the user, else `auto_mask`."""
-    mask = (mask if mask is not None else auto_mask(photo)).convert("L").resize(photo.size)
-    mask = mask.point(lambda a: 255 if a >= 128 else 0)
-    if mask.getbbox() is None:
-        raise InputError("product mask", "is empty: paint the product white")
-    return mask
+    """The mask a cutout uses, photo-sized, L (white = product; soft edges unless the user painted it)."""
+    return product_cut(photo, mask).mask
+
+
+def cut_image(found: Cut) -> Image.Image:
+    """A cut as RGBA (its cleaned colours, its soft mask as alpha), cropped to the mask's bounding box."""
+    product = found.rgb.copy()
+    product.putalpha(found.mask)
+    return product.crop(found.mask.getbbox())
 
 
 def cutout(photo: Image.Image, mask: Image.Image | None = None) -> Image.Image:
     """The product as RGBA, cropped to its mask's bounding box (the mask as `product_mask` makes it)."""
-    mask = product_mask(photo, mask)
-    product = photo.convert("RGB").copy()
-    product.putalpha(mask)
-    return product.crop(mask.getbbox())
+    return cut_image(product_cut(photo, mask))
 
 
 def place(product: Image.Image, size: tuple[int, int], placement: Placement) -> tuple[Image.Image, tuple]:

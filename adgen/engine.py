@@ -91,6 +91,7 @@ class Picture:
     variation: int | None = None  # the index of the preset's scene variation it used (None: none)
     channel: str | None = None  # a campaign's picture: its channel and variant (1..N)
     variant: int | None = None
+    warnings: tuple[str, ...] = ()  # what the user should know, in English (e.g. the photo is enlarged too much)
 
     @property
     def files(self) -> dict[str, bytes]:
@@ -121,6 +122,11 @@ class Result:
     @property
     def prompt(self) -> str:
         return self.settings.prompt
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """Every image's warnings, each once, in order."""
+        return tuple(dict.fromkeys(w for picture in self.images for w in picture.warnings))
 
 
 @dataclass(frozen=True)

@@ -124,6 +124,18 @@ def brand_choices() -> list[tuple[str, str]]:
     return choices
 
 
+def warnings_note(result, lang: str) -> str:
+    """A result's warnings (English as made) in `lang`, one "⚠" line each; empty without any."""
+    from .i18n import translate_message
+
+    return "  \n".join("⚠ " + (translate_message(w, lang) or w) for w in result.warnings)
+
+
+def notes_line(*notes: str) -> str:
+    """The page's message: the non-empty notes, one per line."""
+    return "  \n".join(n for n in notes if n)
+
+
 def mask_editor_value(photo_path: str) -> tuple[dict, bool]:
     """The mask editor's value for a photo: the photo, dimmed, under a see-through white mask layer.
 
@@ -138,7 +150,7 @@ def mask_editor_value(photo_path: str) -> tuple[dict, bool]:
     rgb = photo.convert("RGB")
     dimmed = Image.blend(rgb, Image.new("RGB", rgb.size, (40, 40, 48)), 0.55)
     layer = Image.new("RGBA", photo.size, (255, 255, 255, 0))
-    layer.putalpha(mask.point(lambda v: MASK_LAYER_ALPHA if v >= 128 else 0))
+    layer.putalpha(mask.point(lambda v: v * MASK_LAYER_ALPHA // 255))  # the soft mask, soft edges shown as they are
     composite = dimmed.convert("RGBA")
     composite.alpha_composite(layer)
     return {"background": dimmed, "layers": [layer], "composite": composite}, found

@@ -6,6 +6,7 @@ Measures: adgen's generate vs a plain diffusers ZImagePipeline loop; a cache hit
 memory growth over N generations after warm-up; a 4-image request with PNG encoding overlapped vs
 inline; a 6-channel campaign vs 6 separate generate calls; the writer's tokens/s vs transformers' generate and
 the RAM it adds vs a separately loaded Qwen3ForCausalLM; a batch of 8 images on 2 Ray workers vs 1;
+a 12-megapixel photo's soft product cutout vs decoding it (bench/cutout.py; also its quality table);
 `python app.py` until its page answers vs a
 bare gr.Blocks app. Runs on the embedded demo model,
 or on the real ZIT when it is present (`--model`). `python -m bench --gpu` is the GPU benchmark.
@@ -200,6 +201,11 @@ def run(args) -> tuple[list[tuple[str, str, str, str]], str]:
     if args.writer_layers:
         rows.append(memory_row(args.writer_layers))
 
+    # 11. the product cutout: a 12-megapixel phone photo's soft cutout vs decoding it (no model involved)
+    from bench.cutout import speed_row as cutout_row
+
+    rows.append(cutout_row(args.runs, args.cutout_size))
+
     # 10. Ray workers: a batch of images on 2 workers vs 1 (throughput), each worker one CPU thread
     if not args.skip_workers:
         from bench.workers import row as workers_row
@@ -268,6 +274,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--writer-layers", type=int, default=2,
                         help="layers of the Qwen3-4B-wide model for the writer's memory row (0 skips it; default 2)")
     parser.add_argument("--skip-app", action="store_true", help="skip the app start-up timing")
+    parser.add_argument("--cutout-size", type=lambda v: tuple(int(n) for n in v.split("x")), default=(4032, 3024),
+                        help="the photo of the cutout row, WxH (default 4032x3024, a 12 MP phone photo)")
     parser.add_argument("--workers-images", type=int, default=8, help="images in the Ray workers' batch (default 8)")
     parser.add_argument("--workers-size", type=int, default=1024,
                         help="square size of the Ray workers' batch (default 1024, ZIT's)")

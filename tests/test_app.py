@@ -108,7 +108,8 @@ def test_a_corrupt_upload_is_refused(handlers, tmp_path):
     bad = tmp_path / "photo.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10)
     message = generate(handlers, photo=str(bad))["message"]
-    assert message == "⚠ product photo: is not a readable PNG, JPEG or WebP image"  # no class or file names
+    assert message == ("⚠ product photo: is not a readable image "  # no class or file names
+                       "(AdGen reads PNG, JPEG, WebP, HEIC/HEIF, AVIF)")
 
 
 def test_the_outputs_folder_is_capped_oldest_first(handlers, monkeypatch, tmp_path):
@@ -294,9 +295,11 @@ def test_the_api_needs_only_a_name(served, tmp_path, short_writer):
     from test_compose import bottle
 
     bottle().save(tmp_path / "bottle.png")
-    ad = client.predict(name="Aurora earbuds", photo=handle_file(str(tmp_path / "bottle.png")), copy="Hear more",
+    bottle().resize((50, 60)).save(tmp_path / "small.png")  # a 20x45 product enlarged ~4x: the summary says so
+    ad = client.predict(name="Aurora earbuds", photo=handle_file(str(tmp_path / "small.png")), copy="Hear more",
                         width=320, height=400, steps=2, seed=3, api_name="/generate")
     assert set(ad["steps"][0]) == {"cutout", "mask", "background", "copy_layer"} and ad["seeds"] == [3]
+    assert summary["warnings"] == [] and ad["warnings"][0].startswith("the product photo is 50x60 px and is enlarged")
     with pytest.raises(Exception, match="product name: must not be empty"):
         client.predict(name="", api_name="/generate")
     for photo in ("/etc/hostname", {"path": str(tmp_path / "bottle.png"), "meta": {"_type": "gradio.FileData"}}):
@@ -405,8 +408,8 @@ def test_a_photo_without_a_plain_backdrop_asks_for_a_painted_mask(handlers, tmp_
     assert "paint the product white" in note.splitlines()[0]
     assert editor["background"].size == (64, 64)  # the photo is there to trace
     (tmp_path / "fake.png").write_text("not an image")
-    assert "product photo: is not a readable PNG" in handlers.photo_changed(str(tmp_path / "fake.png"))[1]
-    assert "no plain backdrop to remove" in generate(handlers, photo=str(tmp_path / "n.png"))["message"]
+    assert "product photo: is not a readable image" in handlers.photo_changed(str(tmp_path / "fake.png"))[1]
+    assert "the backdrop is not plain" in generate(handlers, photo=str(tmp_path / "n.png"))["message"]
 
 
 def test_a_mask_painted_for_another_photo_is_refused(tmp_path):

@@ -259,7 +259,7 @@ def test_brand_files_and_ad_hoc_kits(tmp_path, monkeypatch):
         load_brand("bad", tmp_path)
     with pytest.raises(PresetError, match="escape.yaml: logo: must be a file inside"):
         load_brand("escape", tmp_path)
-    with pytest.raises(InputError, match="logo: is not a readable PNG, JPEG or WebP image"):
+    with pytest.raises(InputError, match=r"logo: is not a readable image \(AdGen reads PNG, JPEG, WebP"):
         Brand("x", logo=b"GIF89a not really")
 
 

@@ -71,7 +71,8 @@ BAD = [
     (["--product", "x", "--aspect", "7:3"], "error: --aspect: must be one of 1:1, 4:5"),
     (["--product", "x", "--lora-scale", "9"], "error: --lora-scale: must be from 0.0 to 2.0"),
     (["--product", "x", "--image", "/no/such.png"], "error: --image: file not found: /no/such.png"),
-    (["--product", "x", "--image", "{notimage}"], "error: --image: is not a readable PNG, JPEG or WebP image"),
+    (["--product", "x", "--image", "{notimage}"],
+     "error: --image: is not a readable image (AdGen reads PNG, JPEG, WebP, HEIC/HEIF, AVIF)"),
     (["--product", "x", "--image", "{dir}"], "error: --image: not a file"),
     (["--product", "x", "--size", "512x512", "--aspect", "1:1"], "error: argument --aspect: not allowed with"),
     (["--product", "bad\x07name"], "error: --product: must not contain control characters (found U+0007)"),
@@ -102,7 +103,7 @@ BAD = [
     (["--product", "x", "--mask", "{black}"], "error: --mask: needs --image: it is the mask of the product photo\n"),
     (["--product", "x", "--image", "{photo}", "--mask", "/no/such.png"], "error: --mask: file not found: /no/such.png"),
     (["--product", "x", "--image", "{photo}", "--mask", "{notimage}"],
-     "error: --mask: is not a readable PNG, JPEG or WebP image"),
+     "error: --mask: is not a readable image (AdGen reads PNG, JPEG, WebP, HEIC/HEIF, AVIF)"),
     (["--product", "x", "--image", "{photo}", "--mask", "{black}"],
      "error: --mask: marks nothing as product, no usable mask: paint the product white on black\n"),
     (["--product", "x", "--image", "{photo}", "--mask", "{grey}"],  # 127: black once thresholded, as the cutout does

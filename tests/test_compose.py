@@ -49,7 +49,7 @@ def test_the_alpha_channel_is_used_when_present():
 
 def test_a_photo_with_no_plain_backdrop_is_refused_clearly():
     noise = Image.fromarray(np.random.default_rng(1).integers(0, 255, (64, 64, 3), dtype=np.uint8))
-    with pytest.raises(InputError, match="product photo: no plain backdrop to remove"):
+    with pytest.raises(InputError, match="product photo: the backdrop is not plain and no segmentation model"):
         auto_mask(noise)
 
 

@@ -212,7 +212,7 @@ CASES = [
      "LoRA: LoRA 폴더(/nowhere)에 'gone.safetensors' 파일이 없습니다. Z-Image-Turbo LoRA .safetensors 파일을 넣거나 "
      "ADGEN_LORA_DIR 환경 변수를 설정하세요"),
     (lambda: decode_image(b"junk", "product photo"),
-     "제품 사진: 읽을 수 있는 PNG, JPEG, WebP 이미지가 아닙니다"),
+     "제품 사진: 읽을 수 있는 이미지가 아닙니다 (읽을 수 있는 형식: PNG, JPEG, WebP, HEIC/HEIF, AVIF)"),
     (lambda: decode_image(b"\0" * (MAX_IMAGE_BYTES + 1)), "이미지: 20.0 MB입니다. 최대 20 MB까지 올릴 수 있습니다"),
     (lambda: decode_image(png(7000, 7000)), "이미지: 7000x7000 픽셀입니다. 최대 40메가픽셀까지 올릴 수 있습니다"),
     (lambda: read_image_file("/no/such.png", "product photo"), "제품 사진: 파일을 찾을 수 없습니다: /no/such.png"),
@@ -220,8 +220,9 @@ CASES = [
     (lambda: Placement(x=2), "제품 위치 x: 0.0에서 1.0 사이여야 합니다 (입력: 2)"),
     (lambda: Placement(y=-1), "제품 위치 y: 0.0에서 1.0 사이여야 합니다 (입력: -1)"),
     (lambda: Placement(scale=0), "제품 크기: 0.05에서 1.0 사이여야 합니다 (입력: 0)"),
-    (lambda: auto_mask(WHITE), "제품 사진: 지울 단색 배경이 없습니다. 투명 배경 PNG나 단색 배경에서 찍은 사진을 "
-                               "올리거나, 마스크를 직접 칠하세요"),
+    (lambda: auto_mask(WHITE), "제품 사진: 제품을 찾지 못했습니다. 마스크가 사진의 0.0%를 덮습니다 (1%~98%만 허용). "
+                               "투명 배경 PNG를 올리거나, 마스크를 직접 칠하거나, "
+                               "`python -m adgen download --segment`로 분할 모델을 받으세요"),
     (lambda: product_mask(WHITE, Image.new("L", (64, 64), 0)),
      "제품 마스크: 비어 있습니다. 제품 부분을 흰색으로 칠하세요"),
     (lambda: AdSpec(AdRequest(P), mask=b"x"), "제품 마스크: 제품 사진이 필요합니다"),
