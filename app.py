@@ -18,7 +18,7 @@ import gradio as gr
 from gradio import utils
 from PIL import Image
 
-from adgen.channels import load_channels
+from adgen.channels import choice_label, load_channels
 from adgen.errors import AdgenError, GenerationStopped, InputError
 from adgen.form import UI_MAX_COUNT, AdForm
 from adgen.i18n import description, label, load_locales, localize_error, text
@@ -260,7 +260,7 @@ class Handlers:
                 gr.update(choices=[(label(t, lang), n) for n, t in self.text_styles.items()]),
                 gr.update(choices=[(text(f"position_{p}", lang), p) for p in POSITIONS]),
                 gr.update(choices=[(a, a) for a in ASPECTS] + [(text("aspect_custom", lang), "custom")]),
-                gr.update(choices=[(label(c, lang), i) for i, c in self.channels.items()]),
+                gr.update(choices=[(choice_label(c, lang), i) for i, c in self.channels.items()]),
                 gr.update(choices=[(text("brand_none", lang), ""), *brand_choices()]))
 
     def demo_model(self, wait: float = 10) -> bool:
@@ -665,7 +665,7 @@ def build_demo(engine, outputs: Path | None = None, admin: bool = False) -> gr.B
                 with gr.Tab(i18n("tab_campaign"), elem_id="tab-campaign"):
                     gr.Markdown(i18n("campaign_intro"))
                     campaign_channels = gr.CheckboxGroup(
-                        [(c.label, i) for i, c in h.channels.items()],
+                        [(choice_label(c, "en"), i) for i, c in h.channels.items()],  # grouped by platform
                         value=[i for i in CAMPAIGN_CHANNELS if i in h.channels], label=i18n("campaign_channels"),
                         elem_id="campaign-channels")
                     campaign_variants = gr.Slider(1, UI_MAX_VARIANTS, value=1, step=1,

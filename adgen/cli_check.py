@@ -34,18 +34,18 @@ def cmd_check(args: argparse.Namespace) -> tuple[dict, int, list[str]]:
         path = Path(name)
         try:
             if path.stat().st_size > MAX_CHECK_BYTES:
-                raise InputError("image", f"file is {path.stat().st_size / 2**20:.1f} MB; at most "
+                raise InputError("file", f"file is {path.stat().st_size / 2**20:.1f} MB; at most "
                                           f"{MAX_CHECK_BYTES // 2**20} MB allowed")
             data = path.read_bytes()
         except FileNotFoundError:
-            raise InputError("image", f"file not found: {path}") from None
+            raise InputError("file", f"file not found: {path}") from None
         except OSError as exc:
-            raise InputError("image", f"cannot read {path}: {exc.strerror or exc}") from None
+            raise InputError("file", f"cannot read {path}: {exc.strerror or exc}") from None
         try:
             with Image.open(path) as image:
                 image.verify()
         except Exception:  # Pillow raises many kinds for a non-image
-            raise InputError("image", f"{path} is not a readable image") from None
+            raise InputError("file", f"{path} is not a readable image") from None
         datas.append((path, data))
     files, warnings = [], []
     for path, data in datas:  # 2. measured

@@ -102,9 +102,9 @@ def _csv_rows(path: Path) -> Iterator[tuple[int, list]]:
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     inside = 0  # line breaks inside quoted cells so far: a spreadsheet shows such a cell in one row
     try:
-        for cells in reader:
+        for cells in reader:  # line_num counts the lines read so far, this row's breaks inside cells too
+            inside += sum(c.replace("\r\n", "\n").replace("\r", "\n").count("\n") for c in cells)
             yield reader.line_num - inside, cells
-            inside += sum(c.replace("\r\n", "\n").count("\n") + c.replace("\r\n", "").count("\r") for c in cells)
     except csv.Error as exc:
         raise SheetError(f"{path}: not a readable CSV: {exc}") from None
 
