@@ -5,7 +5,6 @@ import io
 import json
 
 import numpy as np
-import pytest
 from PIL import Image, PngImagePlugin
 
 from adgen.__main__ import main
@@ -141,8 +140,9 @@ def test_the_layout_places_the_product_to_the_fill_rule():
 
 def test_a_coupang_campaign_is_pure_white_without_copy_or_logo_and_passes_its_checks(tmp_path, capsys):
     out = tmp_path / "c"
-    code = main(["campaign", "--product", "탄산수", "--copy", "여름 한정 30% 할인", "--image", PHOTO, "--brand", "citrus",
-                 "--channels", "coupang_main", "--background", "packshot", "--out", str(out), "--quiet"])
+    code = main(["campaign", "--product", "탄산수", "--copy", "여름 한정 30% 할인", "--image", PHOTO,
+                 "--brand", "citrus", "--channels", "coupang_main", "--background", "packshot", "--out", str(out),
+                 "--quiet"])
     report = json.loads(capsys.readouterr().out)
     assert code == 0
     checks = {c["rule"]: c for c in report["checks"]["coupang_main-v1.png"]}
