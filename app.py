@@ -638,7 +638,8 @@ def build_demo(engine, outputs: Path | None = None, admin: bool = False) -> gr.B
                                                        eraser=gr.Eraser(default_size=24), sources=[],
                                                        layers=False, elem_id="mask-editor")
                         with gr.Tab(i18n("tab_load_image")):
-                            png = gr.File(label=i18n("load_png"), file_types=[".png"], elem_id="load-png")
+                            png = gr.File(label=i18n("load_png"), file_types=[".png", ".jpg", ".jpeg"],
+                                          elem_id="load-png")
                 with gr.Row(elem_id="examples"):  # one tap fills name, copy and features (no wide table to scroll)
                     gr.Markdown(i18n("examples"))
                     for example in EXAMPLES:

@@ -177,6 +177,13 @@ def test_a_file_that_cannot_fit_is_a_warning_and_exit_1(tmp_path, capsys, monkey
     assert code == 1 and json.loads(captured.out)["checks"]["strict-v1.png"][2]["passed"] is False
     assert "warning: strict-v1.png: a PNG of" in captured.err and "JPEG is not allowed" in captured.err
     assert (tmp_path / "o" / "strict-v1.png").exists()  # written, and said: never silently shipped
+    sheet = tmp_path / "rows.csv"
+    sheet.write_bytes(f"이름,이미지\r\nA,{PHOTO}\r\n".encode("cp949"))
+    code = main(["batch", str(sheet), "--channels", "strict", "--background", "packshot", "--out", str(tmp_path / "b"),
+                 "--quiet"])
+    captured = capsys.readouterr()
+    assert code == 1 and json.loads(captured.out)["failed"] == []  # the row ran; its file fails a rule
+    assert "warning: row 2: strict-v1.png: a PNG of" in captured.err
 
 
 def test_check_refuses_an_unreadable_file_and_an_unknown_channel(tmp_path, capsys):

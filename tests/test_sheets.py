@@ -64,6 +64,9 @@ def test_xlsx_first_sheet_or_by_name_with_formulas_as_values(tmp_path):
         "name": "", "category": "3", "copy": "", "subcopy": "", "image": ""})
     with pytest.raises(SheetError, match="no sheet '없음'; sheets are 요약, 제품"):
         rows(path, "없음")
+    (tmp_path / "p.csv").write_text("name\nA\n")
+    with pytest.raises(SheetError, match="--sheet applies to an .xlsx file"):
+        rows(tmp_path / "p.csv", "제품")
 
 
 @pytest.mark.parametrize(("name", "data", "says"), [
