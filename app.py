@@ -20,7 +20,7 @@ import gradio as gr
 from gradio import utils
 from PIL import Image
 
-from adgen.channels import load_channels
+from adgen.channels import choice_label, load_channels
 from adgen.errors import AdgenError, GenerationStopped, InputError
 from adgen.form import UI_MAX_COUNT, AdForm
 from adgen.i18n import description, label, load_locales, localize_error, text
@@ -266,7 +266,7 @@ class Handlers:
                 gr.update(choices=[(label(t, lang), n) for n, t in self.text_styles.items()]),
                 gr.update(choices=[(text(f"position_{p}", lang), p) for p in POSITIONS]),
                 gr.update(choices=[(a, a) for a in ASPECTS] + [(text("aspect_custom", lang), "custom")]),
-                gr.update(choices=[(label(c, lang), i) for i, c in self.channels.items()]),
+                gr.update(choices=[(choice_label(c, lang), i) for i, c in self.channels.items()]),
                 gr.update(choices=[(text("brand_none", lang), ""), *brand_choices()]))
 
     def demo_model(self, wait: float = 10) -> bool:
@@ -675,7 +675,8 @@ def build_demo(engine, outputs: Path | None = None, admin: bool = False) -> gr.B
                                                        eraser=gr.Eraser(default_size=24), sources=[],
                                                        layers=False, elem_id="mask-editor")
                         with gr.Tab(i18n("tab_load_image")):
-                            png = gr.File(label=i18n("load_png"), file_types=[".png"], elem_id="load-png")
+                            png = gr.File(label=i18n("load_png"), file_types=[".png", ".jpg", ".jpeg"],
+                                          elem_id="load-png")
                 with gr.Row(elem_id="examples"):  # one tap fills name, copy and features (no wide table to scroll)
                     gr.Markdown(i18n("examples"))
                     for example in EXAMPLES:
@@ -702,7 +703,7 @@ def build_demo(engine, outputs: Path | None = None, admin: bool = False) -> gr.B
                 with gr.Tab(i18n("tab_campaign"), elem_id="tab-campaign"):
                     gr.Markdown(i18n("campaign_intro"))
                     campaign_channels = gr.CheckboxGroup(
-                        [(c.label, i) for i, c in h.channels.items()],
+                        [(choice_label(c, "en"), i) for i, c in h.channels.items()],  # grouped by platform
                         value=[i for i in CAMPAIGN_CHANNELS if i in h.channels], label=i18n("campaign_channels"),
                         elem_id="campaign-channels")
                     campaign_variants = gr.Slider(1, UI_MAX_VARIANTS, value=1, step=1,

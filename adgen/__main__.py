@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import io
 import json
 import os
 import sys
@@ -13,6 +12,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .cli_text import cli_lang, label, line, rule_warnings
 from .errors import AdgenError, InputError, ModelError, PresetError
 from .settings import add_runtime_flags
 
@@ -39,7 +39,7 @@ FLAGS = {
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line, no usage dump
-        print(f"error: {message} (see --help)", file=sys.stderr)
+        print(f"{line('error', message)} ({label('cli_see_help')})", file=sys.stderr)
         sys.exit(2)
 
 
@@ -74,9 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
                       help="the writer writes one scene per variant in place of the style's variations")
     _campaign_flags(camp)
     batch = commands.add_parser("batch", help="one campaign per row of a CSV file; prints one JSON object")
-    batch.add_argument("csv", help="UTF-8 CSV (Excel's BOM is fine), one product a row; columns: "
-                                   + ", ".join(CSV_COLUMNS) + " (only name is required; image: a path, relative to "
-                                   "the CSV's folder)")
+    batch.add_argument("csv", metavar="SHEET",
+                       help="a CSV (UTF-8, CP949 as Korean Excel saves it, or UTF-16; comma, semicolon or tab) or an "
+                            ".xlsx file, one product a row; columns: " + ", ".join(CSV_COLUMNS) + " or their Korean "
+                            "names (이름, 카테고리, 특징, 타깃, 장면, 색상, 문구, 보조 문구, 이미지); only name is "
+                            "required; image: a path, relative to the sheet's folder")
+    batch.add_argument("--sheet", help="with an .xlsx file: the worksheet's name (default: the first)")
     for flag, text in (("--preset", "style preset (see `presets`)"), ("--seed", "0..4294967295 (default: random)")):
         batch.add_argument(flag, default="photo" if flag == "--preset" else None, help=text)
     batch.add_argument("--same-scene", action="store_true", help="variants vary by seed only, not by scene")
@@ -92,7 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
     write.add_argument("--no-product-focus", action="store_true", help="allow people in prompts and scenes")
     _run_flags(write)
 
-    chans = commands.add_parser("channels", help="list the channel formats (sizes, safe zones)")
+    from .cli_check import add_check_parser
+
+    add_check_parser(commands)
+    chans = commands.add_parser("channels", help="list the channel formats by platform (sizes, safe zones, rules)")
     chans.add_argument("--json", action="store_true")
     lst = commands.add_parser("presets", help="list the style presets")
     lst.add_argument("--json", action="store_true")
@@ -234,7 +240,7 @@ def cmd_generate(args: argparse.Namespace) -> dict:
     if getattr(engine, "notice", ""):  # a fallback the engine took (quantization, download, ZeroGPU compile)
         warnings.append(engine.notice)
     for warning in [*warnings, *result.warnings]:  # only now: a run that fails says one thing, its error
-        print(f"warning: {warning}", file=sys.stderr)
+        print(line("warning", warning), file=sys.stderr)
     return report
 
 
@@ -351,8 +357,8 @@ class _Bars:
     lazily (a run served from the cache never loads), so a thread watches its state rather than loading first.
     """
 
-    def __init__(self, engine, show: bool, what: tuple[str, str] = ("denoising", "step")):
-        self.engine, self.show, self.what = engine, show, what
+    def __init__(self, engine, show: bool, what: tuple[str, str] = ("cli_denoising", "cli_step")):
+        self.engine, self.show, self.what = engine, show, (label(what[0]), label(what[1]))  # locale keys
         self._loading = self._steps = None
         self._lock = threading.Lock()
         self._done = threading.Event()
@@ -383,7 +389,7 @@ class _Bars:
                         self._loading.close()
                         self._loading = None
                     continue
-                text = download.line() if downloading else f"loading {self.engine.source.label}"
+                text = download.line() if downloading else label("cli_loading") + f" {self.engine.source.label}"
                 if self._loading is None and self._steps is None:
                     self._loading = tqdm(desc=text, bar_format="{desc} {elapsed}", file=sys.stderr, **_screen())
                 elif self._loading is not None:
@@ -428,6 +434,14 @@ def _check_out(out: Path) -> None:
 
 
 CSV_COLUMNS = ("name", "category", "features", "audience", "scene", "colors", "copy", "subcopy", "image")
+# Other header names a sheet may use (case, spaces and underscores ignored): Korean sheets name their columns so.
+COLUMN_ALIASES = {
+    "이름": "name", "제품명": "name", "상품명": "name", "product": "name", "productname": "name",
+    "카테고리": "category", "분류": "category", "특징": "features", "주요특징": "features", "타깃": "audience",
+    "타겟": "audience", "대상": "audience", "장면": "scene", "분위기": "scene", "장면/분위기": "scene",
+    "색상": "colors", "브랜드색상": "colors", "colours": "colors", "문구": "copy", "광고문구": "copy", "카피": "copy",
+    "보조문구": "subcopy", "서브문구": "subcopy", "이미지": "image", "사진": "image", "photo": "image",
+}
 # The column a field's error belongs to (the CSV's columns are named after the product flags).
 COLUMNS = {"product name": "name", "category": "category", "key features": "features", "target audience": "audience",
            "scene/mood": "scene", "brand colours": "colors", "ad copy": "copy", "sub-copy": "subcopy",
@@ -491,7 +505,7 @@ def _engine(args: argparse.Namespace):
     return engine
 
 
-def cmd_campaign(args: argparse.Namespace) -> dict:
+def cmd_campaign(args: argparse.Namespace) -> tuple[dict, int]:
     import time
 
     from .ad import AdMaker
@@ -515,51 +529,26 @@ def cmd_campaign(args: argparse.Namespace) -> dict:
             spec = dataclasses.replace(spec, request=request)
         result = make_campaign(AdMaker(engine), spec, channels, variants, bars, use_cache=not args.no_cache)
     report = {**write_campaign(result, spec, channels, out, args.zip), **writer}
-    for warning in [*warnings, *result.warnings]:
-        print(f"warning: {warning}", file=sys.stderr)
-    return {**report, "seconds": round(time.perf_counter() - start, 3)}
+    # a file that fails its platform's rules: said, and exit 1 (never shipped silently)
+    failed = rule_warnings(report["checks"], report.pop("notes"))
+    for warning in [*warnings, *result.warnings, *failed]:
+        print(line("warning", warning), file=sys.stderr)
+    return {**report, "seconds": round(time.perf_counter() - start, 3)}, 1 if failed else 0
 
 
 class BatchFileError(AdgenError):
     """The CSV file itself can't be used (exit 2)."""
 
 
-def read_batch(path: Path) -> list[tuple[int, dict]]:
-    """The rows of a batch CSV as (row number as a spreadsheet shows it, values by column); header is row 1."""
-    import csv
+def read_batch(path: Path, sheet: str | None = None) -> list[tuple[int, dict]]:
+    """The rows of a batch sheet (CSV in UTF-8/CP949/UTF-16, or .xlsx; sheets.py) as (row number as a spreadsheet
+    shows it, values by column); header is row 1, in English or Korean (COLUMN_ALIASES)."""
+    from .sheets import SheetError, read_sheet
 
     try:
-        text = path.read_bytes().decode("utf-8-sig")  # Excel writes a BOM
-    except OSError as exc:
-        raise BatchFileError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise BatchFileError(f"{path}: not UTF-8 text; save the sheet as \"CSV UTF-8\"") from None
-    try:
-        reader = csv.DictReader(io.StringIO(text, newline=""))
-        header = [h.strip().lower() for h in reader.fieldnames or []]
-        if not header:
-            raise BatchFileError(f"{path}: empty; the first row must name the columns ({', '.join(CSV_COLUMNS)})")
-        unknown = [h for h in header if h not in CSV_COLUMNS]
-        if unknown:
-            raise BatchFileError(f"{path}: column {unknown[0]!r} is not known; columns are {', '.join(CSV_COLUMNS)}")
-        if "name" not in header:
-            raise BatchFileError(f"{path}: no \"name\" column; columns are {', '.join(CSV_COLUMNS)}")
-        rows = []
-        inside = 0  # line breaks inside quoted cells so far: a spreadsheet shows such a cell in one row
-        for raw in reader:  # the row as a spreadsheet numbers it (blank lines are rows there too)
-            cells = [c for v in raw.values() for c in (v if isinstance(v, list) else [v])]
-            inside += sum(str(c or "").count("\n") for c in cells)
-            number = reader.line_num - inside
-            values = dict(zip(header, (raw.get(h) for h in reader.fieldnames), strict=True))
-            if None in raw:  # more cells than columns
-                values["_extra"] = raw[None]
-            if any((v or "").strip() for v in values.values() if isinstance(v, str)) or "_extra" in values:
-                rows.append((number, values))
-    except csv.Error as exc:
-        raise BatchFileError(f"{path}: not a readable CSV: {exc}") from None
-    if not rows:
-        raise BatchFileError(f"{path}: no product rows under the header")
-    return rows
+        return read_sheet(path, CSV_COLUMNS, COLUMN_ALIASES, ("name",), sheet)
+    except SheetError as exc:
+        raise BatchFileError(str(exc)) from None
 
 
 def cmd_batch(args: argparse.Namespace) -> tuple[dict, int]:
@@ -576,7 +565,7 @@ def cmd_batch(args: argparse.Namespace) -> tuple[dict, int]:
 
     start = time.perf_counter()
     path = Path(args.csv)
-    rows = read_batch(path)
+    rows = read_batch(path, args.sheet)
     flags = _campaign_inputs(args)  # the flags' own inputs and files: once, before any row (exit 2)
     out = Path(args.out)
     _check_out(out)
@@ -597,8 +586,11 @@ def cmd_batch(args: argparse.Namespace) -> tuple[dict, int]:
             spec, _ = _campaign_of(args, flags, values, path.parent)
             result = make_campaign(maker_(), spec, flags.channels, flags.variants, use_cache=not args.no_cache)
             folder = out / f"row{number:03d}-{slug(spec.request.product.name)}"
-            return {"row": number, "name": spec.request.product.name,
-                    **write_campaign(result, spec, flags.channels, folder, args.zip)}, None
+            report = write_campaign(result, spec, flags.channels, folder, args.zip)
+            report["warnings"] = rule_warnings(report["checks"], report.pop("notes"))  # files failing their rules
+            for warning in report["warnings"]:
+                tqdm.write(line("warning", f"row {number}: {warning}"), file=sys.stderr)
+            return {"row": number, "name": spec.request.product.name, **report}, None
         except InputError as exc:
             column = COLUMNS.get(exc.field)
             flag = FLAGS.get(exc.field, exc.field)
@@ -606,12 +598,13 @@ def cmd_batch(args: argparse.Namespace) -> tuple[dict, int]:
             message = f"{where}: {str(exc).removeprefix(exc.field + ': ')}"
         except (AdgenError, OSError) as exc:
             message = f"row {number}: {exc}"
-        tqdm.write(f"error: {message}", file=sys.stderr)
+        tqdm.write(line("error", message), file=sys.stderr)
         return None, {"row": number, "error": message}
 
     # One pool: one row at a time in-process; with Ray workers (--workers, --ray-address) one row per worker.
     parallel = 1 if worker_flags(args) is None else maker_().engine.parallel
-    with tqdm(total=len(rows), desc="rows", unit="row", file=sys.stderr, disable=args.quiet, **_screen()) as bar, \
+    with tqdm(total=len(rows), desc=label("cli_rows"), unit=label("cli_row"), file=sys.stderr, disable=args.quiet,
+              **_screen()) as bar, \
             ThreadPoolExecutor(max(parallel, 1), thread_name_prefix="adgen-batch") as pool:
         futures = [pool.submit(run, number, values) for number, values in rows]
         try:
@@ -626,10 +619,10 @@ def cmd_batch(args: argparse.Namespace) -> tuple[dict, int]:
     done = [report for report, _ in outcomes if report is not None]
     failed = [error for _, error in outcomes if error is not None]
     if failed:
-        print(f"error: {len(failed)} of {len(rows)} rows failed: rows {', '.join(str(f['row']) for f in failed)}",
-              file=sys.stderr)
+        print(line("error", f"{len(failed)} of {len(rows)} rows failed: rows "
+                            f"{', '.join(str(f['row']) for f in failed)}"), file=sys.stderr)
     report = {"rows": done, "failed": failed, "seconds": round(time.perf_counter() - start, 3)}
-    return report, 1 if failed else 0
+    return report, 1 if failed or any(row["warnings"] for row in done) else 0
 
 
 def cmd_write(args: argparse.Namespace) -> tuple[dict, int]:
@@ -645,29 +638,43 @@ def cmd_write(args: argparse.Namespace) -> tuple[dict, int]:
 
     get_preset(load_presets(), request.preset)  # a bad style is said before the model loads (or Ray starts)
     engine = _engine(args)
-    with _Bars(engine, show=not args.quiet and sys.stderr.isatty(), what=("writing", "token")) as bars:
+    with _Bars(engine, show=not args.quiet and sys.stderr.isatty(), what=("cli_writing", "cli_token")) as bars:
         written = engine.write(request, progress=bars, use_cache=not args.no_cache)
     if not written.usable:
-        print(f"warning: the writer {written.reason}" + (" (the demo model's text is random)" if written.demo else ""),
-              file=sys.stderr)
+        print(line("warning", f"the writer {written.reason}" + (" (the demo model's text is random)"
+                                                                 if written.demo else "")), file=sys.stderr)
     return written.to_json(), 0 if written.usable else 1
 
 
 def cmd_channels(args: argparse.Namespace) -> dict | None:
-    from .channels import load_channels
+    from .channels import by_platform, load_channels
+    from .cli_text import rules_summary
 
     channels = load_channels()
     if args.json:
-        return {c.id: {**c.model_dump(exclude={"id"}), "generation_size": list(c.generation_size)}
+        return {c.id: {**c.model_dump(exclude={"id"}, by_alias=True), "generation_size": list(c.generation_size)}
                 for c in channels.values()}
-    for c in channels.values():
-        safe = c.safe_zone
-        zone = (f"safe t{safe.top:g} r{safe.right:g} b{safe.bottom:g} l{safe.left:g}"
-                if any((safe.top, safe.right, safe.bottom, safe.left)) else "")
-        size = f"{c.width}x{c.height}"
-        gen = "x".join(map(str, c.generation_size))
-        print(f"{c.id:20} {size:>10}  gen {gen:>9}  {c.label:28} {zone}")
+    lang = cli_lang()
+    for platform, group in by_platform(channels).items():  # grouped by platform, in the channels' order
+        print(group[0].platform_ko if lang == "ko" else platform)
+        for c in group:
+            safe = c.safe_zone
+            zone = (f"safe t{safe.top:g} r{safe.right:g} b{safe.bottom:g} l{safe.left:g}"
+                    if any((safe.top, safe.right, safe.bottom, safe.left)) else "")
+            size = f"{c.width}x{c.height}"
+            gen = "x".join(map(str, c.generation_size))
+            label = c.label_ko if lang == "ko" else c.label
+            print(f"  {c.id:24} {size:>9}  gen {gen:>9}  {label:30} {' '.join(filter(None, [zone, rules_summary(c)]))}")
     return None
+
+
+def _cmd_check(args: argparse.Namespace) -> tuple[dict, int]:
+    from .cli_check import cmd_check
+
+    report, code, warnings = cmd_check(args)
+    for warning in warnings:
+        print(line("warning", warning), file=sys.stderr)
+    return report, code
 
 
 def cmd_presets(args: argparse.Namespace) -> dict | None:
@@ -714,8 +721,8 @@ def cmd_demo_model(args: argparse.Namespace) -> dict:
         raise InputError("--device", f"the full-size model in {dtype} needs ~{need / 1e9:.1f} GB on {device}; "
                                      f"only {free / 1e9:.1f} GB is free")
     if out is not None:
-        print(f"warning: writing ~{need / 1e9:.1f} GB ({dtype}) to {out}; building it needs as much memory on {device}",
-              file=sys.stderr)
+        print(line("warning", f"writing ~{need / 1e9:.1f} GB ({dtype}) to {out}; building it needs as much memory "
+                              f"on {device}"), file=sys.stderr)
         synthetic.save_full_size(out, dtype, device)
         return {"model": str(out), "label": synthetic.FULL_SIZE_LABEL, "parameters": synthetic.parameter_counts(),
                 "load_with": f"ZImagePipeline.from_pretrained({str(out)!r})"}
@@ -773,7 +780,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = {"generate": cmd_generate, "presets": cmd_presets, "demo-model": cmd_demo_model,
                "download": cmd_download, "campaign": cmd_campaign, "batch": cmd_batch,
-               "channels": cmd_channels, "write": cmd_write, "memory": cmd_memory}[args.command]
+               "channels": cmd_channels, "write": cmd_write, "check": _cmd_check,
+               "memory": cmd_memory}[args.command]
     code = 0
     try:
         if hasattr(args, "workers"):  # --workers is checked before any input is read or any model loads
@@ -785,16 +793,16 @@ def main(argv: list[str] | None = None) -> int:
             report, code = report
     except InputError as exc:
         flag = FLAGS.get(exc.field, exc.field)
-        print(f"error: {flag}: {str(exc).removeprefix(exc.field + ': ')}", file=sys.stderr)
+        print(line("error", f"{flag}: {str(exc).removeprefix(exc.field + ': ')}"), file=sys.stderr)
         return 2
     except (PresetError, ModelError, BatchFileError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(line("error", str(exc)), file=sys.stderr)
         return 2
     except AdgenError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(line("error", str(exc)), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
+        print(line("error", "interrupted"), file=sys.stderr)
         return 130
     finally:
         while _OPENED:

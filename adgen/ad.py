@@ -34,6 +34,7 @@ from .packshot import packshot
 from .presets import get_preset
 from .prompts import settings_for
 from .request import MAX_VARIATIONS, AdRequest, check_text, image_key
+from .rules import border_width
 from .typography import (
     POSITIONS,
     TextStyle,
@@ -50,7 +51,7 @@ STEPS = ("cutout", "mask", "background", "copy_layer", "final")
 
 
 BACKGROUNDS = ("inpaint", "t2i", "packshot")
-LAYOUT_VERSION = 2  # in the copy and final keys: a layout change must not serve old cached layers
+LAYOUT_VERSION = 3  # in the copy and final keys: a layout change must not serve old cached layers
 MAX_ENLARGE = 1.5  # a product enlarged more than this looks soft or jagged: the user is told
 CUT_VERSION = 2  # in the cutout keys: soft edges (segment.py) must not serve old hard cutouts
 
@@ -84,13 +85,18 @@ class AdSpec:
             raise InputError("packshot", f"must be one of {', '.join(PACKSHOTS)} (got {self.packshot!r})")
         if self.mask is not None and self.request.image is None:
             raise InputError("product mask", "needs a product photo")
-        if self.request.image is None and (self.background == "packshot" or self.white):
+        if self.request.image is None and (self.background == "packshot" or self.backdrop):
             raise InputError("background", "a packshot shows the product: it needs a product photo")
 
     @property
     def white(self) -> bool:
         """A channel that must be pure white but for the product and its shadow (a marketplace main image)."""
         return self.channel is not None and self.channel.background == "white"
+
+    @property
+    def backdrop(self) -> str | None:
+        """The packshot backdrop a channel's background rule imposes: "white", "color" (plain), or None."""
+        return {"white": "white", "plain": "color"}.get(self.channel.background) if self.channel else None
 
 
 class AdMaker:
@@ -118,14 +124,16 @@ class AdMaker:
         # 0. the product's cutout (and its mask), once for every image, then the layout, both at the final size
         product = self._cutout(spec, request, cache)
         size = spec.channel.size if spec.channel else (settings.width, settings.height)
-        draws_copy = spec.channel is None or spec.channel.copy  # a marketplace main image shows the product only
+        # the channel's rules (rules.py): a marketplace main image shows the product only, no copy and no logo
+        draws_copy = spec.channel is None or spec.channel.copy
+        draws_logo = spec.channel is None or spec.channel.logo
         copy, subcopy = (request.product.copy, spec.subcopy) if draws_copy else ("", "")
-        logo = decode_image(spec.brand.logo, "logo") if spec.brand and spec.brand.logo and draws_copy else None
+        logo = decode_image(spec.brand.logo, "logo") if spec.brand and spec.brand.logo and draws_logo else None
         frame = None
         if spec.channel is not None:
             frame = plan(size, spec.channel.safe_box(), product.image.size if product else None, bool(copy or subcopy),
                          logo.size if logo else None, spec.channel.horizontal, spec.channel.product_scale,
-                         "bottom" if spec.text_position == "bottom" else "top")
+                         "bottom" if spec.text_position == "bottom" else "top", spec.channel.min_fill)
         font = spec.brand.font if spec.brand else None
         if copy or subcopy:  # bad copy (glyphs, length) is refused before any GPU work
             layout_copy(copy, subcopy, size, style, font, frame.copy if frame else None)
@@ -179,9 +187,9 @@ class AdMaker:
         warnings = (too_small(product.photo_size, product.image.size, box, size, spec.channel)
                     if product is not None else ())
         # 1. the background: a packshot (no model), or the one pipeline at the generation size, mapped onto the canvas
-        shot = "white" if spec.white else spec.packshot
+        shot = spec.backdrop or spec.packshot
         colors = spec.brand.colors if spec.brand else ()
-        if spec.background == "packshot" or spec.white:
+        if spec.background == "packshot" or spec.backdrop:
             key = image_key(step="packshot", layout=LAYOUT_VERSION, style=shot, colors=colors, size=size, box=box,
                             cutout=keys["cutout"])
             background = self._step(cache, "background", key, files, keys, cached,
@@ -230,14 +238,17 @@ class AdMaker:
                         "placement": dataclasses.asdict(spec.placement), "background": spec.background,
                         "photo": product is not None, "size": list(size),
                         "channel": spec.channel.id if spec.channel else None,
-                        "packshot": shot if spec.background == "packshot" or spec.white else None,
-                        "brand": spec.brand.summary() if spec.brand else None}
+                        "packshot": shot if spec.background == "packshot" or spec.backdrop else None,
+                        "brand": spec.brand.summary() if spec.brand else None,
+                        # what was drawn, for the checker (rules.py) of a channel that allows no copy or logo
+                        "copy_drawn": copy_layer is not None, "logo_drawn": logo_box is not None}
         data = cache.get(key) if cache else None
         cached["final"] = data is not None
         if data is not None:  # same pixels; the PNG carries this request's own parameters
             data = restamp(data, params)
         else:
-            final = composite(background, layer, box, copy_layer)
+            # a pure-white channel: the shadow fades out before the border the checker measures (rules.py)
+            final = composite(background, layer, box, copy_layer, clear=2 * border_width(size) if spec.white else 0)
             if logo_box is not None:
                 final = Image.alpha_composite(final.convert("RGBA"), paste_fit(layout.logo, size, logo_box))
             data = png_bytes(final.convert("RGB"), params)

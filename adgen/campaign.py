@@ -21,9 +21,11 @@ from pathlib import Path
 from .ad import PACKSHOTS, AdMaker, AdSpec
 from .cache import write_atomic
 from .channels import Channel, generation_size
+from .deliver import Delivered, deliver
 from .engine import Progress, Result
 from .errors import GenerationStopped, InputError
 from .jobs import Job
+from .metadata import read_chunk
 from .presets import get_preset
 from .prompts import settings_for
 from .request import MAX_SEED, MAX_VARIATIONS
@@ -144,14 +146,21 @@ def slug(text: str, limit: int = 40) -> str:
     return re.sub(r"[^\w]+", "-", text).strip("-_")[:limit].strip("-_") or "product"
 
 
-def file_name(channel: str, variant: int) -> str:
-    return f"{channel}-v{variant}.png"
+def file_name(channel: str, variant: int, extension: str = "png") -> str:
+    return f"{channel}-v{variant}.{extension}"
 
 
-def manifest_of(result: Result, spec: AdSpec, channels: list[Channel]) -> dict:
+def delivered(result: Result, channels: list[Channel]) -> list[Delivered]:
+    """Each file as its channel's platform takes it (PNG or a fitted JPEG) with its checks (deliver.py)."""
+    by_id = {c.id: c for c in channels}
+    return [deliver(p.png, by_id[p.channel].rules, by_id[p.channel].size) for p in result.images]
+
+
+def manifest_of(result: Result, spec: AdSpec, channels: list[Channel], files: list[Delivered] | None = None) -> dict:
     """What the campaign holds: the product and brand, then per file its channel, size, seed, variation, prompt,
-    sha256 and whether it came from the cache."""
+    format, bytes, sha256, whether it came from the cache, AdGen's parameters and its checks against the rules."""
     sizes = {c.id: [c.width, c.height] for c in channels}
+    files = files if files is not None else delivered(result, channels)
     return {
         "product": dataclasses.asdict(spec.request.product),
         "subcopy": spec.subcopy,
@@ -160,10 +169,12 @@ def manifest_of(result: Result, spec: AdSpec, channels: list[Channel]) -> dict:
         "model": result.model,
         "demo_model": result.demo,
         "files": [{
-            "file": file_name(p.channel, p.variant), "channel": p.channel, "size": sizes[p.channel],
+            "file": file_name(p.channel, p.variant, d.extension), "channel": p.channel, "size": sizes[p.channel],
             "variant": p.variant, "seed": p.seed, "variation": p.variation, "prompt": p.prompt,
-            "sha256": hashlib.sha256(p.png).hexdigest(), "cached": p.cached, "warnings": list(p.warnings),
-        } for p in result.images],
+            "format": d.format, "quality": d.quality, "bytes": len(d.data),
+            "sha256": hashlib.sha256(d.data).hexdigest(), "cached": p.cached, "warnings": list(p.warnings),
+            "checks": [c.to_json() for c in d.checks], "note": d.note, "params": read_chunk(p.png),
+        } for p, d in zip(result.images, files, strict=True)],
         "warnings": list(result.warnings),
     }
 
@@ -171,13 +182,15 @@ def manifest_of(result: Result, spec: AdSpec, channels: list[Channel]) -> dict:
 def write_campaign(result: Result, spec: AdSpec, channels: list[Channel], out: Path, zip_: bool = False) -> dict:
     """The files into `out` (each written whole or not at all), `manifest.json`, and with `zip_` one ZIP of them.
 
-    Returns the CLI's report: files, manifest, zip (None without `zip_`); seconds is added by the caller.
+    Returns the CLI's report: files, manifest, zip (None without `zip_`), checks (file -> its checks against the
+    channel's rules) and notes (file -> why it could not be made to fit); seconds is added by the caller.
     """
-    manifest = manifest_of(result, spec, channels)
+    files = delivered(result, channels)
+    manifest = manifest_of(result, spec, channels, files)
     manifest_bytes = json.dumps(manifest, ensure_ascii=False, indent=2).encode()
     try:
         out.mkdir(parents=True, exist_ok=True)
-        named = {entry["file"]: picture.png for picture, entry in zip(result.images, manifest["files"], strict=True)}
+        named = {entry["file"]: d.data for d, entry in zip(files, manifest["files"], strict=True)}
         for name, data in named.items():
             write_atomic(out / name, data)
         write_atomic(out / MANIFEST, manifest_bytes)
@@ -188,7 +201,9 @@ def write_campaign(result: Result, spec: AdSpec, channels: list[Channel], out: P
     except OSError as exc:
         raise InputError("out", f"cannot write to {out}: {exc.strerror or exc}") from None
     return {"files": [str(out / name) for name in named], "manifest": str(out / MANIFEST),
-            "zip": str(archive) if archive else None}
+            "zip": str(archive) if archive else None,
+            "checks": {entry["file"]: entry["checks"] for entry in manifest["files"]},
+            "notes": {entry["file"]: entry["note"] for entry in manifest["files"] if entry["note"]}}
 
 
 def zip_bytes(files: dict[str, bytes]) -> bytes:

@@ -10,15 +10,15 @@ from __future__ import annotations
 import math
 import os
 import re
-import warnings
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import InputError, PresetError
 from .presets import PROJECT_DIR, load_folder, read_fields, schema_error
 from .request import MAX_SIDE, MIN_SIDE, SIDE_MULTIPLE
+from .rules import Rules
 
 HORIZONTAL_ASPECT = 3.0  # width/height from which a channel is a banner strip (728x90, 320x50, 970x250)
 _ONE_MEGAPIXEL = 1024 * 1024
@@ -63,47 +63,83 @@ class SafeZone(BaseModel):
     left: Margin = 0.0
 
 
-with warnings.catch_warnings():  # the field `copy` shadows BaseModel's deprecated copy() method, on purpose
-    warnings.filterwarnings("ignore", message='Field name "copy"', category=UserWarning)
+class Channel(BaseModel):
+    """One output format: size, safe zone, the platform's rules (rules.py), and the spec they come from."""
 
-    class Channel(BaseModel):
-        """One output format: size, safe zone, background and copy rules, and the spec they come from."""
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
-        model_config = ConfigDict(extra="forbid", frozen=True)
+    id: str
+    label: str = Field(min_length=1, max_length=60)
+    label_ko: str = Field(min_length=1, max_length=60)  # shown when the page is in Korean
+    platform: str = Field("Other", min_length=1, max_length=40)  # channels are listed grouped by platform
+    platform_ko: str = Field("기타", min_length=1, max_length=40)
+    width: Side
+    height: Side
+    safe_zone: SafeZone = SafeZone()
+    rules: Rules = Rules()
+    product_scale: Annotated[float, Field(gt=0.05, le=1.0)] | None = None  # of the safe area; None: the ad's
+    source: str = Field(min_length=1, max_length=600)  # URL / citation of the spec and of each rule
+    order: int = 100  # position in lists; lower first
 
-        id: str
-        label: str = Field(min_length=1, max_length=60)
-        label_ko: str = Field(min_length=1, max_length=60)  # shown when the page is in Korean
-        width: Side
-        height: Side
-        safe_zone: SafeZone = SafeZone()
-        background: Literal["any", "white"] = "any"  # white: pure RGB 255,255,255 except product and shadow
-        copy: bool = True  # False: product only, no copy and no logo (a marketplace main image)
-        product_scale: Annotated[float, Field(gt=0.05, le=1.0)] | None = None  # of the safe area; None: the ad's
-        source: str = Field(min_length=1, max_length=300)  # URL / citation of the spec
-        order: int = 100  # position in lists; lower first
+    @model_validator(mode="before")
+    @classmethod
+    def _old_rule_keys(cls, data: object) -> object:
+        """Channel files written before `rules:` gave `background` and `copy` at the top: they still load."""
+        if isinstance(data, dict) and ("background" in data or "copy" in data):
+            data = dict(data)
+            rules = dict(data.get("rules") or {})
+            for key in ("background", "copy"):
+                if key in data:
+                    rules.setdefault(key, data.pop(key))
+            data["rules"] = rules
+        return data
 
-        @property
-        def size(self) -> tuple[int, int]:
-            return self.width, self.height
+    @model_validator(mode="after")
+    def _reachable(self) -> Channel:
+        problem = self.rules.fits(self.width, self.height)
+        if problem:
+            raise ValueError(f"rules: the channel's own size can never pass: {problem}")
+        return self
 
-        @property
-        def aspect(self) -> float:
-            return self.width / self.height
+    @property
+    def background(self) -> str:
+        """"white": pure RGB 255,255,255 except product and shadow; "plain": one flat colour; "any"."""
+        return self.rules.background
 
-        @property
-        def horizontal(self) -> bool:
-            return self.aspect >= HORIZONTAL_ASPECT
+    @property
+    def copy(self) -> bool:  # noqa: D401 - shadows BaseModel's deprecated copy() on purpose (read as a rule)
+        """False: product only, no copy (a marketplace main image)."""
+        return self.rules.copy_allowed
 
-        @property
-        def generation_size(self) -> tuple[int, int]:
-            return generation_size(self.width, self.height)
+    @property
+    def logo(self) -> bool:
+        return self.rules.logo
 
-        def safe_box(self) -> tuple[int, int, int, int]:
-            """(left, top, right, bottom) in pixels of the area copy and logo may use, rounded inward."""
-            zone, w, h = self.safe_zone, self.width, self.height
-            return (_inward(w * zone.left), _inward(h * zone.top),
-                    w - _inward(w * zone.right), h - _inward(h * zone.bottom))
+    @property
+    def min_fill(self) -> float | None:
+        return self.rules.min_fill
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.width, self.height
+
+    @property
+    def aspect(self) -> float:
+        return self.width / self.height
+
+    @property
+    def horizontal(self) -> bool:
+        return self.aspect >= HORIZONTAL_ASPECT
+
+    @property
+    def generation_size(self) -> tuple[int, int]:
+        return generation_size(self.width, self.height)
+
+    def safe_box(self) -> tuple[int, int, int, int]:
+        """(left, top, right, bottom) in pixels of the area copy and logo may use, rounded inward."""
+        zone, w, h = self.safe_zone, self.width, self.height
+        return (_inward(w * zone.left), _inward(h * zone.top),
+                w - _inward(w * zone.right), h - _inward(h * zone.bottom))
 
 
 def _inward(pixels: float) -> int:
@@ -124,7 +160,8 @@ def load_channel(path: Path) -> Channel:
         return Channel(id=channel_id, **data)
     except ValidationError as exc:
         def allowed(loc: tuple) -> list[str]:
-            return [f for f in (SafeZone if loc[0] == "safe_zone" else Channel).model_fields if f != "id"]
+            model = {"safe_zone": SafeZone, "rules": Rules}.get(str(loc[0]), Channel)
+            return [f.alias or name for name, f in model.model_fields.items() if name != "id"]
 
         raise schema_error(path, exc, allowed) from None
 
@@ -149,3 +186,20 @@ def get_channels(ids: str | list[str], channels: dict[str, Channel]) -> list[Cha
         if name not in channels:
             raise InputError("channels", f"unknown {name!r}; choose one of {', '.join(channels)}")
     return [channels[n] for n in names]
+
+
+def by_platform(channels: dict[str, Channel]) -> dict[str, list[Channel]]:
+    """The channels grouped by platform (English name), platforms in the order their first channel comes."""
+    groups: dict[str, list[Channel]] = {}
+    for channel in channels.values():
+        groups.setdefault(channel.platform, []).append(channel)
+    return groups
+
+
+def choice_label(channel: Channel, lang: str) -> str:
+    """"Coupang · Coupang main image" (or "쿠팡 · 쿠팡 대표 이미지"): a channel in a list grouped by platform."""
+    from .i18n import lang_code
+
+    if lang_code(lang) == "ko":
+        return f"{channel.platform_ko} · {channel.label_ko}"
+    return f"{channel.platform} · {channel.label}"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from PIL import Image, ImageDraw, ImageFilter
+import numpy as np
+from PIL import Image, ImageChops, ImageDraw, ImageFilter
 
 from .errors import InputError
 from .segment import Cut, cut
@@ -81,8 +82,9 @@ def inpaint_inputs(layer: Image.Image, grey: int = 128) -> tuple[Image.Image, Im
     return canvas, repaint
 
 
-def contact_shadow(size: tuple[int, int], box: tuple, strength: int = 110) -> Image.Image:
-    """A soft dark ellipse under the product's base, as an RGBA layer."""
+def contact_shadow(size: tuple[int, int], box: tuple, strength: int = 110, clear: int = 0) -> Image.Image:
+    """A soft dark ellipse under the product's base, as an RGBA layer; with `clear` it fades out toward the canvas's
+    edges, none within `clear` pixels of them (a pure-white channel's border stays #FFFFFF under a large product)."""
     left, top, right, bottom = box
     w, h = right - left, bottom - top
     shadow = Image.new("L", size, 0)
@@ -90,17 +92,29 @@ def contact_shadow(size: tuple[int, int], box: tuple, strength: int = 110) -> Im
     cx, cy = (left + right) / 2, bottom - ry * 0.3
     ImageDraw.Draw(shadow).ellipse((cx - rx, cy - ry, cx + rx, cy + ry), fill=strength)
     shadow = shadow.filter(ImageFilter.GaussianBlur(max(1.0, ry * 0.8)))
+    if clear:
+        shadow = ImageChops.multiply(shadow, _edge_fade(size, clear))
     layer = Image.new("RGBA", size, (0, 0, 0, 0))
     layer.putalpha(shadow)
     return layer
 
 
+def _edge_fade(size: tuple[int, int], clear: int) -> Image.Image:
+    """An L mask: 0 within `clear` pixels of an edge, rising to 255 over the next 2 x `clear` pixels."""
+    width, height = size
+    x = np.minimum(np.arange(width), np.arange(width)[::-1])
+    y = np.minimum(np.arange(height), np.arange(height)[::-1])
+    distance = np.minimum(x[None, :], y[:, None]).astype(np.float32)
+    return Image.fromarray((np.clip((distance - clear) / (2 * clear), 0, 1) * 255).astype(np.uint8), "L")
+
+
 def composite(background: Image.Image, product_layer: Image.Image | None, box: tuple | None,
-              copy_layer: Image.Image | None) -> Image.Image:
-    """Step 3: background + contact shadow + the product's own pixels + the copy layer, as RGB."""
+              copy_layer: Image.Image | None, clear: int = 0) -> Image.Image:
+    """Step 3: background + contact shadow + the product's own pixels + the copy layer, as RGB (`clear`: the
+    shadow's edge margin, see `contact_shadow`)."""
     final = background.convert("RGBA")
     if product_layer is not None and box is not None:
-        final.alpha_composite(contact_shadow(final.size, box))
+        final.alpha_composite(contact_shadow(final.size, box, clear=clear))
         final.alpha_composite(product_layer)  # the product's pixels, untouched by the model
     if copy_layer is not None:
         final.alpha_composite(copy_layer)

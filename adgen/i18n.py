@@ -166,10 +166,11 @@ def field_label(field: str, lang: str) -> str:
 
 @lru_cache(maxsize=1)
 def _patterns() -> list[tuple[str, re.Pattern]]:
-    """(key, regex) for each error_*/warning_* template of en.yaml, the most literal first (the most specific wins)."""
+    """(key, regex) for each error_*, warning_* and check_* template of en.yaml, the most literal text first (the most
+    specific wins)."""
     patterns = []
     for key, template in _locales()["en"].items():
-        if not key.startswith(("error_", "warning_")):
+        if not key.startswith(("error_", "warning_", "check_")):  # messages the CLI and the page translate
             continue
         regex, seen, literal_chars = "", set(), 0
         for literal, name, _, _ in string.Formatter().parse(template):

@@ -16,6 +16,7 @@ from PIL import Image
 
 Box = tuple[int, int, int, int]  # left, top, right, bottom (right/bottom exclusive)
 
+FILL_MARGIN = 0.03  # over a channel's minimum product fill, so rounding and resampling never fall below it
 COPY_BAND = 0.26  # of the safe height: the copy's band on a stacked canvas
 LOGO_AREA = (0.24, 0.08)  # of the safe width and height: the largest a logo gets on a stacked canvas
 
@@ -46,8 +47,9 @@ def fit_box(item: tuple[int, int], area: Box, scale: float = 1.0, anchor: tuple[
 
 def plan(size: tuple[int, int], safe: Box, product: tuple[int, int] | None, copy: bool,
          logo: tuple[int, int] | None, horizontal: bool, product_scale: float | None = None,
-         copy_at: str = "top") -> Frame:
-    """The boxes of one canvas of `size` whose safe area is `safe`."""
+         copy_at: str = "top", min_fill: float | None = None) -> Frame:
+    """The boxes of one canvas of `size` whose safe area is `safe`; with `min_fill` (a platform's rule) the product
+    spans at least that share of the canvas's width or height, centred, margins and safe zone notwithstanding."""
     gap = m = margin(size)
     left, top, right, bottom = safe[0] + m, safe[1] + m, safe[2] - m, safe[3] - m
     copy_box = logo_box = product_box = None
@@ -76,7 +78,14 @@ def plan(size: tuple[int, int], safe: Box, product: tuple[int, int] | None, copy
             copy_box, top = (left, top, right, top + band), top + band + gap
     if product is not None:
         product_box = fit_box(product, (left, top, right, bottom), product_scale or 0.9, (0.5, 0.5))
+        if min_fill is not None and fill_of(product_box, size) < min_fill + FILL_MARGIN:
+            product_box = fit_box(product, (0, 0, *size), min(1.0, min_fill + FILL_MARGIN))
     return Frame(size, product_box, copy_box, logo_box)
+
+
+def fill_of(box: Box, size: tuple[int, int]) -> float:
+    """The share of the canvas a box spans: the larger of its width's and its height's (a marketplace's "fill")."""
+    return max((box[2] - box[0]) / size[0], (box[3] - box[1]) / size[1])
 
 
 def logo_corner(size: tuple[int, int], logo: tuple[int, int], avoid: list[Box | None],

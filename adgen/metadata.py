@@ -76,6 +76,16 @@ def png_bytes(image: Image.Image, params: dict) -> bytes:
     return buffer.getvalue()
 
 
+def jpeg_bytes(image: Image.Image, params: dict, quality: int) -> bytes:
+    """Encode `image` as a JPEG at `quality` with the parameters in its comment (COM) segment: the same JSON as
+    the PNG's `adgen` chunk, so `read_params` and Load from image read a JPEG AdGen wrote (a platform's byte
+    limit may need one)."""
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, format="JPEG", quality=quality, optimize=True,
+                              comment=json.dumps(params, ensure_ascii=False, sort_keys=True).encode())
+    return buffer.getvalue()
+
+
 # JSON types by the name an error uses for them.
 _IS = {
     "text": lambda v: isinstance(v, str),
@@ -91,7 +101,8 @@ _IS = {
 _PLACEMENT = {"x": ("a number",), "y": ("a number",), "scale": ("a number",)}
 _AD = {"subcopy": ("text",), "text_style": ("text",), "text_position": ("text",), "background": ("text",),
        "placement": _PLACEMENT, "photo?": ("true or false",), "size?": ("a width and a height",),
-       "channel?": ("text", "null"), "packshot?": ("text", "null"), "brand?": ("an object", "null")}
+       "channel?": ("text", "null"), "packshot?": ("text", "null"), "brand?": ("an object", "null"),
+       "copy_drawn?": ("true or false",), "logo_drawn?": ("true or false",)}
 _PRODUCT = {"name": ("text",), "category": ("text",), "features": ("a list of text",), "audience": ("text",),
             "scene": ("text",), "colors": ("text",), "copy": ("text",)}
 # What `params_of` writes and readers (`request_from_params`, the app's "Load from image") rely on;
@@ -118,6 +129,9 @@ def read_chunk(source: bytes | str | Path) -> dict:
             text = image.info.get("adgen") if image.format == "PNG" else None
             if text is None and image.format == "PNG":
                 text = image.text.get("adgen")  # type: ignore[attr-defined]
+            if image.format == "JPEG":  # a JPEG AdGen wrote for a platform's byte limit: the JSON in its comment
+                comment = image.info.get("comment") or b""
+                text = comment.decode("utf-8", "replace") if comment.startswith(b"{") else None
     except Exception:  # Pillow raises many kinds for a non-image
         raise InputError("image", "not a readable PNG") from None
     if not text:

@@ -300,22 +300,42 @@ def _keep_newest(root: Path, keep: int, spare: Path) -> None:
 
 def campaign_gallery(result: Result, zip_path: str, lang: str = "en") -> list[tuple[str, str]]:
     """A campaign's files grouped by channel (in the order chosen), variants in order, each captioned
-    "Instagram story · 1080x1920 · v1" in `lang`."""
-    from .campaign import file_name
+    "Instagram story · 1080x1920 · v1 · ✓ Meta rules" in `lang` (✗ and the rules it fails, when it fails some)."""
+    import json
+
+    from .campaign import MANIFEST, file_name
     from .channels import load_channels
     from .i18n import label, text
 
     channels = load_channels()
     order = list(dict.fromkeys(p.channel for p in result.images))
     folder = Path(zip_path).parent
+    try:  # the files as written: their names (PNG or JPEG) and their checks against the platform's rules
+        written = {(e["channel"], e["variant"]): e for e in json.loads((folder / MANIFEST).read_text())["files"]}
+    except (OSError, ValueError, KeyError):
+        written = {}
     items = []
     for picture in sorted(result.images, key=lambda p: (order.index(p.channel), p.variant)):
         channel = channels.get(picture.channel)
         name = label(channel, lang) if channel else picture.channel
         size = f"{channel.width}x{channel.height}" if channel else ""
-        items.append((str(folder / file_name(picture.channel, picture.variant)),
-                      text("campaign_caption", lang, channel=name, size=size, variant=picture.variant)))
+        entry = written.get((picture.channel, picture.variant), {})
+        caption = text("campaign_caption", lang, channel=name, size=size, variant=picture.variant)
+        if entry.get("checks"):
+            caption += " · " + checks_caption(entry["checks"], channel, lang)
+        items.append((str(folder / entry.get("file", file_name(picture.channel, picture.variant))), caption))
     return items
+
+
+def checks_caption(checks: list[dict], channel, lang: str = "en") -> str:
+    """"✓ Coupang rules" when every measured rule passes, else "✗ " and the rules failed, in `lang`."""
+    from .i18n import lang_code, text
+
+    failed = [c["rule"] for c in checks if c["passed"] is False]
+    if failed:
+        return text("campaign_checks_failed", lang, rules=", ".join(text(f"rule_{r}", lang) for r in failed))
+    platform = (channel.platform_ko if lang_code(lang) == "ko" else channel.platform) if channel else ""
+    return text("campaign_checks_passed", lang, platform=platform).strip()
 
 
 def info_text(entry: Entry, lang: str = "en") -> str:

@@ -539,8 +539,9 @@ def test_a_campaign_is_grouped_by_channel_with_a_zip_of_its_files_and_manifest(h
     shown = handlers.campaign(form, ["instagram_story", "display_300x250"], 2, progress=progress)
     assert engine.runs == 0 and progress.calls[-1] == 1.0  # packshots: no model work
     assert [caption for _, caption in shown["gallery"]] == [
-        "Instagram story · 1080x1920 · v1", "Instagram story · 1080x1920 · v2",
-        "Display 300x250 (medium rectangle) · 300x250 · v1", "Display 300x250 (medium rectangle) · 300x250 · v2"]
+        "Instagram story · 1080x1920 · v1 · ✓ Meta rules", "Instagram story · 1080x1920 · v2 · ✓ Meta rules",
+        "Display 300x250 (medium rectangle) · 300x250 · v1 · ✓ Google / IAB rules",
+        "Display 300x250 (medium rectangle) · 300x250 · v2 · ✓ Google / IAB rules"]
     assert [Image.open(p).size for p, _ in shown["gallery"]] == [(1080, 1920)] * 2 + [(300, 250)] * 2
     folder = Path(shown["zip"]).parent
     assert folder.parent == tmp_path / "outputs" / "campaigns" and shown["message"].startswith("4 files in")
@@ -549,7 +550,7 @@ def test_a_campaign_is_grouped_by_channel_with_a_zip_of_its_files_and_manifest(h
         assert sorted(archive.namelist()) == sorted([f["file"] for f in manifest["files"]] + ["manifest.json"])
     assert {f["channel"] for f in manifest["files"]} == {"instagram_story", "display_300x250"}
     korean = handlers.campaign(form, ["instagram_story"], 1, request=KOREAN)
-    assert [c for _, c in korean["gallery"]] == ["인스타그램 스토리 · 1080x1920 · 버전 1"]
+    assert [c for _, c in korean["gallery"]] == ["인스타그램 스토리 · 1080x1920 · 버전 1 · ✓ 메타 규칙"]
 
 
 @pytest.mark.parametrize(("channels", "variants", "says"), [
@@ -606,7 +607,8 @@ def test_the_page_has_the_campaign_tab_packshot_and_brand_kit(engine, tmp_path):
     assert demo.fns[run["id"]].concurrency_id == demo.fns[generate_run["id"]].concurrency_id == "gpu"  # one queue
     assert run["api_visibility"] == "private"
     styles, _, _, _, channels, brands = demo.handlers.choices(KOREAN)
-    assert ("인스타그램 스토리", "instagram_story") in channels["choices"]
+    assert ("메타 · 인스타그램 스토리", "instagram_story") in channels["choices"]  # grouped by platform
+    assert ("쿠팡 · 쿠팡 대표 이미지", "coupang_main") in channels["choices"]
     assert brands["choices"][0] == ("없음", "") and ("Citrus Co.", "citrus") in brands["choices"]
 
 

@@ -222,15 +222,16 @@ def test_a_korean_user_makes_a_campaign_and_downloads_its_zip(server, browser, t
     page.wait_for_function("document.querySelector('#message')?.innerText.includes('데모 모델')")  # packshot chosen
     page.get_by_role("tab", name="캠페인").click()
     channels = page.locator("#campaign-channels")
-    for name in ("인스타그램 정사각형", "인스타그램 스토리", "디스플레이 300x250 (미디엄 렉탱글)"):  # the defaults
+    for name in ("메타 · 인스타그램 정사각형", "메타 · 인스타그램 스토리",  # the defaults, grouped by platform
+                 "구글 / IAB · 디스플레이 300x250 (미디엄 렉탱글)"):
         channels.get_by_label(name, exact=True).uncheck()
-    for name in ("인스타그램 정사각형", "디스플레이 320x50 (모바일 배너)"):
+    for name in ("메타 · 인스타그램 정사각형", "구글 / IAB · 디스플레이 320x50 (모바일 배너)"):
         channels.get_by_label(name, exact=True).check()
     page.locator("#campaign-generate").click()
     page.wait_for_function("document.querySelectorAll('#campaign-gallery img').length === 2")
     page.wait_for_function("document.querySelector('#campaign-message')?.innerText.includes('파일 2개')")
     gallery = page.locator("#campaign-gallery").inner_text()
-    assert "인스타그램 정사각형 · 1080x1080 · 버전 1" in gallery and "320x50 · 버전 1" in gallery
+    assert "인스타그램 정사각형 · 1080x1080 · 버전 1 · ✓ 메타 규칙" in gallery and "320x50 · 버전 1 · ✓" in gallery
     assert gallery.index("인스타그램 정사각형") < gallery.index("320x50 (모바일 배너)")  # in the channels' order
     assert engine.runs == 0  # packshots: no model work
     page.screenshot(path=str(tmp_path / "campaign.png"), full_page=True)

@@ -25,6 +25,15 @@ SIZES = {
     "display_320x50": (320, 50),
     "display_970x250": (970, 250),
     "marketplace_white": (2000, 2000),
+    "coupang_main": (1000, 1000),
+    "naver_smartstore": (1000, 1000),
+    "11st_main": (1000, 1000),
+    "gmarket_auction": (1000, 1000),
+    "kakaotalk_store_square": (750, 750),
+    "kakaotalk_store_portrait": (750, 1000),
+    "kakao_bizboard": (1029, 258),
+    "kakao_bizboard_motion": (1290, 258),
+    "kakao_moment_native": (800, 1000),
 }
 GOOD = "label: Test\nlabel_ko: 테스트\nwidth: 1080\nheight: 1080\nsource: https://example.com/spec\n"
 
@@ -49,8 +58,9 @@ def test_the_story_keeps_top_and_bottom_free_and_the_marketplace_is_product_only
     assert (story.safe_zone.top, story.safe_zone.bottom) == (0.14, 0.14)
     assert story.safe_box() == (0, 269, 1080, 1651)  # 1920 * 0.14 = 268.8, rounded inward
     white = channels["marketplace_white"]
-    assert (white.background, white.copy, white.product_scale) == ("white", False, 0.85)
-    assert all(c.copy and c.background == "any" for c in channels.values() if c.id != "marketplace_white")
+    assert (white.background, white.copy, white.logo, white.min_fill) == ("white", False, False, 0.85)
+    product_only = {"marketplace_white", "coupang_main", "naver_smartstore"}
+    assert all(c.copy and c.background == "any" for c in channels.values() if c.id not in product_only)
 
 
 @pytest.mark.parametrize("channel", load_channels().values(), ids=lambda c: c.id)
@@ -91,7 +101,8 @@ def test_safe_box_is_inside_the_canvas_and_rounds_inward():
 
 def test_horizontal_means_a_banner_strip():
     horizontal = {c.id for c in load_channels().values() if c.horizontal}
-    assert horizontal == {"display_728x90", "display_320x50", "display_970x250"}
+    assert horizontal == {"display_728x90", "display_320x50", "display_970x250", "kakao_bizboard",
+                          "kakao_bizboard_motion"}
 
 
 def test_a_user_adds_a_channel_by_dropping_one_file(tmp_path):
@@ -107,15 +118,26 @@ def test_a_user_adds_a_channel_by_dropping_one_file(tmp_path):
 @pytest.mark.parametrize(
     ("text", "says"),
     [
-        (GOOD + "colour: red\n", "colour: unknown field; allowed: label, label_ko, width, height, safe_zone, "
-                                  "background, copy, product_scale, source, order"),
+        (GOOD + "colour: red\n", "colour: unknown field; allowed: label, label_ko, platform, platform_ko, width, "
+                                  "height, safe_zone, rules, product_scale, source, order"),
         (GOOD + "safe_zone: {top: 0.1, middle: 0.2}\n", "safe_zone.middle: unknown field; allowed: top, right, "
                                                          "bottom, left"),
         (GOOD.replace("width: 1080", "width: 8000"), "width: Input should be less than or equal to 4096"),
         (GOOD.replace("height: 1080", "height: 8"), "height: Input should be greater than or equal to 16"),
         (GOOD.replace("width: 1080", "width: wide"), "width: Input should be a valid integer"),
         (GOOD + "safe_zone: {top: 0.5}\n", "safe_zone.top: Input should be less than or equal to 0.45"),
-        (GOOD + "background: black\n", "background: Input should be 'any' or 'white'"),
+        (GOOD + "background: black\n", "rules.background: Input should be 'any', 'plain' or 'white'"),
+        # the platform rules (rules.py): an unknown rule and impossible ones are refused at load
+        (GOOD + "rules: {no_emoji: true}\n", "rules.no_emoji: unknown field; allowed: background, copy, logo, "
+                                              "min_fill, formats, max_bytes, min_pixels, max_pixels, aspect"),
+        (GOOD + "rules: {min_fill: 1.2}\n", "rules.min_fill: Input should be less than or equal to 1"),
+        (GOOD + "rules: {formats: [gif]}\n", "rules.formats.0: Input should be 'png' or 'jpeg'"),
+        (GOOD + "rules: {formats: []}\n", "rules.formats: Tuple should have at least 1 item"),
+        (GOOD + "rules: {max_bytes: 10}\n", "rules.max_bytes: Input should be greater than or equal to 10000"),
+        (GOOD + "rules: {min_pixels: [2000, 2000]}\n", "the channel's own size can never pass: 1080x1080 is "
+                                                         "below min_pixels [2000, 2000]"),
+        (GOOD + "rules: {min_pixels: [900, 900], max_pixels: [800, 800]}\n", "rules: min_pixels [900, 900] "
+                                                                              "exceeds max_pixels [800, 800]"),
         (GOOD + "product_scale: 0.05\n", "product_scale: Input should be greater than 0.05"),
         (GOOD.replace("source: https://example.com/spec\n", ""), "source: Field required (the URL of the spec"),
         (GOOD.replace("source: https://example.com/spec", "source: ''"), "source: String should have at least 1"),

@@ -28,7 +28,7 @@ def test_campaign_writes_channel_files_manifest_and_zip(tmp_path, capsys):
                              "--out", str(out), "--zip", "--quiet"], capsys)
     assert code == 0, err
     report = json.loads(stdout)
-    assert set(report) == {"files", "manifest", "zip", "seconds"}
+    assert set(report) == {"files", "manifest", "zip", "checks", "seconds"}
     names = [f"{c}-v{v}.png" for v in (1, 2) for c in ("instagram_story", "display_728x90", "marketplace_white")]
     assert report["files"] == [str(out / n) for n in names]
     manifest = json.loads((out / "manifest.json").read_text())
