@@ -382,7 +382,9 @@ def failure(exc: BaseException, lang: str, stopped: str = "") -> str:
     if isinstance(exc, AdgenError):
         return "⚠ " + localize_error(exc, lang)
     log.error("generation failed", exc_info=exc)  # a bug: keep serving, say what happened, log the traceback
-    return "⚠ " + text("unexpected_error", lang, kind=exc.__class__.__name__, message=str(exc))
+    # An OSError's text names a server path (the page is public): its reason only, the log has the rest
+    said = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return "⚠ " + text("unexpected_error", lang, kind=exc.__class__.__name__, message=said)
 
 
 def event_gone():

@@ -10,6 +10,7 @@ Pure of gradio; the engine may still be starting (`EngineSlot`), so the page is 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import io
@@ -78,8 +79,24 @@ class EngineSlot:
 
             raise ModelError("model: AdGen is still starting; try again in a moment")
         if self._error is not None:
-            raise self._error
+            # A fresh error each time: re-raising the stored one would append this call's frames (and their
+            # locals, a request each) to its traceback on every request, for as long as the process runs.
+            raise _fresh(self._error) from None
         return self._engine  # type: ignore[return-value]
+
+
+def _fresh(error: BaseException) -> BaseException:
+    """A new exception saying what `error` said (same class where it can be rebuilt), with no traceback."""
+    try:
+        fresh = copy.copy(error)
+    except Exception:  # noqa: BLE001 - a class that cannot be rebuilt from its args
+        fresh = None
+    if type(fresh) is not type(error) or fresh is error:
+        from .errors import ModelError
+
+        fresh = ModelError(str(error))
+    fresh.__traceback__ = fresh.__cause__ = fresh.__context__ = None
+    return fresh
 
 
 @dataclass(frozen=True)

@@ -760,3 +760,15 @@ def test_every_cancellable_job_shows_its_progress_only_on_its_own_outputs(engine
     assert len(shown) == 7  # generate, three redos, write copy, enhance prompt, campaign
     for dep in shown:
         assert dep["show_progress_on"] and set(dep["show_progress_on"]) <= set(dep["outputs"]), dep["id"]
+
+
+def test_a_broken_result_cache_still_shows_the_image_and_a_failure_names_no_server_path(demo_source, tmp_path):
+    from adgen.cache import ResultCache
+
+    (tmp_path / "results").write_bytes(b"")  # a file where the cache folder should be
+    engine = Engine(demo_source, cache=ResultCache(tmp_path / "results"), device="cpu")
+    handlers = app.build_demo(engine, outputs=tmp_path / "outputs").handlers
+    shown = generate(handlers, count=1, steps=1)
+    assert shown["message"] == "" and Path(shown["download"]).is_file()
+    said = app.failure(NotADirectoryError(20, "Not a directory", str(tmp_path / "results" / "ab")), "en")
+    assert said == "⚠ unexpected error (NotADirectoryError): Not a directory" and str(tmp_path) not in said
