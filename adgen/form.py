@@ -82,10 +82,10 @@ class AdForm:
     def _kit_has_logo(self) -> bool:
         if not self.brand:
             return False
-        from .brand import load_brand
+        from .brand import brand_file
 
         try:
-            return load_brand(self.brand).logo is not None
+            return brand_file(self.brand)[1].logo is not None  # the logo named, not read (the preview asks too)
         except AdgenError:
             return True  # an ad, so that making it says what is wrong with the brand
 
@@ -98,11 +98,11 @@ class AdForm:
 
     def _brand_colors(self) -> tuple[str, ...]:
         """The brand's colours without reading its logo or font (the prompt preview runs on every keystroke)."""
-        from .brand import load_brand, parse_colors
+        from .brand import brand_file, parse_colors
 
         if self.brand_colors:
             return parse_colors(self.brand_colors)
-        return load_brand(self.brand).colors if self.brand else ()
+        return parse_colors(brand_file(self.brand)[1].colors) if self.brand else ()
 
     def product(self) -> Product:
         return Product(self.name or "", self.category or "", self.features or "", self.audience or "",

@@ -772,3 +772,21 @@ def test_a_broken_result_cache_still_shows_the_image_and_a_failure_names_no_serv
     assert shown["message"] == "" and Path(shown["download"]).is_file()
     said = app.failure(NotADirectoryError(20, "Not a directory", str(tmp_path / "results" / "ab")), "en")
     assert said == "⚠ unexpected error (NotADirectoryError): Not a directory" and str(tmp_path) not in said
+
+
+def test_the_prompt_preview_reads_no_logo_or_font_file(handlers, monkeypatch, tmp_path):
+    """The preview runs on every keystroke: a kit's logo (up to 40 megapixels) is never decoded for it."""
+    import adgen.brand
+
+    read = []
+    for name in ("read_image_file", "decode_image", "check_font"):
+        real = getattr(adgen.brand, name)
+        monkeypatch.setattr(adgen.brand, name, lambda *a, real=real, name=name, **k: read.append(name) or real(*a, **k))
+    logo = tmp_path / "logo.png"
+    Image.new("RGB", (90, 30), (0, 0, 255)).save(logo)
+    for form in (AdForm(name="Cola", brand="citrus"), AdForm(name="Cola", brand="citrus", logo=str(logo)),
+                 AdForm(name="Cola", brand="citrus", brand_colors="#FF0000")):
+        text, auto = handlers.preview(form, "", "")
+        assert text == auto and (" orange" in text or " red" in text)  # the kit's (or chosen) colours, as words
+    assert read == []
+    assert AdForm(name="x", brand="citrus").is_ad and read == []  # the kit names a logo: an ad, nothing read
