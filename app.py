@@ -36,6 +36,7 @@ from adgen.page import (
     lang_of_request,
     mask_editor_value,
     mask_png,
+    request_is_local,
     restored_fields,
     session_of,
     status_line,
@@ -322,10 +323,15 @@ class Handlers:
         """(the one status line, the details) — never waits for the engine, a download or a load."""
         return status_line(self.studio.slot, lang_of_request(request), width, height, count)
 
+    def is_admin(self, request: gr.Request | None = None) -> bool:
+        """Admin controls for this request: a local launch, and a request from this machine that no proxy forwarded
+        (behind nginx or a tunnel every visitor reaches 127.0.0.1)."""
+        return self.admin and request_is_local(request)
+
     def set_memory_mode(self, mode: str, request: gr.Request | None = None) -> str:
         lang = lang_of_request(request)
         engine = self.studio.slot.peek()
-        if not self.admin or engine is None:
+        if not self.is_admin(request) or engine is None:
             return text("admin_only", lang)
         try:
             why = engine.set_memory_mode(mode)
@@ -333,18 +339,18 @@ class Handlers:
             return "⚠ " + localize_error(exc, lang)
         return ("⚠ " if why == CPU_REASON else "") + why  # on a CPU: said, not silently accepted
 
-    def free_memory(self) -> str:
+    def free_memory(self, request: gr.Request | None = None) -> str:
         from adgen.memory import flush_memory
 
-        if self.admin:
+        if self.is_admin(request):
             flush_memory()
-        return self.status()[1]
+        return self.status(request=request)[1]
 
-    def unload(self) -> str:
+    def unload(self, request: gr.Request | None = None) -> str:
         engine = self.studio.slot.peek()
-        if self.admin and engine is not None:
+        if self.is_admin(request) and engine is not None:
             engine.unload()
-        return self.status()[1]
+        return self.status(request=request)[1]
 
 
 STOPPED_LINES = {"write_copy": "writer_copy_stopped", "enhance": "writer_prompt_stopped"}  # else status_stopped
@@ -685,7 +691,7 @@ def build_demo(engine, outputs: Path | None = None, admin: bool = False) -> gr.B
         with gr.Accordion(i18n("memory_details"), open=False):
             details = gr.Markdown(elem_id="vram-panel")
             if admin:
-                gr.Markdown(i18n("admin_controls"))
+                admin_title = gr.Markdown(i18n("admin_controls"))
                 with gr.Row():
                     memory = gr.Radio(["auto", "gpu", "offload", "lowvram"], value=os.environ.get("ADGEN_MEMORY")
                                       or "auto", label=i18n("memory_mode"), scale=3)
@@ -889,6 +895,11 @@ def build_demo(engine, outputs: Path | None = None, admin: bool = False) -> gr.B
             memory.change(h.set_memory_mode, memory, memory_note, **{**gpu, "api_visibility": "private"})
             free.click(h.free_memory, None, details, queue=False, **hidden)
             unload.click(h.unload, None, details, concurrency_limit=slots, concurrency_id="gpu", **hidden)
+
+            def admin_shown(request: gr.Request):  # a visitor through a proxy sees no admin controls (nor may use them)
+                return [gr.update(visible=h.is_admin(request))] * 4
+
+            demo.load(admin_shown, None, [admin_title, memory, free, unload], queue=False, **hidden)
         def restore_history(hist: list, request: gr.Request):
             return to_outputs(h.restore_history(hist, request))
 

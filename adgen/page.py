@@ -50,6 +50,36 @@ def admin_allowed(server_name: str | None, share: bool, environ: dict | None = N
         return False
 
 
+PROXY_HEADERS = ("forwarded", "x-forwarded-for", "x-real-ip")  # set by nginx, Caddy, tunnels: not this machine
+
+
+def request_is_local(request) -> bool:
+    """Whether a Gradio request comes from this machine itself: a loopback client that no proxy forwarded.
+
+    A launch on 127.0.0.1 behind nginx or a tunnel sees every visitor as a loopback client; only the proxy's
+    headers tell them apart, so a request carrying one is never local. Direct calls (no request) are.
+    """
+    if request is None:
+        return True
+    headers = getattr(request, "headers", None)
+    try:
+        names = {str(name).lower() for name in headers.keys()} if headers is not None else set()
+    except Exception:  # a request without real headers (internal calls)
+        names = set()
+    if names & set(PROXY_HEADERS):
+        return False
+    client = getattr(request, "client", None)
+    host = client.get("host") if isinstance(client, dict) else getattr(client, "host", None)
+    if host is None:
+        return True  # not an HTTP request (a handler called in-process)
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(str(host).strip("[]")).is_loopback
+    except ValueError:  # "testclient", a host name: not known to be this machine
+        return False
+
+
 def lang_of_request(request) -> str:
     """The UI language of the browser behind a Gradio request ("en" for direct calls)."""
     headers = getattr(request, "headers", None)

@@ -790,3 +790,30 @@ def test_the_prompt_preview_reads_no_logo_or_font_file(handlers, monkeypatch, tm
         assert text == auto and (" orange" in text or " red" in text)  # the kit's (or chosen) colours, as words
     assert read == []
     assert AdForm(name="x", brand="citrus").is_ad and read == []  # the kit names a logo: an ad, nothing read
+
+
+PROXIED = [gr.Request(headers={"X-Forwarded-For": "203.0.113.7"}, client={"host": "127.0.0.1"}),
+           gr.Request(headers={"forwarded": "for=203.0.113.7"}, client={"host": "127.0.0.1"}),
+           gr.Request(headers={"X-Real-IP": "203.0.113.7"}, client={"host": "::1"}),
+           gr.Request(headers={}, client={"host": "192.168.0.20"})]
+
+
+def test_admin_controls_refuse_a_proxied_or_remote_request_on_a_loopback_launch(engine, tmp_path):
+    """nginx or a tunnel in front of 127.0.0.1: every visitor's request arrives from loopback, with proxy headers."""
+    from adgen.page import request_is_local
+
+    demo = app.build_demo(engine, outputs=tmp_path / "outputs", admin=True)  # launched on 127.0.0.1
+    handlers = demo.handlers
+    generate(handlers, count=1, steps=1)
+    for request in PROXIED:
+        assert not request_is_local(request)
+        assert handlers.set_memory_mode("offload", request) == "admin controls are available on a local launch only"
+        handlers.unload(request)
+        assert engine.state == "ready" and engine.memory.requested == "auto"
+        shown = [dep for dep in demo.fns.values() if dep.name == "admin_shown"][0].fn(request)
+        assert [u["visible"] for u in shown] == [False] * 4
+    local = gr.Request(headers={"accept-language": "en"}, client={"host": "127.0.0.1"})
+    assert request_is_local(local) and request_is_local(None)
+    assert [u["visible"] for u in [d for d in demo.fns.values() if d.name == "admin_shown"][0].fn(local)] == [True] * 4
+    handlers.unload(local)
+    assert engine.state == "unloaded"
