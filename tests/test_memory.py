@@ -111,11 +111,24 @@ def test_a_new_seed_or_size_for_the_same_prompt_skips_the_text_encoder(engine, p
     assert engine.encodes == 2
 
 
-def test_an_unavailable_attention_backend_falls_back_to_native(demo_source, product, engine):
-    fast = Engine(demo_source, cache=None, device="cpu", attention="_flash_3")
-    image = fast.generate(small(product, steps=2)).images[0].png
-    assert fast.attention_used.startswith("native (_flash_3 unavailable")
-    assert image == engine.generate(small(product, steps=2)).images[0].png
+@pytest.mark.parametrize(("backend", "dtype", "says"), [
+    ("_flash_3", "float32", "not usable"),  # its package is missing
+    ("_native_cudnn", "float32", "No viable backend"),  # passes diffusers' check, no kernel here
+    ("_native_efficient", "bfloat16", "No viable backend"),
+    ("_native_flash", "bfloat16", "attn_mask"),  # runs, but not with ZIT's padding mask
+])
+def test_an_attention_backend_that_cannot_run_falls_back_to_native(demo_source, backend, dtype, says):
+    """Checked with one real tiny call before any request (a cache key records the backend), nothing loaded."""
+    fast = Engine(demo_source, cache=None, device="cpu", attention=backend, dtype=dtype)
+    assert fast.attention_used.startswith(f"native ({backend} unavailable: ") and says in fast.attention_used
+    assert fast.describe()["attention"] == fast.attention_used and fast.loads == 0  # the panel says it
+    assert Engine(demo_source, cache=None, device="cpu", attention="_native_math").attention_used == "_native_math"
+
+
+def test_requests_run_on_native_after_a_fallback(demo_source, product, engine):
+    fast = Engine(demo_source, cache=None, device="cpu", attention="_native_cudnn")
+    made = fast.generate(small(product, steps=1)).images[0].png
+    assert made == engine.generate(small(product, steps=1)).images[0].png
 
 
 def test_regional_compile_of_the_repeated_blocks_gives_the_same_image(demo_source, product, engine):
