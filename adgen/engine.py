@@ -373,14 +373,37 @@ class Engine:
         if mode not in MODES:
             raise InputError("memory", f"must be one of {', '.join(MODES)} (got {mode!r})")
         with self._gpu_lock, self._load_lock:
+            before = self.memory.requested
             self.memory.requested = mode
             if self._pipe is not None:
                 self._img2img = self._inpaint = None  # remade from the re-placed pipeline on demand
-                self.memory.place(self._pipe)
+                if not self._placed(self._pipe):  # out of memory half-way: back to the mode it was in
+                    self.out_of_memory += 1
+                    self.memory.requested = before
+                    if not self._placed(self._pipe):
+                        self._pipe = None
+                        self.adapters.clear()
+                        self._embeds.clear()
+                        self.state = "unloaded"  # the next request loads it again
+                        flush_memory()
+                        raise OutOfMemory(f"memory: {mode} ran out of GPU memory; memory was freed and the model "
+                                          "unloaded (the next request loads it). Try offload or lowvram")
+                    raise OutOfMemory(f"memory: {mode} ran out of GPU memory; memory was freed and the model is "
+                                      f"back in {self.memory.mode or before} mode. Try offload or lowvram")
                 flush_memory()
             if self.memory.available() is None:  # loaded or not: on a CPU no mode places anything
                 return CPU_REASON
             return self.memory.reason or mode
+
+    def _placed(self, pipe) -> bool:
+        """Place `pipe` for the requested mode; False (memory freed) when the GPU ran out of memory on the way."""
+        try:
+            self.memory.place(pipe)
+            return True
+        except torch.cuda.OutOfMemoryError:
+            pass  # freed below, outside the except block that holds the frames
+        flush_memory()
+        return False
 
     def _speedups(self, pipe) -> None:
         """Optional: a faster attention backend (falling back to native) and regional compilation."""

@@ -157,3 +157,29 @@ def test_before_the_first_load_the_check_uses_the_mode_auto_will_pick(demo_sourc
     else:
         engine.check_fits(1024, 1024)
     assert engine.loads == 0
+
+
+def test_a_memory_mode_that_runs_out_of_memory_rolls_back_and_says_why(engine, product):
+    """Out of memory half-way through re-placing: back to the previous mode (or, failing that too, unloaded)."""
+    engine.load()
+    vae, left = engine._pipe.vae, [1]
+    real_to = vae.to
+
+    def to(*args, **kwargs):  # the GPU fills up while the pipeline's last module moves
+        if left[0]:
+            left[0] -= 1
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real_to(*args, **kwargs)
+
+    vae.to = to
+    with pytest.raises(OutOfMemory, match="memory: offload ran out of GPU memory; memory was freed and the model is "
+                                          "back in cpu mode. Try offload or lowvram"):
+        engine.set_memory_mode("offload")
+    assert engine.memory.requested == "auto" and engine.memory_mode == "cpu"  # the mode says what is in force
+    assert engine.state == "ready" and engine.out_of_memory == 1
+    again = engine.generate(small(product, steps=1, seed=43)).images[0]  # the next request runs, no reload
+    assert not again.cached and engine.loads == 1
+    left[0] = 2  # the way back runs out of memory too: unloaded, said, the next request loads it
+    with pytest.raises(OutOfMemory, match=r"model unloaded \(the next request loads it\)"):
+        engine.set_memory_mode("lowvram")
+    assert engine.state == "unloaded" and engine.memory.requested == "auto" and engine._pipe is None
