@@ -703,9 +703,10 @@ def build_demo(engine, outputs: Path | None = None, admin: bool = False) -> gr.B
         enhanced = gr.State("")  # the prompt the writer last put in the box: Generate records it as written
         edited = gr.State(False)  # the user typed in the prompt box: keep their prompt, else it follows the form
         background_chosen = gr.State(False)  # the user picked a background: a new photo never changes it
+        variation = gr.State(0)  # the scene of image 1: "Load from image" restores image N's; a random seed resets it
 
         # -- wiring ----------------------------------------------------------------------------
-        fields = {**w, "auto_prompt": auto_prompt, "enhanced_prompt": enhanced}
+        fields = {**w, "auto_prompt": auto_prompt, "enhanced_prompt": enhanced, "variation": variation}
         outputs = {"image": result, "info": info, "download": download, "gallery": gallery, "history": history,
                    "seed": last_seed, "message": message, **views}
 
@@ -871,6 +872,7 @@ def build_demo(engine, outputs: Path | None = None, admin: bool = False) -> gr.B
             side.release(lambda: "custom", None, aspect, queue=False, **hidden)
         reuse.click(lambda s: (s if s is not None else 0, False), last_seed, [w["seed"], random_seed], queue=False,
                     **hidden)
+        random_seed.input(lambda on: 0 if on else gr.skip(), random_seed, variation, queue=False, **hidden)
         # A photo that needs a painted mask says so beside Generate, where the user is looking; on the demo model
         # a packshot background is preselected (and said why)
         w["photo"].change(h.photo_changed, [w["photo"], background_chosen], [w["mask"], message, w["background"]],
@@ -881,7 +883,7 @@ def build_demo(engine, outputs: Path | None = None, admin: bool = False) -> gr.B
         gallery.select(select, history, [result, info, download, *views.values()], queue=False, **hidden)
         loaded = {**{k: v for k, v in w.items() if k not in ("photo", "mask", "logo", "font")},
                   "auto_prompt": auto_prompt, "enhanced_prompt": enhanced, "prompt_edited": edited,
-                  "random_seed": random_seed, "aspect": aspect, "message": message}
+                  "random_seed": random_seed, "aspect": aspect, "message": message, "variation": variation}
         def restore(file: str, request: gr.Request):
             return {loaded[k]: v for k, v in h.load_from_image(file, request).items() if k in loaded}
 

@@ -42,6 +42,7 @@ class AdForm:
     auto_prompt: str = ""  # the built prompt the box last showed, so an unedited box is no override
     enhanced_prompt: str = ""  # the prompt the writer last put in the box ("Enhance prompt"): unedited, it is "written"
     different_scenes: bool = False  # the writer writes one scene per image/variant in place of the style's list
+    variation: int = 0  # the style's scene of image 1 (image i: variation + i); "Load from image" restores it
     seed: int | None = None  # None: a random seed, chosen once and reported
     width: int = 1024
     height: int = 1024
@@ -131,6 +132,7 @@ class AdForm:
             image=read_image_file(self.photo, "product photo") if self.photo and read_photo else None,
             draw_copy=not self.is_ad,  # an ad draws its copy as its own layer
             same_scene=bool(self.same_scene) and not self.different_scenes, enhanced=enhanced,
+            variation=self.variation or 0,
         )
 
     def job(self, presets: Mapping[str, StylePreset]):

@@ -223,12 +223,15 @@ def restored_fields(params: dict) -> tuple[dict, str, bool]:
               "audience": product["audience"], "scene": product["scene"], "colors": product["colors"],
               "copy": product["copy"], "style": params["preset"], "product_focus": params["product_focus"],
               "lora_scale": params["lora_scale"] if params["lora_scale"] is not None else 1.0,
-              "prompt": params["prompt"], "auto_prompt": "" if params["prompt_override"] else params["prompt"],
+              # a prompt of the user's or the writer's without the scene generation adds to it ("Setting: …")
+              "prompt": params["prompt"] if params["prompt_override"] is None else params["prompt_override"],
+              "auto_prompt": "" if params["prompt_override"] else params["prompt"],
+              "variation": params.get("variation") or 0,  # image N's scene, not image 1's
               "prompt_edited": bool(params["prompt_override"]),
               "seed": params["seed"], "random_seed": False, "aspect": ratio, "width": params["width"],
               "height": params["height"], "steps": params["steps"], "same_scene": bool(params.get("same_scene")),
               # the writer's work: the prompt stays "written" while unedited; scenes are written again for the seed
-              "enhanced_prompt": params["prompt"] if params.get("prompt_written") else "",
+              "enhanced_prompt": (params["prompt_override"] or "") if params.get("prompt_written") else "",
               "different_scenes": bool(params.get("scenes_written"))}
     what = [f"“{product['name']}”", params["preset"], f"seed {params['seed']}", f"{params['width']}x{params['height']}",
             f"{params['steps']} steps"]

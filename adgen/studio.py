@@ -233,8 +233,9 @@ class Studio:
         evict_lru(self.outputs, "*", max_cache_bytes(), keep=[Path(p) for p in paths.values()])
         width, height = Image.open(io.BytesIO(item.png)).size
         final = paths.pop("final")
-        return Entry(final, item.seed, f"{width}x{height}", result.prompt, round(result.seconds, 2), item.cached,
-                     result.model, paths, dict(item.step_cached))
+        # each image's own prompt: image N of a request has its own scene
+        return Entry(final, item.seed, f"{width}x{height}", item.prompt or result.prompt, round(result.seconds, 2),
+                     item.cached, result.model, paths, dict(item.step_cached))
 
     def checked(self, entries: object) -> list[Entry]:
         """History entries from the browser, keeping only those naming files AdGen made and still has.

@@ -817,3 +817,21 @@ def test_admin_controls_refuse_a_proxied_or_remote_request_on_a_loopback_launch(
     assert [u["visible"] for u in [d for d in demo.fns.values() if d.name == "admin_shown"][0].fn(local)] == [True] * 4
     handlers.unload(local)
     assert engine.state == "unloaded"
+
+
+def test_load_from_image_n_reproduces_image_n_with_its_scene(handlers):
+    """Image 2 of a request has scene 2 (and a written prompt its "Setting: …" once): loading it and generating
+    gives the same bytes, never scene 1 or the setting twice."""
+    from adgen.page import FORM_FIELDS
+
+    enhanced = dict(prompt="A written prompt about the drink.", enhanced_prompt="A written prompt about the drink.")
+    for written in (False, True):
+        made = generate(handlers, count=2, steps=1, **(enhanced if written else {}))
+        second = made["history"][1]
+        assert second["seed"] == 12 and read_params(Path(second["path"]).read_bytes())["variation"] == 1
+        values = handlers.load_from_image(second["path"])
+        assert values["variation"] == 1 and values["prompt"].count("Setting:") == (0 if written else 1)
+        form = AdForm.of({**{k: v for k, v in values.items() if k in FORM_FIELDS}, "count": 1})
+        again = handlers.generate(form, None, None, FakeProgress())
+        assert Path(again["download"]).read_bytes() == Path(second["path"]).read_bytes()
+        assert again["history"][0]["prompt"] == second["prompt"] != made["history"][0]["prompt"]  # its own scene
