@@ -39,6 +39,7 @@ from adgen.page import (
     mask_editor_value,
     mask_png,
     notes_line,
+    request_is_local,
     restored_fields,
     session_of,
     status_line,
@@ -328,10 +329,15 @@ class Handlers:
         """(the one status line, the details) — never waits for the engine, a download or a load."""
         return status_line(self.studio.slot, lang_of_request(request), width, height, count)
 
+    def is_admin(self, request: gr.Request | None = None) -> bool:
+        """Admin controls for this request: a local launch, and a request from this machine that no proxy forwarded
+        (behind nginx or a tunnel every visitor reaches 127.0.0.1)."""
+        return self.admin and request_is_local(request)
+
     def set_memory_mode(self, mode: str, request: gr.Request | None = None) -> str:
         lang = lang_of_request(request)
         engine = self.studio.slot.peek()
-        if not self.admin or engine is None:
+        if not self.is_admin(request) or engine is None:
             return text("admin_only", lang)
         try:
             why = engine.set_memory_mode(mode)
@@ -343,7 +349,7 @@ class Handlers:
         """Memory details on a local launch: switch fp8/int8/none (the model reloads on the next request)."""
         lang = lang_of_request(request)
         engine = self.studio.slot.peek()
-        if not self.admin or engine is None or not hasattr(engine, "set_quantize"):
+        if not self.is_admin(request) or engine is None or not hasattr(engine, "set_quantize"):
             return text("admin_only", lang)
         try:
             scheme = engine.set_quantize(value)
@@ -351,18 +357,18 @@ class Handlers:
             return "⚠ " + localize_error(exc, lang)
         return text("quantize_set", lang, scheme=scheme)
 
-    def free_memory(self) -> str:
+    def free_memory(self, request: gr.Request | None = None) -> str:
         from adgen.memory import flush_memory
 
-        if self.admin:
+        if self.is_admin(request):
             flush_memory()
-        return self.status()[1]
+        return self.status(request=request)[1]
 
-    def unload(self) -> str:
+    def unload(self, request: gr.Request | None = None) -> str:
         engine = self.studio.slot.peek()
-        if self.admin and engine is not None:
+        if self.is_admin(request) and engine is not None:
             engine.unload()
-        return self.status()[1]
+        return self.status(request=request)[1]
 
 
 STOPPED_LINES = {"write_copy": "writer_copy_stopped", "enhance": "writer_prompt_stopped"}  # else status_stopped
@@ -400,7 +406,9 @@ def failure(exc: BaseException, lang: str, stopped: str = "") -> str:
     if isinstance(exc, AdgenError):
         return "⚠ " + localize_error(exc, lang)
     log.error("generation failed", exc_info=exc)  # a bug: keep serving, say what happened, log the traceback
-    return "⚠ " + text("unexpected_error", lang, kind=exc.__class__.__name__, message=str(exc))
+    # An OSError's text names a server path (the page is public): its reason only, the log has the rest
+    said = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return "⚠ " + text("unexpected_error", lang, kind=exc.__class__.__name__, message=said)
 
 
 def event_gone():
@@ -721,7 +729,7 @@ def build_demo(engine, outputs: Path | None = None, admin: bool = False) -> gr.B
         with gr.Accordion(i18n("memory_details"), open=False):
             details = gr.Markdown(elem_id="vram-panel")
             if admin:
-                gr.Markdown(i18n("admin_controls"))
+                admin_title = gr.Markdown(i18n("admin_controls"))
                 with gr.Row():
                     memory = gr.Radio(["auto", "gpu", "offload", "lowvram"], value=os.environ.get("ADGEN_MEMORY")
                                       or "auto", label=i18n("memory_mode"), scale=3)
@@ -735,9 +743,10 @@ def build_demo(engine, outputs: Path | None = None, admin: bool = False) -> gr.B
         enhanced = gr.State("")  # the prompt the writer last put in the box: Generate records it as written
         edited = gr.State(False)  # the user typed in the prompt box: keep their prompt, else it follows the form
         background_chosen = gr.State(False)  # the user picked a background: a new photo never changes it
+        variation = gr.State(0)  # the scene of image 1: "Load from image" restores image N's; a random seed resets it
 
         # -- wiring ----------------------------------------------------------------------------
-        fields = {**w, "auto_prompt": auto_prompt, "enhanced_prompt": enhanced}
+        fields = {**w, "auto_prompt": auto_prompt, "enhanced_prompt": enhanced, "variation": variation}
         outputs = {"image": result, "info": info, "download": download, "gallery": gallery, "history": history,
                    "seed": last_seed, "message": message, **views}
 
@@ -906,6 +915,7 @@ def build_demo(engine, outputs: Path | None = None, admin: bool = False) -> gr.B
             side.release(lambda: "custom", None, aspect, queue=False, **hidden)
         reuse.click(lambda s: (s if s is not None else 0, False), last_seed, [w["seed"], random_seed], queue=False,
                     **hidden)
+        random_seed.input(lambda on: 0 if on else gr.skip(), random_seed, variation, queue=False, **hidden)
         # A photo that needs a painted mask says so beside Generate, where the user is looking; on the demo model
         # a packshot background is preselected (and said why)
         w["photo"].change(h.photo_changed, [w["photo"], background_chosen], [w["mask"], message, w["background"]],
@@ -916,7 +926,7 @@ def build_demo(engine, outputs: Path | None = None, admin: bool = False) -> gr.B
         gallery.select(select, history, [result, info, download, *views.values()], queue=False, **hidden)
         loaded = {**{k: v for k, v in w.items() if k not in ("photo", "mask", "logo", "font")},
                   "auto_prompt": auto_prompt, "enhanced_prompt": enhanced, "prompt_edited": edited,
-                  "random_seed": random_seed, "aspect": aspect, "message": message}
+                  "random_seed": random_seed, "aspect": aspect, "message": message, "variation": variation}
         def restore(file: str, request: gr.Request):
             return {loaded[k]: v for k, v in h.load_from_image(file, request).items() if k in loaded}
 
@@ -931,6 +941,11 @@ def build_demo(engine, outputs: Path | None = None, admin: bool = False) -> gr.B
             quantize.change(h.set_quantize, quantize, memory_note, **{**gpu, "api_visibility": "private"})
             free.click(h.free_memory, None, details, queue=False, **hidden)
             unload.click(h.unload, None, details, concurrency_limit=slots, concurrency_id="gpu", **hidden)
+
+            def admin_shown(request: gr.Request):  # a visitor through a proxy sees no admin controls (nor may use them)
+                return [gr.update(visible=h.is_admin(request))] * 4
+
+            demo.load(admin_shown, None, [admin_title, memory, free, unload], queue=False, **hidden)
         def restore_history(hist: list, request: gr.Request):
             return to_outputs(h.restore_history(hist, request))
 

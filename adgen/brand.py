@@ -173,8 +173,9 @@ def brand_names(directory: Path | None = None) -> list[str]:
     return sorted(p.stem for p in directory.glob("*.y*ml")) if directory.is_dir() else []
 
 
-def load_brand(name: str, directory: Path | None = None) -> Brand:
-    """The brand `name` from its data file; errors name the file and the field."""
+def brand_file(name: str, directory: Path | None = None) -> tuple[Path, BrandFile]:
+    """(path, checked data) of the brand file `name`, its logo and font not read: what the prompt preview needs
+    (it runs on every keystroke; a kit's 40-megapixel logo must not be decoded for it)."""
     directory = directory or brand_dir()
     names = brand_names(directory)
     if not isinstance(name, str) or not _NAME.fullmatch(name) or name not in names:
@@ -182,9 +183,14 @@ def load_brand(name: str, directory: Path | None = None) -> Brand:
     path = next(p for p in (directory / f"{name}.yaml", directory / f"{name}.yml") if p.is_file())
     data = read_fields(path, ", ".join(BrandFile.model_fields))
     try:
-        spec = BrandFile(**data)
+        return path, BrandFile(**data)
     except ValidationError as exc:
         raise schema_error(path, exc, lambda loc: list(BrandFile.model_fields)) from None
+
+
+def load_brand(name: str, directory: Path | None = None) -> Brand:
+    """The brand `name` from its data file; errors name the file and the field."""
+    path, spec = brand_file(name, directory)
     try:
         logo = read_image_file(_inside(path, spec.logo, "logo"), "logo") if spec.logo else None
         font = _inside(path, spec.font, "font") if spec.font else None

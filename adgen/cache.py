@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import re
 import tempfile
@@ -25,6 +26,7 @@ from PIL import Image
 
 from .metadata import read_chunk
 
+log = logging.getLogger("adgen.cache")
 _KEY = re.compile(r"[0-9a-f]{64}")
 TMP_PREFIX = ".tmp-"
 STALE_TMP_SECONDS = 3600
@@ -37,6 +39,7 @@ class ResultCache:
         self.root = Path(root)
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
+        self._last_warning = ""
 
     def path(self, key: str) -> Path:
         if not _KEY.fullmatch(key):
@@ -59,13 +62,29 @@ class ResultCache:
             pass
         return data
 
-    def put(self, key: str, data: bytes) -> Path:
-        """Store `data` under `key` atomically; returns the entry's path."""
+    def put(self, key: str, data: bytes) -> Path | None:
+        """Store `data` under `key` atomically; returns the entry's path (None when the disk refused it).
+
+        A failed write (a full disk, a broken cache folder) is one warning: the result still reaches the user,
+        and the cache keeps serving the entries it has.
+        """
         path = self.path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, data)
-        self.evict()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(path, data)
+            self.evict()
+        except OSError as exc:
+            self._warn(exc)
+            return None
         return path
+
+    def _warn(self, exc: OSError) -> None:
+        """One log line for a write the disk refused (not one per image: a full disk refuses every write)."""
+        reason = exc.strerror or exc.__class__.__name__
+        if reason != self._last_warning:
+            self._last_warning = reason
+            log.warning("result cache: could not store an entry under %s (%s); results are served without "
+                        "caching", self.root, reason)
 
     def json_path(self, key: str) -> Path:
         return self.path(key).with_suffix(".json")
@@ -89,14 +108,18 @@ class ResultCache:
             pass
         return data
 
-    def put_json(self, key: str, value: dict) -> Path:
+    def put_json(self, key: str, value: dict) -> Path | None:
         """Store a JSON entry (which must carry `key` under "key") atomically."""
         if value.get("key") != key:
             raise ValueError("a JSON cache entry must carry its own key under 'key'")
         path = self.json_path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, json.dumps(value, ensure_ascii=False, sort_keys=True).encode())
-        self.evict()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(path, json.dumps(value, ensure_ascii=False, sort_keys=True).encode())
+            self.evict()
+        except OSError as exc:  # as for `put`: the texts still reach the user
+            self._warn(exc)
+            return None
         return path
 
     def evict(self) -> int:

@@ -63,17 +63,49 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torc
     return DTYPES[name]
 
 
-def plan_attention(backend: str | None) -> tuple[str, str]:
-    """(backend that will run, why): the requested one if its package is usable here, else native SDPA."""
+def plan_attention(backend: str | None, device: torch.device | None = None, dtype: torch.dtype | None = None,
+                   shape: tuple[int, int] = (2, 64)) -> tuple[str, str]:
+    """(backend that will run, why): the requested one if its package is usable here and (given a `device`) one
+    real tiny call on it runs, else native SDPA. Decided before any request: cache keys record the backend."""
     if not backend or backend == "native":
         return "native", ""
     try:
         from diffusers.models.attention_dispatch import AttentionBackendName, _check_attention_backend_requirements
 
         _check_attention_backend_requirements(AttentionBackendName(backend))
-    except Exception as exc:  # flash-attn not installed, unknown name, ...: native SDPA still works
+        if device is not None:
+            probe_attention(backend, device, dtype or torch.float32, *shape)
+    except Exception as exc:  # flash-attn not installed, unknown name, no kernel here, ...: native SDPA still works
         return "native", f"{backend} unavailable: {first_line(exc, 120)}"
     return backend, ""
+
+
+def attention_shape(path: Path | None) -> tuple[int, int]:
+    """(heads, head size) of the transformer in the model folder `path`, from its config (no weights read)."""
+    import json
+
+    try:
+        config = json.loads((Path(path) / "transformer" / "config.json").read_text()) if path else {}
+        heads = int(config["n_heads"])
+        return heads, int(config["dim"]) // heads
+    except (OSError, ValueError, KeyError, TypeError, ZeroDivisionError):
+        return 30, 128  # Z-Image-Turbo's
+
+
+def probe_attention(backend: str, device: torch.device, dtype: torch.dtype, heads: int, size: int) -> None:
+    """One real tiny attention call as ZIT's transformer makes it (its heads, head size and dtype, a padding mask,
+    an odd length) on `backend`; raises what a request would raise. A backend can pass diffusers' package check
+    and still have no kernel for this GPU, dtype or mask (`_native_cudnn` on a CPU: "No viable backend")."""
+    from diffusers.models.attention_dispatch import AttentionBackendName, dispatch_attention_fn
+
+    q = torch.randn(1, 77, heads, size, generator=torch.Generator("cpu").manual_seed(0)).to(device, dtype)
+    mask = torch.ones(1, 1, 1, 77, dtype=torch.bool, device=device)
+    mask[..., 70:] = False  # padding: the prompt's tokens are masked like this
+    with torch.no_grad():
+        out = dispatch_attention_fn(q, q, q, attn_mask=mask, dropout_p=0.0, is_causal=False,
+                                    backend=AttentionBackendName(backend))
+    if not torch.isfinite(out).all():
+        raise RuntimeError(f"{backend} returned non-finite values")
 
 
 @dataclass(frozen=True)
@@ -221,7 +253,7 @@ class Engine:
         self.cache = cache
         self.presets = presets if presets is not None else load_presets()
         self.attention = attention
-        self.attention_used, why = plan_attention(attention)
+        self.attention_used, why = plan_attention(attention, self.device, self.dtype, attention_shape(self.source.path))
         if why:
             self.attention_used = f"native ({why})"
         self.compile, self.compile_backend = compile, compile_backend
@@ -397,21 +429,44 @@ class Engine:
         if mode not in MODES:
             raise InputError("memory", f"must be one of {', '.join(MODES)} (got {mode!r})")
         with self._gpu_lock, self._load_lock:
+            before = self.memory.requested
             self.memory.requested = mode
             if self._pipe is not None:
                 self._img2img = self._inpaint = None  # remade from the re-placed pipeline on demand
-                self.memory.place(self._pipe)
+                if not self._placed(self._pipe):  # out of memory half-way: back to the mode it was in
+                    self.out_of_memory += 1
+                    self.memory.requested = before
+                    if not self._placed(self._pipe):
+                        self._pipe = None
+                        self.adapters.clear()
+                        self._embeds.clear()
+                        self.state = "unloaded"  # the next request loads it again
+                        flush_memory()
+                        raise OutOfMemory(f"memory: {mode} ran out of GPU memory; memory was freed and the model "
+                                          "unloaded (the next request loads it). Try offload or lowvram")
+                    raise OutOfMemory(f"memory: {mode} ran out of GPU memory; memory was freed and the model is "
+                                      f"back in {self.memory.mode or before} mode. Try offload or lowvram")
                 flush_memory()
             if self.memory.available() is None:  # loaded or not: on a CPU no mode places anything
                 return CPU_REASON
             return self.memory.reason or mode
+
+    def _placed(self, pipe) -> bool:
+        """Place `pipe` for the requested mode; False (memory freed) when the GPU ran out of memory on the way."""
+        try:
+            self.memory.place(pipe)
+            return True
+        except torch.cuda.OutOfMemoryError:
+            pass  # freed below, outside the except block that holds the frames
+        flush_memory()
+        return False
 
     def _speedups(self, pipe) -> None:
         """Optional: a faster attention backend (falling back to native) and regional compilation."""
         if self.attention_used not in ("native",) and not self.attention_used.startswith("native"):
             try:
                 pipe.transformer.set_attention_backend(self.attention_used)
-            except Exception as exc:  # wrong GPU, ...: native SDPA still works
+            except Exception as exc:  # wrong GPU, dtype or mask, ...: native SDPA still works
                 pipe.transformer.set_attention_backend("native")
                 self.attention_used = f"native ({self.attention} unavailable: {first_line(exc, 120)})"
         if self.attention_used.startswith("native ("):

@@ -42,6 +42,7 @@ class AdForm:
     auto_prompt: str = ""  # the built prompt the box last showed, so an unedited box is no override
     enhanced_prompt: str = ""  # the prompt the writer last put in the box ("Enhance prompt"): unedited, it is "written"
     different_scenes: bool = False  # the writer writes one scene per image/variant in place of the style's list
+    variation: int = 0  # the style's scene of image 1 (image i: variation + i); "Load from image" restores it
     seed: int | None = None  # None: a random seed, chosen once and reported
     width: int = 1024
     height: int = 1024
@@ -82,10 +83,10 @@ class AdForm:
     def _kit_has_logo(self) -> bool:
         if not self.brand:
             return False
-        from .brand import load_brand
+        from .brand import brand_file
 
         try:
-            return load_brand(self.brand).logo is not None
+            return brand_file(self.brand)[1].logo is not None  # the logo named, not read (the preview asks too)
         except AdgenError:
             return True  # an ad, so that making it says what is wrong with the brand
 
@@ -98,11 +99,11 @@ class AdForm:
 
     def _brand_colors(self) -> tuple[str, ...]:
         """The brand's colours without reading its logo or font (the prompt preview runs on every keystroke)."""
-        from .brand import load_brand, parse_colors
+        from .brand import brand_file, parse_colors
 
         if self.brand_colors:
             return parse_colors(self.brand_colors)
-        return load_brand(self.brand).colors if self.brand else ()
+        return parse_colors(brand_file(self.brand)[1].colors) if self.brand else ()
 
     def product(self) -> Product:
         return Product(self.name or "", self.category or "", self.features or "", self.audience or "",
@@ -131,6 +132,7 @@ class AdForm:
             image=read_image_file(self.photo, "product photo") if self.photo and read_photo else None,
             draw_copy=not self.is_ad,  # an ad draws its copy as its own layer
             same_scene=bool(self.same_scene) and not self.different_scenes, enhanced=enhanced,
+            variation=self.variation or 0,
         )
 
     def job(self, presets: Mapping[str, StylePreset]):

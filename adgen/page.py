@@ -50,6 +50,36 @@ def admin_allowed(server_name: str | None, share: bool, environ: dict | None = N
         return False
 
 
+PROXY_HEADERS = ("forwarded", "x-forwarded-for", "x-real-ip")  # set by nginx, Caddy, tunnels: not this machine
+
+
+def request_is_local(request) -> bool:
+    """Whether a Gradio request comes from this machine itself: a loopback client that no proxy forwarded.
+
+    A launch on 127.0.0.1 behind nginx or a tunnel sees every visitor as a loopback client; only the proxy's
+    headers tell them apart, so a request carrying one is never local. Direct calls (no request) are.
+    """
+    if request is None:
+        return True
+    headers = getattr(request, "headers", None)
+    try:
+        names = {str(name).lower() for name in headers.keys()} if headers is not None else set()
+    except Exception:  # a request without real headers (internal calls)
+        names = set()
+    if names & set(PROXY_HEADERS):
+        return False
+    client = getattr(request, "client", None)
+    host = client.get("host") if isinstance(client, dict) else getattr(client, "host", None)
+    if host is None:
+        return True  # not an HTTP request (a handler called in-process)
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(str(host).strip("[]")).is_loopback
+    except ValueError:  # "testclient", a host name: not known to be this machine
+        return False
+
+
 def lang_of_request(request) -> str:
     """The UI language of the browser behind a Gradio request ("en" for direct calls)."""
     headers = getattr(request, "headers", None)
@@ -205,12 +235,15 @@ def restored_fields(params: dict) -> tuple[dict, str, bool]:
               "audience": product["audience"], "scene": product["scene"], "colors": product["colors"],
               "copy": product["copy"], "style": params["preset"], "product_focus": params["product_focus"],
               "lora_scale": params["lora_scale"] if params["lora_scale"] is not None else 1.0,
-              "prompt": params["prompt"], "auto_prompt": "" if params["prompt_override"] else params["prompt"],
+              # a prompt of the user's or the writer's without the scene generation adds to it ("Setting: …")
+              "prompt": params["prompt"] if params["prompt_override"] is None else params["prompt_override"],
+              "auto_prompt": "" if params["prompt_override"] else params["prompt"],
+              "variation": params.get("variation") or 0,  # image N's scene, not image 1's
               "prompt_edited": bool(params["prompt_override"]),
               "seed": params["seed"], "random_seed": False, "aspect": ratio, "width": params["width"],
               "height": params["height"], "steps": params["steps"], "same_scene": bool(params.get("same_scene")),
               # the writer's work: the prompt stays "written" while unedited; scenes are written again for the seed
-              "enhanced_prompt": params["prompt"] if params.get("prompt_written") else "",
+              "enhanced_prompt": (params["prompt_override"] or "") if params.get("prompt_written") else "",
               "different_scenes": bool(params.get("scenes_written"))}
     what = [f"“{product['name']}”", params["preset"], f"seed {params['seed']}", f"{params['width']}x{params['height']}",
             f"{params['steps']} steps"]

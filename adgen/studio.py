@@ -10,6 +10,7 @@ Pure of gradio; the engine may still be starting (`EngineSlot`), so the page is 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import io
@@ -79,8 +80,24 @@ class EngineSlot:
 
             raise ModelError("model: AdGen is still starting; try again in a moment")
         if self._error is not None:
-            raise self._error
+            # A fresh error each time: re-raising the stored one would append this call's frames (and their
+            # locals, a request each) to its traceback on every request, for as long as the process runs.
+            raise _fresh(self._error) from None
         return self._engine  # type: ignore[return-value]
+
+
+def _fresh(error: BaseException) -> BaseException:
+    """A new exception saying what `error` said (same class where it can be rebuilt), with no traceback."""
+    try:
+        fresh = copy.copy(error)
+    except Exception:  # noqa: BLE001 - a class that cannot be rebuilt from its args
+        fresh = None
+    if type(fresh) is not type(error) or fresh is error:
+        from .errors import ModelError
+
+        fresh = ModelError(str(error))
+    fresh.__traceback__ = fresh.__cause__ = fresh.__context__ = None
+    return fresh
 
 
 @dataclass(frozen=True)
@@ -216,8 +233,9 @@ class Studio:
         evict_lru(self.outputs, "*", max_cache_bytes(), keep=[Path(p) for p in paths.values()])
         width, height = Image.open(io.BytesIO(item.png)).size
         final = paths.pop("final")
-        return Entry(final, item.seed, f"{width}x{height}", result.prompt, round(result.seconds, 2), item.cached,
-                     result.model, paths, dict(item.step_cached))
+        # each image's own prompt: image N of a request has its own scene
+        return Entry(final, item.seed, f"{width}x{height}", item.prompt or result.prompt, round(result.seconds, 2),
+                     item.cached, result.model, paths, dict(item.step_cached))
 
     def checked(self, entries: object) -> list[Entry]:
         """History entries from the browser, keeping only those naming files AdGen made and still has.

@@ -761,3 +761,78 @@ def test_every_cancellable_job_shows_its_progress_only_on_its_own_outputs(engine
     assert len(shown) == 7  # generate, three redos, write copy, enhance prompt, campaign
     for dep in shown:
         assert dep["show_progress_on"] and set(dep["show_progress_on"]) <= set(dep["outputs"]), dep["id"]
+
+
+def test_a_broken_result_cache_still_shows_the_image_and_a_failure_names_no_server_path(demo_source, tmp_path):
+    from adgen.cache import ResultCache
+
+    (tmp_path / "results").write_bytes(b"")  # a file where the cache folder should be
+    engine = Engine(demo_source, cache=ResultCache(tmp_path / "results"), device="cpu")
+    handlers = app.build_demo(engine, outputs=tmp_path / "outputs").handlers
+    shown = generate(handlers, count=1, steps=1)
+    assert shown["message"] == "" and Path(shown["download"]).is_file()
+    said = app.failure(NotADirectoryError(20, "Not a directory", str(tmp_path / "results" / "ab")), "en")
+    assert said == "⚠ unexpected error (NotADirectoryError): Not a directory" and str(tmp_path) not in said
+
+
+def test_the_prompt_preview_reads_no_logo_or_font_file(handlers, monkeypatch, tmp_path):
+    """The preview runs on every keystroke: a kit's logo (up to 40 megapixels) is never decoded for it."""
+    import adgen.brand
+
+    read = []
+    for name in ("read_image_file", "decode_image", "check_font"):
+        real = getattr(adgen.brand, name)
+        monkeypatch.setattr(adgen.brand, name, lambda *a, real=real, name=name, **k: read.append(name) or real(*a, **k))
+    logo = tmp_path / "logo.png"
+    Image.new("RGB", (90, 30), (0, 0, 255)).save(logo)
+    for form in (AdForm(name="Cola", brand="citrus"), AdForm(name="Cola", brand="citrus", logo=str(logo)),
+                 AdForm(name="Cola", brand="citrus", brand_colors="#FF0000")):
+        text, auto = handlers.preview(form, "", "")
+        assert text == auto and (" orange" in text or " red" in text)  # the kit's (or chosen) colours, as words
+    assert read == []
+    assert AdForm(name="x", brand="citrus").is_ad and read == []  # the kit names a logo: an ad, nothing read
+
+
+PROXIED = [gr.Request(headers={"X-Forwarded-For": "203.0.113.7"}, client={"host": "127.0.0.1"}),
+           gr.Request(headers={"forwarded": "for=203.0.113.7"}, client={"host": "127.0.0.1"}),
+           gr.Request(headers={"X-Real-IP": "203.0.113.7"}, client={"host": "::1"}),
+           gr.Request(headers={}, client={"host": "192.168.0.20"})]
+
+
+def test_admin_controls_refuse_a_proxied_or_remote_request_on_a_loopback_launch(engine, tmp_path):
+    """nginx or a tunnel in front of 127.0.0.1: every visitor's request arrives from loopback, with proxy headers."""
+    from adgen.page import request_is_local
+
+    demo = app.build_demo(engine, outputs=tmp_path / "outputs", admin=True)  # launched on 127.0.0.1
+    handlers = demo.handlers
+    generate(handlers, count=1, steps=1)
+    for request in PROXIED:
+        assert not request_is_local(request)
+        assert handlers.set_memory_mode("offload", request) == "admin controls are available on a local launch only"
+        handlers.unload(request)
+        assert engine.state == "ready" and engine.memory.requested == "auto"
+        shown = [dep for dep in demo.fns.values() if dep.name == "admin_shown"][0].fn(request)
+        assert [u["visible"] for u in shown] == [False] * 4
+    local = gr.Request(headers={"accept-language": "en"}, client={"host": "127.0.0.1"})
+    assert request_is_local(local) and request_is_local(None)
+    assert [u["visible"] for u in [d for d in demo.fns.values() if d.name == "admin_shown"][0].fn(local)] == [True] * 4
+    handlers.unload(local)
+    assert engine.state == "unloaded"
+
+
+def test_load_from_image_n_reproduces_image_n_with_its_scene(handlers):
+    """Image 2 of a request has scene 2 (and a written prompt its "Setting: …" once): loading it and generating
+    gives the same bytes, never scene 1 or the setting twice."""
+    from adgen.page import FORM_FIELDS
+
+    enhanced = dict(prompt="A written prompt about the drink.", enhanced_prompt="A written prompt about the drink.")
+    for written in (False, True):
+        made = generate(handlers, count=2, steps=1, **(enhanced if written else {}))
+        second = made["history"][1]
+        assert second["seed"] == 12 and read_params(Path(second["path"]).read_bytes())["variation"] == 1
+        values = handlers.load_from_image(second["path"])
+        assert values["variation"] == 1 and values["prompt"].count("Setting:") == (0 if written else 1)
+        form = AdForm.of({**{k: v for k, v in values.items() if k in FORM_FIELDS}, "count": 1})
+        again = handlers.generate(form, None, None, FakeProgress())
+        assert Path(again["download"]).read_bytes() == Path(second["path"]).read_bytes()
+        assert again["history"][0]["prompt"] == second["prompt"] != made["history"][0]["prompt"]  # its own scene

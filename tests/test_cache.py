@@ -95,3 +95,20 @@ def test_write_atomic_leaves_no_temp_file_on_failure(tmp_path):
 def test_bad_keys_are_refused(tmp_path):
     with pytest.raises(ValueError, match="64 hex digits"):
         ResultCache(tmp_path).path("../../etc/passwd")
+
+
+def test_a_cache_the_disk_refuses_is_one_warning_and_keeps_serving(tmp_path, caplog):
+    (tmp_path / "results").write_bytes(b"a file where the cache folder should be")
+    broken = ResultCache(tmp_path / "results")
+    with caplog.at_level("WARNING", logger="adgen.cache"):
+        assert broken.put(KEYS[0], entry(KEYS[0])) is None
+        assert broken.put(KEYS[1], entry(KEYS[1])) is None
+        assert broken.put_json(KEYS[2], {"key": KEYS[2]}) is None
+    assert broken.get(KEYS[0]) is None and broken.get_json(KEYS[2]) is None
+    assert len(caplog.records) == 1 and "Not a directory" in caplog.records[0].getMessage()  # one line, not one each
+    full = ResultCache(tmp_path / "full")
+    full.put(KEYS[3], entry(KEYS[3]))  # stored before the disk filled up
+    other = "ff" * 32
+    (tmp_path / "full" / other[:2]).write_bytes(b"")  # a broken sub-folder: this entry cannot be written
+    assert full.put(other, entry(other)) is None
+    assert full.get(KEYS[3]) == entry(KEYS[3])  # what it has is still served

@@ -259,3 +259,25 @@ def test_download_offline_says_how_to_get_the_weights(capsys):
     assert main(["download"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: model: cannot download Tongyi-MAI/Z-Image-Turbo") and "--model PATH" in err
+
+
+def test_a_broken_cache_folder_still_writes_the_ad_to_out(tmp_path, capsys, demo_cache, monkeypatch, caplog):
+    """The GPU work is done: a cache the disk refuses is one warning line, and the ad and its steps reach --out."""
+    from test_compose import bottle
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    for model in demo_cache.glob("demo-model-*"):
+        (cache / model.name).symlink_to(model)
+    (cache / "results").write_bytes(b"")  # a file where the result cache's folder should be
+    monkeypatch.setenv("ADGEN_CACHE_DIR", str(cache))
+    bottle().save(tmp_path / "bottle.png")
+    assert main(["generate", "--product", "x", "--image", str(tmp_path / "bottle.png"), "--copy", "여름",
+                 "--size", "256x256", "--steps", "1", "--seed", "1", "--out", str(tmp_path / "out")]) == 0
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    assert Image.open(report["images"][0]).size == (256, 256) and len(report["steps"][0]) == 4
+    assert "Traceback" not in captured.err
+    assert [r.getMessage() for r in caplog.records if r.name == "adgen.cache"] == [  # stderr, without pytest
+        f"result cache: could not store an entry under {cache / 'results'} (Not a directory); results are served "
+        "without caching"]

@@ -111,11 +111,24 @@ def test_a_new_seed_or_size_for_the_same_prompt_skips_the_text_encoder(engine, p
     assert engine.encodes == 2
 
 
-def test_an_unavailable_attention_backend_falls_back_to_native(demo_source, product, engine):
-    fast = Engine(demo_source, cache=None, device="cpu", attention="_flash_3")
-    image = fast.generate(small(product, steps=2)).images[0].png
-    assert fast.attention_used.startswith("native (_flash_3 unavailable")
-    assert image == engine.generate(small(product, steps=2)).images[0].png
+@pytest.mark.parametrize(("backend", "dtype", "says"), [
+    ("_flash_3", "float32", "not usable"),  # its package is missing
+    ("_native_cudnn", "float32", "No viable backend"),  # passes diffusers' check, no kernel here
+    ("_native_efficient", "bfloat16", "No viable backend"),
+    ("_native_flash", "bfloat16", "attn_mask"),  # runs, but not with ZIT's padding mask
+])
+def test_an_attention_backend_that_cannot_run_falls_back_to_native(demo_source, backend, dtype, says):
+    """Checked with one real tiny call before any request (a cache key records the backend), nothing loaded."""
+    fast = Engine(demo_source, cache=None, device="cpu", attention=backend, dtype=dtype)
+    assert fast.attention_used.startswith(f"native ({backend} unavailable: ") and says in fast.attention_used
+    assert fast.describe()["attention"] == fast.attention_used and fast.loads == 0  # the panel says it
+    assert Engine(demo_source, cache=None, device="cpu", attention="_native_math").attention_used == "_native_math"
+
+
+def test_requests_run_on_native_after_a_fallback(demo_source, product, engine):
+    fast = Engine(demo_source, cache=None, device="cpu", attention="_native_cudnn")
+    made = fast.generate(small(product, steps=1)).images[0].png
+    assert made == engine.generate(small(product, steps=1)).images[0].png
 
 
 def test_regional_compile_of_the_repeated_blocks_gives_the_same_image(demo_source, product, engine):
@@ -144,6 +157,32 @@ def test_before_the_first_load_the_check_uses_the_mode_auto_will_pick(demo_sourc
     else:
         engine.check_fits(1024, 1024)
     assert engine.loads == 0
+
+
+def test_a_memory_mode_that_runs_out_of_memory_rolls_back_and_says_why(engine, product):
+    """Out of memory half-way through re-placing: back to the previous mode (or, failing that too, unloaded)."""
+    engine.load()
+    vae, left = engine._pipe.vae, [1]
+    real_to = vae.to
+
+    def to(*args, **kwargs):  # the GPU fills up while the pipeline's last module moves
+        if left[0]:
+            left[0] -= 1
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real_to(*args, **kwargs)
+
+    vae.to = to
+    with pytest.raises(OutOfMemory, match="memory: offload ran out of GPU memory; memory was freed and the model is "
+                                          "back in cpu mode. Try offload or lowvram"):
+        engine.set_memory_mode("offload")
+    assert engine.memory.requested == "auto" and engine.memory_mode == "cpu"  # the mode says what is in force
+    assert engine.state == "ready" and engine.out_of_memory == 1
+    again = engine.generate(small(product, steps=1, seed=43)).images[0]  # the next request runs, no reload
+    assert not again.cached and engine.loads == 1
+    left[0] = 2  # the way back runs out of memory too: unloaded, said, the next request loads it
+    with pytest.raises(OutOfMemory, match=r"model unloaded \(the next request loads it\)"):
+        engine.set_memory_mode("lowvram")
+    assert engine.state == "unloaded" and engine.memory.requested == "auto" and engine._pipe is None
 
 
 def test_a_writer_job_recovers_from_an_out_of_memory_by_the_same_path_as_images(engine, short_writer, monkeypatch):
