@@ -415,6 +415,31 @@ class Page(gr.Blocks):
     defaults, and a required one left out is empty text, so the function names it ("product name: must not be
     empty", in the caller's language). Gradio itself refuses a short array with a bare `{"error": null}`."""
 
+    # The MCP server's request bodies: the MCP library's default (4 MiB) answers a phone photo sent as a data: URL
+    # (a 3.7 MB JPEG is ~5 MB of base64) with HTTP 413, which ends the client's session. Twice the upload limit
+    # holds a 20 MB photo's base64 (26.7 MB); a photo between 20 MB and this gets the tool error naming the limit.
+    MCP_MAX_BODY = 2 * MAX_IMAGE_BYTES
+
+    @property
+    def mcp_server_obj(self):
+        return self.__dict__.get("_mcp_server_obj")
+
+    @mcp_server_obj.setter
+    def mcp_server_obj(self, server) -> None:
+        """Gradio makes its MCP server at launch and sets it here: its transports get AdGen's body limit."""
+        if server is not None:
+            import functools
+
+            from mcp.server.transport_security import RequestBodyLimitMiddleware
+
+            manager = server.manager  # streamable HTTP (/gradio_api/mcp/): its body check wraps the handler
+            manager.max_request_body_size = self.MCP_MAX_BODY
+            manager.asgi_app = RequestBodyLimitMiddleware(manager.asgi_app.app, self.MCP_MAX_BODY)
+            # the older SSE transport (/gradio_api/mcp/sse) is made when mounted, after this
+            server.SseServerTransport = functools.partial(server.SseServerTransport,
+                                                          max_request_body_size=self.MCP_MAX_BODY)
+        self.__dict__["_mcp_server_obj"] = server
+
     def validate_inputs(self, block_fn, inputs: list) -> None:
         from gradio.components.api_component import Api
 
