@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
+import inspect
 import logging
 import os
 import time
@@ -285,8 +286,8 @@ class Handlers:
         unless the user chose a background themselves. Returns (editor value, note, background).
         """
         lang = lang_of_request(request)
-        if not photo:
-            return None, "", gr.skip()
+        if not photo:  # a packshot needs a photo: one AdGen preselected goes back to the default with it
+            return None, "", gr.skip() if chosen else "inpaint"
         notes, background = [], gr.skip()
         if not chosen and self.demo_model():
             notes, background = [text("demo_packshot", lang)], "packshot"
@@ -432,6 +433,47 @@ def event_gone():
         return True  # no longer an active job: its task was cancelled
 
     return gone
+
+
+class Page(gr.Blocks):
+    """`gr.Blocks` whose typed API endpoints (`gr.api`) take a short positional array, as a raw REST call
+    (`{"data": ["Aurora earbuds"]}`) or the JavaScript client sends it: the values left out are the function's
+    defaults, and a required one left out is empty text, so the function names it ("product name: must not be
+    empty", in the caller's language). Gradio itself refuses a short array with a bare `{"error": null}`."""
+
+    # The MCP server's request bodies: the MCP library's default (4 MiB) answers a phone photo sent as a data: URL
+    # (a 3.7 MB JPEG is ~5 MB of base64) with HTTP 413, which ends the client's session. Twice the upload limit
+    # holds a 20 MB photo's base64 (26.7 MB); a photo between 20 MB and this gets the tool error naming the limit.
+    MCP_MAX_BODY = 2 * MAX_IMAGE_BYTES
+
+    @property
+    def mcp_server_obj(self):
+        return self.__dict__.get("_mcp_server_obj")
+
+    @mcp_server_obj.setter
+    def mcp_server_obj(self, server) -> None:
+        """Gradio makes its MCP server at launch and sets it here: its transports get AdGen's body limit."""
+        if server is not None:
+            import functools
+
+            from mcp.server.transport_security import RequestBodyLimitMiddleware
+
+            manager = server.manager  # streamable HTTP (/gradio_api/mcp/): its body check wraps the handler
+            manager.max_request_body_size = self.MCP_MAX_BODY
+            manager.asgi_app = RequestBodyLimitMiddleware(manager.asgi_app.app, self.MCP_MAX_BODY)
+            # the older SSE transport (/gradio_api/mcp/sse) is made when mounted, after this
+            server.SseServerTransport = functools.partial(server.SseServerTransport,
+                                                          max_request_body_size=self.MCP_MAX_BODY)
+        self.__dict__["_mcp_server_obj"] = server
+
+    def validate_inputs(self, block_fn, inputs: list) -> None:
+        from gradio.components.api_component import Api
+
+        if len(inputs) < len(block_fn.inputs) and all(isinstance(b, Api) for b in block_fn.inputs):
+            params = [p for p in inspect.signature(block_fn.fn).parameters.values() if p.name != "request"]
+            inputs.extend(("" if p.annotation in (str, "str") else None) if p.default is inspect.Parameter.empty
+                          else p.default for p in params[len(inputs):len(block_fn.inputs)])
+        super().validate_inputs(block_fn, inputs)
 
 
 def launch(demo: gr.Blocks, **kwargs):
@@ -589,7 +631,7 @@ def build_demo(engine, outputs: Path | None = None, admin: bool = False) -> gr.B
     slots = getattr(engine, "parallel", 1)  # Ray workers run that many jobs at once; an engine (or its maker) one
     i18n = gr.I18n(**load_locales())
     hidden = dict(api_visibility="private")
-    with gr.Blocks(title="AdGen") as demo:
+    with Page(title="AdGen") as demo:
         gr.Markdown("## AdGen", elem_id="title")
         status = gr.Markdown(i18n("status_starting"), elem_id="status")
         w: dict = {}  # the form's widgets by AdForm field name

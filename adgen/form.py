@@ -139,6 +139,8 @@ class AdForm:
         """The job this form describes: an `AdSpec` for an ad, else an `AdRequest` (its brand still checked)."""
         if self.is_ad:
             return self.ad_spec(presets)
+        if self.background == "packshot":  # as the CLI, batch and campaign say: never a plain image instead
+            raise InputError("background", "a packshot shows the product: it needs a product photo")
         self.brand_kit()  # a bad font or logo is said even where a plain image would not use it
         return self.request(presets)
 

@@ -43,6 +43,9 @@ ASPECTS: dict[str, tuple[int, int]] = {
 }
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# Unicode's bidirectional controls (embeddings, overrides, isolates, marks): "세일 \u202e50% 할인" is drawn
+# "세일 인할 %05", price reversed. Refused like other control characters, never removed silently.
+_BIDI = re.compile("[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]")
 
 
 def check_text(name: str, value: str, limit: int = MAX_FIELD_CHARS, required: bool = False) -> str:
@@ -57,6 +60,10 @@ def check_text(name: str, value: str, limit: int = MAX_FIELD_CHARS, required: bo
     bad = _CONTROL.search(value)
     if bad:
         raise InputError(name, f"must not contain control characters (found U+{ord(bad.group()):04X})")
+    bad = _BIDI.search(value)
+    if bad:
+        raise InputError(name, f"must not contain bidirectional control characters: they reorder the text "
+                               f"(found U+{ord(bad.group()):04X})")
     return value
 
 

@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -188,6 +189,17 @@ def missing_glyphs(font_path: Path, text: str) -> list[str]:
     return missing
 
 
+def scripts_of(chars: list[str]) -> list[str]:
+    """The scripts `chars` belong to, by their Unicode names ("Arabic", "Thai"; "emoji" for symbols), in order."""
+    scripts = []
+    for char in chars:
+        if unicodedata.category(char) in ("So", "Sk", "Cs", "Co") or ord(char) >= 0x1F000:
+            scripts.append("emoji")
+        else:
+            scripts.append(unicodedata.name(char, "UNKNOWN").split()[0].title())
+    return list(dict.fromkeys(scripts))
+
+
 @lru_cache(maxsize=8)
 def font_id(path: Path) -> str:
     """sha256 of a font file (part of the copy layer's cache key), computed once per file."""
@@ -293,6 +305,11 @@ def layout_copy(copy: str, subcopy: str, size: tuple[int, int], style: TextStyle
         if font is not None:
             raise InputError("ad copy", f"the brand font has no glyph for {''.join(missing)!r}; use another font "
                              "or remove those characters")
+        scripts = [s for s in scripts_of(missing) if s != "emoji"]
+        if scripts:  # letters of a script the font lacks (Arabic, Thai, ...): say so, not "emoji"
+            raise InputError("ad copy", f"the copy font has no glyph for {''.join(missing)!r}: it has no letters "
+                             f"of the {', '.join(scripts)} script; remove those characters or use a brand font "
+                             "that has them")
         raise InputError("ad copy", f"the copy font has no glyph for {''.join(missing)!r}; "
                          "remove those characters (emoji are not supported)")
     width, height = size

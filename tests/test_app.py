@@ -292,6 +292,17 @@ def test_the_api_needs_only_a_name(served, tmp_path, short_writer):
     params = {p["parameter_name"]: p for p in info["/generate"]["parameters"]}
     assert [n for n, p in params.items() if not p["parameter_has_default"]] == ["name"]
     assert all("integer" in json.dumps(params[n]["type"]) for n in ("seed", "width", "height", "steps", "count"))
+    # plain HTTP, as curl sends it (docs/rest.md): a short array takes the defaults for the values left out
+    said = call_raw(url, ["Aurora earbuds"])
+    assert said.startswith("event: complete") or "\nevent: complete" in said, said
+    done = json.loads(said.split("event: complete\ndata: ", 1)[1].splitlines()[0])[0]
+    assert done["prompt"] == summary["prompt"] and Image.open(done["images"][0]).size == (1024, 1024)
+    assert engine.runs == 2
+    for headers, says in (({}, "product name: must not be empty"),
+                          ({"Accept-Language": "ko"}, "제품명: 비워 둘 수 없습니다")):
+        said = call_raw(url, [], headers)  # a required value left out: named, in the caller's language
+        assert said.startswith("event: error") and json.loads(said.split("data: ", 1)[1].splitlines()[0])["error"] \
+            == says, said
     from test_compose import bottle
 
     bottle().save(tmp_path / "bottle.png")
@@ -306,7 +317,7 @@ def test_the_api_needs_only_a_name(served, tmp_path, short_writer):
         # posted by hand, as any HTTP client can: a path on the server is never read as the product photo
         said = call_raw(url, ["x", "", "", "", "", "", "ad copy", "", photo])
         assert said.startswith("event: error") and "images" not in said, said
-    assert engine.runs == 2
+    assert engine.runs == 3
     written = client.predict(name="제주 감귤 탄산수", features="무설탕", kind="copy", n=2, seed=5, api_name="/write")
     assert (written["job"], written["texts"], written["usable"], written["demo"], written["seed"]) == (
         "copy", [], False, True, 5) and written["reason"].startswith("could not write usable text")  # demo: random
@@ -317,12 +328,12 @@ def test_the_api_needs_only_a_name(served, tmp_path, short_writer):
             app._path_of(photo)
 
 
-def call_raw(url: str, data: list) -> str:
+def call_raw(url: str, data: list, headers: dict | None = None) -> str:
     """POST /gradio_api/call/generate and read its event stream to the end."""
     import urllib.request
 
     post = urllib.request.Request(f"{url}gradio_api/call/generate", data=json.dumps({"data": data}).encode(),
-                                  headers={"Content-Type": "application/json"})
+                                  headers={"Content-Type": "application/json", **(headers or {})})
     with urllib.request.urlopen(post, timeout=30) as response:
         event = json.loads(response.read())["event_id"]
     with urllib.request.urlopen(f"{url}gradio_api/call/generate/{event}", timeout=60) as response:
@@ -463,6 +474,23 @@ def test_on_the_demo_model_a_photo_preselects_a_packshot_and_says_why(handlers, 
     assert note == "" and background == gr.skip()
     handlers.demo_model = lambda: False  # the real model: its own backgrounds
     assert handlers.photo_changed(photo)[1:] == ("", gr.skip())
+
+
+def test_a_packshot_without_a_photo_is_refused_everywhere_in_the_ui_language(handlers, engine):
+    """The page, the API (and MCP) refuse it as the CLI, batch and campaign do: never a plain image instead."""
+    says = "background: a packshot shows the product: it needs a product photo"
+    assert generate(handlers, background="packshot") == {"message": "⚠ " + says}
+    assert generate(handlers, background="packshot", request=KOREAN)["message"] == \
+        "⚠ 배경: 팩샷은 제품을 보여 주는 배경이라 제품 사진이 필요합니다"
+    api_generate = app.api_functions(handlers)[0]
+    with pytest.raises(gr.Error, match=says):
+        api_generate(name="Aurora earbuds", background="packshot", width=256, height=256, steps=2)
+    with pytest.raises(gr.Error, match="배경: 팩샷은"):
+        api_generate(name="Aurora earbuds", background="packshot", request=KOREAN)
+    assert engine.runs == 0
+    # a packshot AdGen preselected for a photo goes back to the default when the photo is removed; the user's stays
+    assert handlers.photo_changed(None)[2] == "inpaint"
+    assert handlers.photo_changed(None, chosen=True)[2] == gr.skip()
 
 
 def test_a_packshot_needs_no_model_and_load_from_image_restores_it(handlers, engine, tmp_path):

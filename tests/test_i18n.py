@@ -186,6 +186,10 @@ CASES = [
     (lambda: Product(name=" \u200b "), "제품명: 비워 둘 수 없습니다"),
     (lambda: Product("x", category="a" * 501), "카테고리: 500자 이하로 입력하세요 (현재 501자)"),
     (lambda: Product("x", audience="a\x07"), "타깃 고객: 제어 문자는 쓸 수 없습니다 (발견: U+0007)"),
+    (lambda: Product("x", copy="세일 \u202e50% 할인"),
+     "광고 문구: 글자 순서를 뒤집는 양방향 제어 문자는 쓸 수 없습니다 (발견: U+202E)"),
+    (lambda: AdRequest(P, prompt="a \u2067b"),
+     "프롬프트: 글자 순서를 뒤집는 양방향 제어 문자는 쓸 수 없습니다 (발견: U+2067)"),
     (lambda: Product("x", scene=5), "장면/분위기: 텍스트여야 합니다 (입력: int)"),
     (lambda: Product("x", colors="a" * 600), "브랜드 색상: 500자 이하로 입력하세요 (현재 600자)"),
     (lambda: Product("x", copy="a" * 501), "광고 문구: 500자 이하로 입력하세요 (현재 501자)"),
@@ -271,6 +275,12 @@ def test_long_copy_and_missing_glyphs_in_korean():
     assert localize_error(exc, "ko") == ("광고 문구: 문구 글꼴에 없는 글자가 있습니다: '😀'. "
                                          "해당 문자를 지우세요 (이모지는 지원하지 않습니다)")
     assert ".ttf" not in str(exc) and ".otf" not in str(exc)  # no file names in what users read
+    # letters of a script the font has no glyphs for are not "emoji": the message names the script
+    exc = raised(lambda: layout_copy("خصم 50%", "", (256, 256), style))
+    assert str(exc) == ("ad copy: the copy font has no glyph for 'خصم': it has no letters of the Arabic script; "
+                        "remove those characters or use a brand font that has them")
+    assert localize_error(exc, "ko") == ("광고 문구: 문구 글꼴에 Arabic 문자가 없습니다: 'خصم'. "
+                                         "해당 문자를 지우거나 그 문자가 있는 브랜드 글꼴을 쓰세요")
 
 
 def test_stopped_generations_in_korean():

@@ -18,6 +18,8 @@ from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from PIL import Image
 
+from adgen.images import MAX_IMAGE_BYTES
+
 import app
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,7 +61,7 @@ def mcp_served(engine, tmp_path):
     demo = app.build_demo(engine, outputs=tmp_path / "outputs", admin=False)
     port = free_port()
     app.launch(demo, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
-               allowed_paths=[str(tmp_path / "outputs")], mcp_server=True)
+               allowed_paths=[str(tmp_path / "outputs")], mcp_server=True, max_file_size=MAX_IMAGE_BYTES)
     yield mcp_url(port)
     demo.close()
 
@@ -106,13 +108,26 @@ def test_a_product_photo_reaches_the_tool_as_a_data_url(mcp_served, engine):
     bottle().save(png, "PNG")
     photo = "data:image/png;base64," + base64.b64encode(png.getvalue()).decode()
 
-    async def work(session):
-        return await session.call_tool("generate", {"name": "Aurora earbuds", "photo": photo, "copy": "Hear more",
-                                                    "width": 256, "height": 256, "steps": 2, "seed": 3},
-                                       read_timeout_seconds=CALL_TIMEOUT)
+    def sized(mb: float) -> str:  # a phone photo's size: the same picture, its file padded (decoders stop at IEND)
+        padded = png.getvalue() + bytes(int(mb * 2**20) - len(png.getvalue()))
+        return "data:image/png;base64," + base64.b64encode(padded).decode()
 
-    summary = summary_of(asyncio.run(session_run(mcp_served, work)))
+    async def work(session):
+        calls = []
+        for url in (photo, sized(19.9), sized(21)):  # the README's limit is 20 MB: up to it works, past it is said
+            calls.append(await session.call_tool("generate", {"name": "Aurora earbuds", "photo": url,
+                                                              "copy": "Hear more", "width": 256, "height": 256,
+                                                              "steps": 2, "seed": 3},
+                                                 read_timeout_seconds=CALL_TIMEOUT))
+        return calls
+
+    small, big, too_big = asyncio.run(session_run(mcp_served, work))  # one session: a refusal never ends it
+    summary = summary_of(small)
     assert set(summary["steps"][0]) == {"cutout", "mask", "background", "copy_layer"}
+    assert summary_of(big)["seeds"] == [3]  # a 19.9 MB photo (26.5 MB of base64): no HTTP 413
+    # past it: a tool error naming the limit (Gradio's client, which the MCP server calls the app through, checks
+    # the upload limit first), and the session goes on
+    assert too_big.isError and f"maximum file size of {MAX_IMAGE_BYTES} bytes" in too_big.content[0].text
 
 
 def test_python_app_mcp_serves_the_tools(tmp_path):

@@ -1,5 +1,7 @@
 """AdRequest / Product validation: each bad value names its field and what is allowed."""
 
+import re
+
 import pytest
 
 from adgen.errors import InputError
@@ -55,6 +57,25 @@ def test_bad_product_fields_are_named(fields, field, says):
         Product(**fields)
     assert err.value.field == field
     assert says in str(err.value)
+
+
+BIDI = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c"
+
+
+@pytest.mark.parametrize("char", BIDI)
+def test_bidirectional_controls_are_refused_in_every_text_field(char):
+    """"세일 \u202e50% 할인" is drawn "세일 인할 %05": each field that reaches the image or prompt refuses them."""
+    found = f"U+{ord(char):04X}"
+    for fields, field in (({"name": f"세일 {char}50%"}, "product name"), ({"name": "x", "copy": f"세일 {char}50% 할인"},
+                                                                          "ad copy"),
+                          ({"name": "x", "features": [f"a{char}b"]}, "key features"),
+                          ({"name": "x", "scene": f"a{char}"}, "scene/mood")):
+        with pytest.raises(InputError) as err:
+            Product(**fields)
+        assert err.value.field == field and "bidirectional control characters" in str(err.value), fields
+        assert found in str(err.value)
+    with pytest.raises(InputError, match=f"prompt: must not contain bidirectional .*{re.escape(found)}"):
+        AdRequest(product=P, prompt=f"a photo {char}of x")
 
 
 def test_text_is_kept_as_given_korean_included():
