@@ -9,9 +9,15 @@ at import time, and torch loads in the background after the server is up.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import datetime
 import logging
 import os
+import re
+import shutil
+import threading
+import time
 from pathlib import Path
 
 import gradio as gr
@@ -23,7 +29,6 @@ from adgen.errors import AdgenError, GenerationStopped, InputError
 from adgen.form import UI_MAX_COUNT, AdForm
 from adgen.i18n import description, label, load_locales, localize_error, text
 from adgen.images import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS
-from adgen.memory import CPU_REASON
 from adgen.metadata import read_params
 from adgen.models import cache_dir
 from adgen.page import (
@@ -36,6 +41,8 @@ from adgen.page import (
     lang_of_request,
     mask_editor_value,
     mask_png,
+    place_text,
+    progress_text,
     restored_fields,
     session_of,
     status_line,
@@ -44,6 +51,7 @@ from adgen.page import (
 from adgen.presets import load_presets
 from adgen.request import ASPECTS, COPY_LIMITS, MAX_FIELD_CHARS
 from adgen.request import random_seed as new_seed
+from adgen.secret import installation_secret
 from adgen.settings import add_runtime_flags, worker_flags
 from adgen.settings import make_engine as make_runtime_engine
 from adgen.studio import (
@@ -62,10 +70,15 @@ from adgen.typography import POSITIONS, load_text_styles
 
 log = logging.getLogger("adgen.app")
 WRITE_COPIES = 3  # copy suggestions per "Write copy"
+# On a narrow screen (a phone) the result sits below the form: a job's button brings its result area, where the
+# progress shows, into view; on a desktop it is beside the form and nothing jumps.
+BRING_INTO_VIEW = """() => { if (window.innerWidth < 768) {
+  document.querySelector('%s')?.scrollIntoView({behavior: 'smooth', block: 'start'}); } }"""
 CSS = """
 #result img, #gallery img, #campaign-gallery img { object-fit: contain !important; }
 .checker img { background: repeating-conic-gradient(#9a9a9a 0% 25%, #dcdcdc 0% 50%) 50% / 16px 16px; }
 #status { font-size: 0.9em; }
+#title p { margin: 0; }
 /* Korean breaks between words, never mid-word (무작위입니다 stays whole); a long token still wraps */
 .gradio-container { word-break: keep-all; overflow-wrap: anywhere; }
 #message:empty, #campaign-message:empty, #writer-message:empty, #prompt-note:empty { display: none; }
@@ -79,12 +92,35 @@ class Handlers:
 
     def __init__(self, studio: Studio, admin: bool):
         self.studio, self.admin = studio, admin
+        self.queue = lambda: None  # the page's Gradio queue (build_demo sets it): a waiting tab's own place
+        self.seconds_per_image: float | None = None  # measured, for a waiting tab's estimate
+        self._running: dict[object, float] = {}  # a running generation's id -> when it should end (measured)
         self.presets = load_presets()
         self.text_styles = load_text_styles()
         try:
             self.channels = load_channels()
         except AdgenError:  # a broken channel file: the campaign says so when it runs
             self.channels = {}
+
+    @contextlib.contextmanager
+    def timed(self, images: int):
+        """Time a generation of `images` images: its expected end while it runs, then seconds per image measured."""
+        start, key = time.monotonic(), object()
+        self._running[key] = start + (self.seconds_per_image or 0.0) * images
+        try:
+            yield
+        finally:
+            self._running.pop(key, None)
+        spent = (time.monotonic() - start) / max(1, images)
+        self.seconds_per_image = spent if self.seconds_per_image is None else 0.7 * self.seconds_per_image + 0.3 * spent
+
+    def place(self, session: str, lang: str) -> str:
+        """This tab's own place in the GPU queue and an estimate, when it waits ("" when it does not)."""
+        waiting = queue_place(self.queue(), session)
+        if waiting is None:
+            return ""
+        running = list(self._running.values())
+        return place_text(len(running) + waiting + 1, running, waiting, self.seconds_per_image, time.monotonic(), lang)
 
     @property
     def engine(self):
@@ -102,16 +138,19 @@ class Handlers:
         history = self.studio.checked(history or [])
         report = None
         if progress is not None:
-            report = lambda done, total: progress((done, total), desc=text("progress_denoising", lang))  # noqa: E731
+            report = lambda done, total: progress(done / total if total else 0.0,  # noqa: E731
+                                                  desc=progress_text(done, total, form.count, lang))
             engine = self.studio.slot.peek()
             if engine is None or engine.state != "ready":
                 progress(0, desc=text("progress_loading", lang))
         try:
-            with self.engine.jobs.open(session_of(request), gone=event_gone()) as job:
+            with self.engine.jobs.open(session_of(request), gone=event_gone()) as job, self.timed(form.count):
                 result = self.studio.make(form, job=job, progress=report)
             entries = self.studio.save(result)
         except Exception as exc:  # noqa: BLE001 - every failure becomes one line in the page
             return {"message": failure(exc, lang)}
+        if form.photo and form.background == "packshot":  # made without the model: no prompt to show
+            entries = [dataclasses.replace(e, prompt="") for e in entries]
         history = (entries + history)[:MAX_HISTORY]  # newest request first, its images in seed order
         return {**self.shown(entries[0], lang), "history": [e.to_json() for e in history],
                 "gallery": gallery_of(history, lang), "seed": entries[0].seed,
@@ -135,6 +174,7 @@ class Handlers:
                 result, zip_path = self.studio.campaign(form, channel_ids, variants, job=job, progress=report)
         except Exception as exc:  # noqa: BLE001 - every failure becomes one line in the page
             return {"message": failure(exc, lang)}
+        zip_path = named_zip(zip_path, form.name)
         done = text("campaign_done", lang, files=len(result.images), seconds=round(result.seconds, 1))
         note = scenes_note(result.written, lang)
         return {"gallery": campaign_gallery(result, zip_path, lang), "zip": zip_path,
@@ -314,15 +354,18 @@ class Handlers:
         except Exception as exc:  # a bug: say what happened instead of Gradio's bare "Error"
             log.exception("load from image failed")
             return {"message": "⚠ " + text("unexpected_error", lang, kind=exc.__class__.__name__, message=str(exc))}
-        fields, what, needs_photo = restored_fields(params)
+        fields, what, needs_photo = restored_fields(params, lang)
         return {**fields, "message": text("loaded_upload_photo" if needs_photo else "loaded", lang, what=what)}
 
     # -- status and memory ---------------------------------------------------------------------
     def status(self, width=None, height=None, count=None, request: gr.Request | None = None) -> tuple[str, str]:
         """(the one status line, the details) — never waits for the engine, a download or a load."""
-        return status_line(self.studio.slot, lang_of_request(request), width, height, count)
+        lang = lang_of_request(request)
+        return status_line(self.studio.slot, lang, width, height, count, place=self.place(session_of(request), lang))
 
     def set_memory_mode(self, mode: str, request: gr.Request | None = None) -> str:
+        from adgen.memory import CPU_REASON  # here: adgen.memory imports torch, which loads after the page is up
+
         lang = lang_of_request(request)
         engine = self.studio.slot.peek()
         if not self.admin or engine is None:
@@ -383,6 +426,60 @@ def failure(exc: BaseException, lang: str, stopped: str = "") -> str:
         return "⚠ " + localize_error(exc, lang)
     log.error("generation failed", exc_info=exc)  # a bug: keep serving, say what happened, log the traceback
     return "⚠ " + text("unexpected_error", lang, kind=exc.__class__.__name__, message=str(exc))
+
+
+def forget_example(name: str, copy: str, features: str, example: list | None):
+    """Another product name typed after an example: the example's copy and features go (edited ones stay)."""
+    if not example or (name or "").strip() == example[0]:
+        return gr.skip(), gr.skip(), gr.skip()
+    return ("" if copy == example[1] else gr.skip()), ("" if features == example[2] else gr.skip()), None
+
+
+def background_after_photo(has_photo: bool, chosen: bool, current: str, before: str | None, switched):
+    """(background, background to restore): a photo that switched the background remembers the one before; removing
+    the photo puts that one back, unless the user picked a background since."""
+    if has_photo:
+        if isinstance(switched, str) and switched != current:
+            return switched, current
+        return switched, before
+    if before is not None and not chosen:
+        return before, None
+    return gr.skip(), None
+
+
+def size_changed(width, height, ratio: str, lang: str):
+    """(aspect, width, height, note) for a size typed or slid: "custom" unless it is the aspect's own size; a side
+    that is no multiple of 16 is rounded, and said (the API refuses it instead)."""
+    try:
+        w, h = int(width), int(height)
+    except (TypeError, ValueError):
+        return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+    rw, rh = (max(256, min(2048, (v + 8) // 16 * 16)) for v in (w, h))  # to the nearest, halves up
+    aspect = gr.skip() if ASPECTS.get(ratio) == (rw, rh) else "custom"
+    if (rw, rh) == (w, h):
+        return aspect, gr.skip(), gr.skip(), gr.skip()
+    return aspect, rw, rh, text("size_rounded", lang, width=rw, height=rh)
+
+
+def named_zip(zip_path: str, product: str) -> str:
+    """The campaign's ZIP under a name saying what it is: "<product>-<date>.zip" beside `campaign.zip`."""
+    stem = re.sub(r"[^\w-]+", "-", product or "").strip("-")[:40] or "campaign"
+    named = Path(zip_path).with_name(f"{stem}-{datetime.date.today().isoformat()}.zip")
+    if not named.exists():
+        try:
+            os.link(zip_path, named)
+        except OSError:
+            shutil.copyfile(zip_path, named)
+    return str(named)
+
+
+def queue_place(queue, session: str) -> int | None:
+    """How many of the GPU queue's waiting events come before `session`'s (0: next); None when it is not waiting."""
+    events = getattr(queue, "event_queue_per_concurrency_id", {}).get("gpu")
+    for index, event in enumerate(list(getattr(events, "queue", []))):
+        if event.session_hash == session:
+            return index
+    return None
 
 
 def event_gone():
@@ -602,6 +699,8 @@ class PageState:
     enhanced: gr.State  # the prompt the writer last put in the box: Generate records it as written
     edited: gr.State  # the user typed in the prompt box: keep their prompt, else it follows the form
     background_chosen: gr.State  # the user picked a background: a new photo never changes it
+    background_before: gr.State  # the background before a photo switched it to a packshot: back when it goes
+    example: gr.State  # the example row last filled in (name, copy, features), until another name is typed
 
 
 def form_panel(h: Handlers, i18n: gr.I18n) -> FormPanel:
@@ -652,12 +751,13 @@ def form_panel(h: Handlers, i18n: gr.I18n) -> FormPanel:
             prompt_note = gr.Markdown("", elem_id="prompt-note")
         with gr.Tab(i18n("tab_seed_size")):
             with gr.Row():
-                w["seed"] = gr.Number(0, label=i18n("seed"), precision=0, minimum=0, maximum=2**32 - 1)
+                w["seed"] = gr.Number(None, label=i18n("seed"), precision=0, minimum=0, maximum=2**32 - 1,
+                                      interactive=False, elem_id="seed")  # blank and locked while random
                 random_seed = gr.Checkbox(True, label=i18n("random_seed"), elem_id="random-seed")
                 reuse = gr.Button(i18n("reuse_seed"), size="sm")
-            aspect = gr.Radio([*ASPECTS, "custom"], value="1:1", label=i18n("aspect_ratio"))
-            w["width"] = gr.Slider(256, 2048, value=1024, step=16, label=i18n("width"))
-            w["height"] = gr.Slider(256, 2048, value=1024, step=16, label=i18n("height"))
+            aspect = gr.Radio([*ASPECTS, "custom"], value="1:1", label=i18n("aspect_ratio"), elem_id="aspect")
+            w["width"] = gr.Slider(256, 2048, value=1024, step=16, label=i18n("width"), elem_id="width")
+            w["height"] = gr.Slider(256, 2048, value=1024, step=16, label=i18n("height"), elem_id="height")
             w["steps"] = gr.Slider(1, 50, value=8, step=1, label=i18n("steps"), elem_id="steps")
             w["count"] = gr.Slider(1, UI_MAX_COUNT, value=1, step=1, label=i18n("images"), elem_id="count")
             with gr.Row():
@@ -750,10 +850,11 @@ def memory_panel(i18n: gr.I18n, admin: bool) -> MemoryPanel:
     return panel
 
 
-def page_state() -> PageState:
-    return PageState(history=gr.BrowserState([], storage_key="adgen-history"), auto_prompt=gr.State(""),
+def page_state(secret: str) -> PageState:
+    """The tab's state; the history is sealed with the installation's `secret`, so it is back after a restart."""
+    return PageState(history=gr.BrowserState([], storage_key="adgen-history", secret=secret), auto_prompt=gr.State(""),
                      last_seed=gr.State(None), enhanced=gr.State(""), edited=gr.State(False),
-                     background_chosen=gr.State(False))
+                     background_chosen=gr.State(False), background_before=gr.State(None), example=gr.State(None))
 
 
 def build_demo(engine, outputs: Path | None = None, admin: bool = False) -> gr.Blocks:
@@ -768,7 +869,8 @@ def build_demo(engine, outputs: Path | None = None, admin: bool = False) -> gr.B
     slots = getattr(engine, "parallel", 1)  # Ray workers run that many jobs at once; an engine (or its maker) one
     i18n = gr.I18n(**load_locales())
     with gr.Blocks(title="AdGen") as demo:
-        gr.Markdown("## AdGen", elem_id="title")
+        # the name and what it does, in one line (a heading would push Generate off a phone's first screen)
+        gr.Markdown(i18n("app_intro"), elem_id="title")
         status = gr.Markdown(i18n("status_starting"), elem_id="status")
         with gr.Row(equal_height=False):
             with gr.Column(scale=5, min_width=300):
@@ -779,7 +881,8 @@ def build_demo(engine, outputs: Path | None = None, admin: bool = False) -> gr.B
                 with gr.Tab(i18n("tab_campaign"), elem_id="tab-campaign"):
                     campaign = campaign_panel(h, i18n)
         memory = memory_panel(i18n, admin)
-        state = page_state()
+        state = page_state(installation_secret(cache_dir()))
+        h.queue = lambda: getattr(demo, "_queue", None)
         wire(demo, h, slots, status, form, result, campaign, memory, state)
     demo.handlers = h  # for tests and embedding
     demo.i18n = i18n
@@ -850,9 +953,9 @@ def wire(demo: gr.Blocks, h: Handlers, slots: int, status: gr.Markdown, form: Fo
                              (res.redo["cutout"], lambda d: d[last_seed] if d[last_seed] is not None else "form"),
                              (res.redo["background"], lambda d: new_seed())):
         # Redo buttons pass their seed for that one run; "Random seed" stays as the user set it.
+        trigger.click(None, js=BRING_INTO_VIEW % "#result")
         started = trigger.click(*busy("generate"), queue=False, **hidden)
-        runs.append(started.then(run(seed_of), inputs, out, show_progress_on=[res.image], scroll_to_output=True,
-                                 **gpu))
+        runs.append(started.then(run(seed_of), inputs, out, show_progress_on=[res.image], **gpu))
         runs[-1].then(*idle, queue=False, **hidden)
 
     # The writer: Write copy and Enhance prompt run as this tab's jobs on the same GPU queue, with the same Stop
@@ -881,6 +984,7 @@ def wire(demo: gr.Blocks, h: Handlers, slots: int, status: gr.Markdown, form: Fo
     for trigger, job, fn, shows, box in (
             (form.write_copy, "write_copy", write_copy_run, [form.suggestions], w["copy"]),
             (form.enhance, "enhance", enhance_run, [w["prompt"], enhanced, edited], w["prompt"])):
+        trigger.click(None, js=BRING_INTO_VIEW % f"#{box.elem_id}")
         started = trigger.click(*busy(job), queue=False, **hidden)
         # The box its progress shows on is an output too (left unchanged): Gradio marks a cancelled queued event's
         # progress components that are not its outputs as failed (a red "Error" after a queued Stop).
@@ -904,6 +1008,7 @@ def wire(demo: gr.Blocks, h: Handlers, slots: int, status: gr.Markdown, form: Fo
             shown.update({camp.gallery: named["gallery"], camp.zip: gr.update(value=named["zip"], visible=True)})
         return shown
 
+    camp.go.click(None, js=BRING_INTO_VIEW % "#campaign-gallery")
     started = camp.go.click(*busy("campaign"), queue=False, **hidden)
     campaign_run = started.then(on_gpu(campaign), {*form_inputs, camp.channels, camp.variants},
                                 [camp.message, camp.gallery, camp.zip], show_progress_on=[camp.gallery], **gpu)
@@ -939,8 +1044,14 @@ def wire(demo: gr.Blocks, h: Handlers, slots: int, status: gr.Markdown, form: Fo
                    form.use_colors, form.brand_main, form.brand_second):
         widget.change(preview, preview_inputs, [w["prompt"], auto_prompt], queue=False, show_progress="hidden",
                       **hidden)
-    for button, example in form.examples:  # one tap fills name, copy and features
-        button.click(lambda e=example: e, None, [w["name"], w["copy"], w["features"]], queue=False, **hidden)
+    # An example sets every field it uses and clears the other product fields; typing another product name then
+    # drops the example's copy and features (unless edited), so they never leak into the user's own prompt.
+    example_fields = [w[k] for k in ("name", "copy", "features", "subcopy", "category", "audience", "scene", "colors")]
+    for button, example in form.examples:
+        button.click(lambda e=example: (*e, "", "", "", "", "", list(e)), None, [*example_fields, state.example],
+                     queue=False, **hidden)
+    w["name"].change(forget_example, [w["name"], w["copy"], w["features"], state.example],
+                    [w["copy"], w["features"], state.example], queue=False, show_progress="hidden", **hidden)
     # Brand kit: a kit's colours show in the pickers; picking a colour means using it
     w["brand"].change(h.brand_colours, w["brand"], [form.brand_main, form.brand_second], queue=False, **hidden)
     for picker in (form.brand_main, form.brand_second):
@@ -958,14 +1069,25 @@ def wire(demo: gr.Blocks, h: Handlers, slots: int, status: gr.Markdown, form: Fo
     w["style"].change(h.style_info, w["style"], [form.style_text, w["lora_scale"]], queue=False, **hidden)
     form.aspect.change(lambda r: ASPECTS.get(r, (gr.skip(), gr.skip())), form.aspect, [w["width"], w["height"]],
                        queue=False, **hidden)
-    for side in (w["width"], w["height"]):
-        side.release(lambda: "custom", None, form.aspect, queue=False, **hidden)
+    for side in (w["width"], w["height"]):  # a size of no listed aspect is "custom"; a typed size is rounded to 16
+        def sized(width, height, ratio, request: gr.Request):
+            return size_changed(width, height, ratio, lang_of_request(request))
+
+        side.change(sized, [w["width"], w["height"], form.aspect], [form.aspect, w["width"], w["height"], message],
+                    queue=False, show_progress="hidden", **hidden)
+    form.random_seed.change(lambda r: gr.update(interactive=not r, value=None) if r else gr.update(interactive=True),
+                            form.random_seed, w["seed"], queue=False, **hidden)
     form.reuse.click(lambda s: (s if s is not None else 0, False), last_seed, [w["seed"], form.random_seed],
                      queue=False, **hidden)
     # A photo that needs a painted mask says so beside Generate, where the user is looking; on the demo model
     # a packshot background is preselected (and said why)
-    w["photo"].change(h.photo_changed, [w["photo"], state.background_chosen], [w["mask"], message, w["background"]],
-                      **hidden)
+    def photo_changed(photo, chosen: bool, current: str, before: str | None, request: gr.Request):
+        editor, note, background = h.photo_changed(photo, chosen, request)
+        background, before = background_after_photo(bool(photo), chosen, current, before, background)
+        return editor, note, background, before
+
+    w["photo"].change(photo_changed, [w["photo"], state.background_chosen, w["background"], state.background_before],
+                      [w["mask"], message, w["background"], state.background_before], **hidden)
 
     def select(hist: list, evt: gr.SelectData, request: gr.Request):
         return to_outputs(h.select(hist, evt.index, request))
@@ -1006,7 +1128,8 @@ def wire(demo: gr.Blocks, h: Handlers, slots: int, status: gr.Markdown, form: Fo
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="AdGen web app")
-    parser.add_argument("--model", help="auto (default), demo, a local folder or a Hugging Face repo id")
+    parser.add_argument("--model", help="auto (default), demo, synthetic (ZIT's full-size shapes, random weights), "
+                        "a local folder or a Hugging Face repo id")
     parser.add_argument("--share", action="store_true", help="make a public gradio.live link (off by default)")
     parser.add_argument("--mcp", action="store_true", help="also serve the API as MCP tools at /gradio_api/mcp/ "
                         "(or GRADIO_MCP_SERVER=True)")
@@ -1030,7 +1153,11 @@ def main(argv: list[str] | None = None) -> None:
     except InputError as exc:
         raise SystemExit(f"error: --{exc}") from None
 
+    page_up = threading.Event()
+
     def make_engine():  # in the background: torch and diffusers import after the page is up
+        if ray is None:  # importing them meanwhile would hold the GIL and slow the server's start
+            page_up.wait()
         from adgen.cache import default_cache
         from adgen.models import quiet_libraries
 
@@ -1047,7 +1174,10 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"error: {exc}") from None
     demo = build_demo(engine, admin=admin)
     launch(demo, share=args.share, auth=tuple(auth.split(":", 1)) if auth else None, max_file_size=MAX_IMAGE_BYTES,
-           allowed_paths=[str(cache_dir() / "outputs")], server_name=server_name, mcp_server=mcp)
+           allowed_paths=[str(cache_dir() / "outputs")], server_name=server_name, mcp_server=mcp,
+           prevent_thread_lock=True)
+    page_up.set()
+    demo.block_thread()
 
 
 if __name__ == "__main__":

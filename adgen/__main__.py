@@ -145,7 +145,8 @@ def _ad_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", help="auto (default), demo, a local folder or a Hugging Face repo id")
+    parser.add_argument("--model", help="auto (default), demo, synthetic (ZIT's full-size shapes, random weights), "
+                        "a local folder or a Hugging Face repo id")
     parser.add_argument("--no-cache", action="store_true", help="neither read nor write the result cache")
     parser.add_argument("--quiet", action="store_true",
                         help="no progress bars (shown on stderr only when it is a terminal); warnings still print")
@@ -574,7 +575,9 @@ def cmd_batch(args: argparse.Namespace) -> tuple[dict, int]:
 
     # With Ray workers (--workers, --ray-address) rows run at once, one per worker; else one after another.
     parallel = 1 if worker_flags(args) is None else maker_().engine.parallel
-    with tqdm(total=len(rows), desc="rows", unit="row", file=sys.stderr, disable=args.quiet, **_screen()) as bar:
+    # the bar only on a terminal: in a log file it would be a line per row of carriage returns
+    with tqdm(total=len(rows), desc="rows", unit="row", file=sys.stderr, disable=args.quiet or not sys.stderr.isatty(),
+              **_screen()) as bar:
         if parallel == 1:
             outcomes = []
             for number, values in rows:

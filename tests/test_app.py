@@ -4,6 +4,8 @@ import dataclasses
 import io
 import json
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import gradio as gr
@@ -19,6 +21,7 @@ from adgen.metadata import read_params
 from adgen.page import admin_allowed, mask_png
 
 import app
+from conftest import ROOT
 from test_metadata import GOOD, changed, raw_png
 
 FORM = AdForm(name="탄산수", category="drink", features="lemon, zero sugar", seed=11, width=256, height=256, steps=2,
@@ -28,10 +31,11 @@ KOREAN = gr.Request(headers={"accept-language": "ko-KR,ko;q=0.9,en;q=0.8"}, sess
 
 class FakeProgress:
     def __init__(self):
-        self.calls = []
+        self.calls, self.descs = [], []
 
     def __call__(self, value, desc=None):
         self.calls.append(value)
+        self.descs.append(desc)
 
 
 @pytest.fixture
@@ -65,8 +69,9 @@ def test_generate_shows_the_image_whole_and_keeps_the_history_newest_first(handl
 
 def test_progress_moves_per_step(handlers):
     progress = FakeProgress()
-    generate(handlers, progress=progress, count=1, steps=3)
-    assert progress.calls[-3:] == [(1, 3), (2, 3), (3, 3)]
+    generate(handlers, progress=progress, count=2, steps=3, request=KOREAN)
+    assert progress.calls[-6:] == pytest.approx([1 / 6, 2 / 6, 3 / 6, 4 / 6, 5 / 6, 1.0])
+    assert progress.descs[-3:] == ["이미지 2/2 · 단계 1/3", "이미지 2/2 · 단계 2/3", "이미지 2/2 · 단계 3/3"]
 
 
 @pytest.mark.parametrize(
@@ -194,12 +199,12 @@ def test_the_status_line_is_one_line_and_the_details_fold(engine, tmp_path):
     handlers = app.build_demo(engine, outputs=tmp_path / "outputs", admin=True).handlers  # a local launch
     generate(handlers, count=1)
     line, details = handlers.status()
-    assert line.splitlines()[0].startswith("● ready · demo model (random weights) · cpu · float32 · RAM")
-    assert "images are noise and the writer's text is random" in line
+    assert line.splitlines()[0].startswith("● ready · demo model (random weights) · CPU · float32 · RAM")
+    assert "images are noise. For real ads: `python -m adgen download` and a CUDA GPU" in line
     assert "CPU mode" in details and "process RSS" in details and "system RAM" in details
     assert "model: **not loaded**" in handlers.unload() and engine.state == "unloaded"
     assert handlers.status(request=KOREAN)[0].startswith("○ 불러오지 않음 · ")
-    assert "이미지는 노이즈이고 작성기의 글은 무작위입니다" in handlers.status(request=KOREAN)[0]
+    assert "이미지는 노이즈입니다" in handlers.status(request=KOREAN)[0]
     korean = handlers.status(request=KOREAN)[1]  # the folded details speak Korean too
     assert "CPU 모드" in korean and "시스템 RAM" in korean and "모델: **불러오지 않음**" in korean
 
@@ -321,7 +326,7 @@ def test_stop_in_one_tab_never_ends_another_tabs_job(handlers, engine):
     class StopFromOtherTab(FakeProgress):
         def __call__(self, value, desc=None):
             super().__call__(value, desc)
-            if value == (2, 8) and not pressed:
+            if value == 2 / 8 and not pressed:
                 pressed.append(handlers.stop(request=tab_b))  # another tab's Stop, mid-run
 
     done = generate(handlers, steps=8, count=1, seed=11, request=tab_a, progress=StopFromOtherTab())
@@ -335,7 +340,7 @@ def test_closing_a_tab_ends_its_job(handlers, engine):
     class CloseAtStepTwo(FakeProgress):
         def __call__(self, value, desc=None):
             super().__call__(value, desc)
-            if value == (2, 8):
+            if value == 2 / 8:
                 handlers.session_closed(request=tab)
 
     shown = generate(handlers, steps=8, count=1, request=tab, progress=CloseAtStepTwo())
@@ -354,7 +359,7 @@ def test_stop_keeps_earlier_results_and_the_next_generate_works(handlers, engine
     class StopAtFirstStep(FakeProgress):
         def __call__(self, value, desc=None):
             super().__call__(value, desc)
-            if value == (1, 8):
+            if value == 1 / 8:
                 handlers.stop()
 
     shown = generate(handlers, steps=8, count=1, progress=StopAtFirstStep())
@@ -716,7 +721,7 @@ def test_a_tab_runs_one_job_at_a_time_and_stop_shows_while_any_runs(engine, tmp_
         return [d for d in deps if any(t[0] == ids[name] for t in d["targets"]) and d["trigger_mode"] != "never"]
 
     for name in starts:
-        clicked = [d for d in fired_by(name) if d["queue"] is False and not d["cancels"]]
+        clicked = [d for d in fired_by(name) if d["queue"] is False and not d["cancels"] and d["backend_fn"]]
         assert len(clicked) == 1 and set(buttons) <= set(clicked[0]["outputs"]), name  # all buttons change at once
         busy = demo.fns[clicked[0]["id"]].fn()
         assert [u.get("visible") for u in busy[:len(buttons)]] == [False, None, None, None, None, None, False,
@@ -760,3 +765,74 @@ def test_every_cancellable_job_shows_its_progress_only_on_its_own_outputs(engine
     assert len(shown) == 7  # generate, three redos, write copy, enhance prompt, campaign
     for dep in shown:
         assert dep["show_progress_on"] and set(dep["show_progress_on"]) <= set(dep["outputs"]), dep["id"]
+
+
+def test_importing_the_app_loads_neither_torch_nor_diffusers(tmp_path):
+    """The page comes up before torch: `import app` (and building the page) must not pull it in."""
+    code = ("import sys, pathlib, app; app.build_demo(lambda: None, outputs=pathlib.Path(sys.argv[1])); "
+            "heavy = sorted({'torch', 'diffusers', 'transformers'} & set(sys.modules)); "
+            "assert not heavy, f'import app loaded {heavy}'")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_the_korean_page_reads_only_korean(handlers):
+    """Status line, memory details and Load from image's line: labels, not internal ids or English words."""
+    import re
+
+    line, details = handlers.status(request=KOREAN)
+    for shown in (line, details.split("  \n")[-2]):  # the status line; the details' model line
+        words = set(re.findall(r"[A-Za-z]{3,}", shown.replace("python -m adgen download", "")))
+        assert not words - {"VRAM", "RAM", "CPU", "GPU", "CUDA"}, shown
+    from adgen.page import restored_fields
+
+    params = {"product": {"name": "감귤", "category": "", "features": [], "audience": "", "scene": "", "colors": "",
+                          "copy": "여름"}, "preset": "photo", "product_focus": True, "lora_scale": None, "prompt": "p",
+              "prompt_override": False, "seed": 7, "width": 1024, "height": 1024, "steps": 8,
+              "ad": {"subcopy": "", "text_style": "extrude_3d", "text_position": "auto", "background": "packshot",
+                     "placement": {"x": 0.5, "y": 0.6, "scale": 0.45}}}
+    what = restored_fields(params, "ko")[1]
+    assert "extrude_3d" not in what and "steps" not in what and "seed" not in what and "시드 7" in what, what
+
+
+def test_progress_says_which_image_and_step_and_the_wait_never_runs_past_itself():
+    from adgen.page import place_text, progress_text
+
+    assert progress_text(11, 32, 4, "en") == "image 2 of 4 · step 3/8"
+    assert progress_text(11, 32, 4, "ko") == "이미지 2/4 · 단계 3/8"
+    assert progress_text(32, 32, 4, "en") == "image 4 of 4 · step 8/8"
+    assert progress_text(3, 8, 1, "en") == "step 3/8"
+    # one job running (expected to end in 10 s), one waiting before us, 4 s per image measured
+    assert place_text(3, [110.0], 1, 4.0, 100.0, "en") == "you are 3rd in line · about 14 s"
+    assert place_text(2, [110.0], 0, 4.0, 100.0, "ko") == "대기 2번째 · 약 10초"
+    assert place_text(2, [110.0], 0, 4.0, 130.0, "en") == "you are 2nd in line · any moment now"  # late: no past
+
+
+def test_the_form_has_no_traps(tmp_path):
+    example = list(app.EXAMPLES[1])  # Aurora wireless earbuds, its copy, its features
+    assert app.forget_example("Citrus water", example[1], example[2], example) == ("", "", None)
+    kept = app.forget_example("Citrus water", "My own copy", example[2], example)
+    assert kept[0] == gr.skip() and kept[1] == ""  # a copy the user wrote stays
+    assert app.forget_example("Aurora wireless earbuds", "x", "y", list(app.EXAMPLES[1]))[2] == gr.skip()
+    # a photo switched the background to a packshot; removing the photo puts the user's one back
+    assert app.background_after_photo(True, False, "t2i", None, "packshot") == ("packshot", "t2i")
+    assert app.background_after_photo(False, False, "packshot", "t2i", gr.skip()) == ("t2i", None)
+    assert app.background_after_photo(False, True, "packshot", "t2i", gr.skip()) == (gr.skip(), None)
+    # a typed size: aspect custom, rounded to 16 with a note; an aspect's own size keeps the aspect
+    aspect, width, height, note = app.size_changed(1000, 1024, "1:1", "ko")
+    assert (aspect, width, height) == ("custom", 1008, 1024) and "16의 배수" in note
+    assert app.size_changed(896, 1120, "4:5", "en") == (gr.skip(),) * 4
+    zip_path = tmp_path / "campaign.zip"
+    zip_path.write_bytes(b"PK")
+    named = Path(app.named_zip(str(zip_path), "제주 감귤 탄산수"))
+    assert named.name.startswith("제주-감귤-탄산수-20") and named.read_bytes() == b"PK"
+
+
+def test_the_history_secret_is_the_installations(tmp_path, monkeypatch):
+    from adgen.secret import installation_secret
+
+    first = installation_secret(tmp_path)
+    assert installation_secret(tmp_path) == first and len(first) >= 32
+    assert (tmp_path / "secret").stat().st_mode & 0o077 == 0  # the owner's only
+    assert installation_secret(tmp_path, {"ADGEN_SECRET": "team"}) == "team"
