@@ -258,27 +258,44 @@ def _written(engine, args: argparse.Namespace, request: AdRequest, n: int,
     return request, report, warnings
 
 
-def _ad_spec(args: argparse.Namespace, request: AdRequest, mask: bytes | None,
-             campaign: bool = False) -> tuple[AdSpec | None, list[str]]:
+@dataclasses.dataclass(frozen=True)
+class _Layout:
+    """The layout flags' files, read and checked once (a batch's rows share them): the brand and the copy styles."""
+
+    brand: object  # Brand | None
+    styles: dict
+
+
+def _layout_of(args: argparse.Namespace) -> _Layout:
+    from .brand import brand_of
+    from .typography import check_text_style, load_text_styles
+
+    if args.brand and (args.logo or args.font or args.brand_colors):
+        raise InputError("brand", "give --brand NAME, or --logo/--brand-colors/--font for an ad hoc brand, not both")
+    brand = brand_of(args.brand, args.logo, args.brand_colors, args.font)
+    styles = load_text_styles()
+    if args.text_style:
+        check_text_style(args.text_style, styles)
+    return _Layout(brand, styles)
+
+
+def _ad_spec(args: argparse.Namespace, request: AdRequest, mask: bytes | None, campaign: bool = False,
+             layout: _Layout | None = None) -> tuple[AdSpec | None, list[str]]:
     """The ad's layout from the flags (None for a plain image) and warnings for the flags that do nothing here.
 
     Every layout flag given is checked, used or not: a typo is an error even where it would be ignored.
     """
     from .ad import AdSpec
-    from .brand import brand_of
-    from .typography import check_text_style, load_text_styles
+    from .typography import check_text_style
 
+    layout = layout or _layout_of(args)
+    brand, styles = layout.brand, layout.styles
     given = {name: value for name, value in (("subcopy", args.subcopy), ("text_style", args.text_style),
                                              ("text_position", args.text_position), ("background", args.background),
                                              ("packshot", args.packshot)) if value is not None}
-    if args.brand and (args.logo or args.font or args.brand_colors):
-        raise InputError("brand", "give --brand NAME, or --logo/--brand-colors/--font for an ad hoc brand, not both")
-    brand = brand_of(args.brand, args.logo, args.brand_colors, args.font)
-    styles = load_text_styles()
     if brand is not None and brand.text_style and "text_style" not in given:
         given["text_style"] = check_text_style(brand.text_style, styles).name
     spec = AdSpec(request, **given, mask=mask, brand=brand)  # checks its fields; holds their defaults
-    check_text_style(spec.text_style, styles)
     copy = bool(request.product.copy or spec.subcopy)
     warnings = [f"--{name.replace('_', '-')} has no effect without --copy or --subcopy"
                 for name in ("text_style", "text_position") if name in given and not copy]
@@ -400,10 +417,26 @@ COLUMNS = {"product name": "name", "category": "category", "key features": "feat
            "product photo": "image", "product mask": "image"}
 
 
-def _campaign_of(args: argparse.Namespace, row: dict | None = None, base: Path | None = None):
-    """(spec, channels, variants, warnings) of one campaign: the flags, with a CSV `row`'s product columns."""
+@dataclasses.dataclass(frozen=True)
+class _CampaignInputs:
+    """What a campaign's flags give every row, read and checked once: channels, variants and the layout's files."""
+
+    channels: list
+    variants: int
+    layout: _Layout
+
+
+def _campaign_inputs(args: argparse.Namespace) -> _CampaignInputs:
     from .campaign import check_variants
     from .channels import get_channels, load_channels
+
+    channels = get_channels(args.channels, load_channels())
+    return _CampaignInputs(channels, check_variants(args.variants), _layout_of(args))
+
+
+def _campaign_of(args: argparse.Namespace, flags: _CampaignInputs, row: dict | None = None, base: Path | None = None):
+    """(spec, warnings) of one campaign: the flags, with a CSV `row`'s product columns; every channel's needs met."""
+    from .campaign import check_channels
     from .images import read_image_file
     from .request import AdRequest, Product
 
@@ -420,25 +453,9 @@ def _campaign_of(args: argparse.Namespace, row: dict | None = None, base: Path |
     mask = _read_mask(args.mask, image) if getattr(args, "mask", None) else None
     request = AdRequest(product=product, preset=args.preset, seed=args.seed, image=image, same_scene=args.same_scene)
     layout = argparse.Namespace(**{**vars(args), "subcopy": values.get("subcopy") or args.subcopy})
-    spec, warnings = _ad_spec(layout, request, mask, campaign=True)
-    channels = get_channels(args.channels, load_channels())
-    return spec, channels, check_variants(args.variants), warnings
-
-
-def _check_campaign_flags(args: argparse.Namespace) -> None:
-    """The inputs a batch's flags give every row (channels, variants, brand, font, copy style), checked once."""
-    from .brand import brand_of
-    from .campaign import check_variants
-    from .channels import get_channels, load_channels
-    from .typography import check_text_style, load_text_styles
-
-    get_channels(args.channels, load_channels())
-    check_variants(args.variants)
-    if args.brand and (args.logo or args.font or args.brand_colors):
-        raise InputError("brand", "give --brand NAME, or --logo/--brand-colors/--font for an ad hoc brand, not both")
-    brand_of(args.brand, args.logo, args.brand_colors, args.font)
-    if args.text_style:
-        check_text_style(args.text_style, load_text_styles())
+    spec, warnings = _ad_spec(layout, request, mask, campaign=True, layout=flags.layout)
+    check_channels(spec, flags.channels)
+    return spec, warnings
 
 
 _OPENED: list = []
@@ -464,7 +481,9 @@ def cmd_campaign(args: argparse.Namespace) -> dict:
     from .campaign import make_campaign, write_campaign
 
     start = time.perf_counter()
-    spec, channels, variants, warnings = _campaign_of(args)  # 1. every input checked before any work
+    flags = _campaign_inputs(args)  # 1. every input checked before any work
+    channels, variants = flags.channels, flags.variants
+    spec, warnings = _campaign_of(args, flags)
     _check_writer_flags(args)
     out = Path(args.out)
     _check_out(out)
@@ -541,7 +560,7 @@ def cmd_batch(args: argparse.Namespace) -> tuple[dict, int]:
     start = time.perf_counter()
     path = Path(args.csv)
     rows = read_batch(path)
-    _check_campaign_flags(args)  # the flags' own inputs: once, before any row (exit 2)
+    flags = _campaign_inputs(args)  # the flags' own inputs and files: once, before any row (exit 2)
     out = Path(args.out)
     _check_out(out)
     made: dict = {}  # the engine and its AdMaker, made at the first row whose inputs are good
@@ -558,11 +577,11 @@ def cmd_batch(args: argparse.Namespace) -> tuple[dict, int]:
         try:
             if "_extra" in values:
                 raise InputError("row", f"has more cells than the header has columns ({len(values) - 1})")
-            spec, channels, variants, _ = _campaign_of(args, values, path.parent)
-            result = make_campaign(maker_(), spec, channels, variants, use_cache=not args.no_cache)
+            spec, _ = _campaign_of(args, flags, values, path.parent)
+            result = make_campaign(maker_(), spec, flags.channels, flags.variants, use_cache=not args.no_cache)
             folder = out / f"row{number:03d}-{slug(spec.request.product.name)}"
             return {"row": number, "name": spec.request.product.name,
-                    **write_campaign(result, spec, channels, folder, args.zip)}, None
+                    **write_campaign(result, spec, flags.channels, folder, args.zip)}, None
         except InputError as exc:
             column = COLUMNS.get(exc.field)
             flag = FLAGS.get(exc.field, exc.field)
@@ -573,28 +592,22 @@ def cmd_batch(args: argparse.Namespace) -> tuple[dict, int]:
         tqdm.write(f"error: {message}", file=sys.stderr)
         return None, {"row": number, "error": message}
 
-    # With Ray workers (--workers, --ray-address) rows run at once, one per worker; else one after another.
+    # One pool: one row at a time in-process; with Ray workers (--workers, --ray-address) one row per worker.
     parallel = 1 if worker_flags(args) is None else maker_().engine.parallel
     # the bar only on a terminal: in a log file it would be a line per row of carriage returns
     with tqdm(total=len(rows), desc="rows", unit="row", file=sys.stderr, disable=args.quiet or not sys.stderr.isatty(),
-              **_screen()) as bar:
-        if parallel == 1:
-            outcomes = []
-            for number, values in rows:
-                outcomes.append(run(number, values))
+              **_screen()) as bar, \
+            ThreadPoolExecutor(max(parallel, 1), thread_name_prefix="adgen-batch") as pool:
+        futures = [pool.submit(run, number, values) for number, values in rows]
+        try:
+            for _ in as_completed(futures):
                 bar.update(1)
-        else:
-            pool = ThreadPoolExecutor(parallel, thread_name_prefix="adgen-batch")
-            futures = [pool.submit(run, number, values) for number, values in rows]
-            try:
-                for _ in as_completed(futures):
-                    bar.update(1)
-            except KeyboardInterrupt:  # Ctrl-C: rows in flight end at their next step, the others never start
-                pool.shutdown(wait=False, cancel_futures=True)
-                maker_().engine.jobs.stop_all()
-                raise
-            pool.shutdown()
-            outcomes = [future.result() for future in futures]  # in row order
+        except KeyboardInterrupt:  # Ctrl-C: rows in flight end at their next step, the others never start
+            pool.shutdown(wait=False, cancel_futures=True)
+            if "maker" in made:
+                made["maker"].engine.jobs.stop_all()
+            raise
+        outcomes = [future.result() for future in futures]  # in row order
     done = [report for report, _ in outcomes if report is not None]
     failed = [error for _, error in outcomes if error is not None]
     if failed:

@@ -52,6 +52,7 @@ def make_campaign(maker: AdMaker, spec: AdSpec, channels: list[Channel], variant
     if not channels:
         raise InputError("channels", "choose at least one channel")
     variants = check_variants(variants)
+    check_channels(spec, channels)
     start = time.perf_counter()
     base = spec.request.resolved()  # one seed for the whole campaign
     runs = [(v, channel) for v in range(variants) for channel in channels]
@@ -83,38 +84,44 @@ def make_campaign(maker: AdMaker, spec: AdSpec, channels: list[Channel], variant
         return result.settings, dataclasses.replace(result.images[0], channel=channel.id, variant=v + 1)
 
     made: dict[int, tuple] = {}
+
+    def make_group(ns: list[int], running: Job) -> None:
+        for n in ns:
+            made[n] = make(n, running)
+
     with maker.engine.jobs.open(job=job) as running:
-        parallel = min(getattr(maker.engine, "parallel", 1), len(groups))
-        if parallel <= 1:
-            for n in range(len(runs)):
-                try:
-                    made[n] = make(n, running)
-                except GenerationStopped as stopped:  # steps over the whole campaign, as the progress counts them
-                    raise GenerationStopped(n * stopped.total + stopped.step, len(runs) * stopped.total,
-                                            stopped.reason) from None
-        else:
-            with ThreadPoolExecutor(parallel, thread_name_prefix="adgen-campaign") as pool:
-                futures = [pool.submit(lambda ns: [(n, make(n, running)) for n in ns], ns) for ns in groups.values()]
-                try:
-                    for future in as_completed(futures):
-                        if future.exception() is not None and not running.stopped:  # the other files end too
-                            running.stop("stopped because another file of the campaign failed")
-                except KeyboardInterrupt:  # Ctrl-C: the files in flight end at their next step, the rest never start
-                    running.stop("stopped by the operator")
-                    pool.shutdown(wait=False, cancel_futures=True)
-                    raise
-            errors = [f.exception() for f in futures if f.exception() is not None]
-            failed = next((e for e in errors if not isinstance(e, GenerationStopped)), None)
-            if failed is not None:  # the failure itself, not the Stops it caused in the other files
-                raise failed
+        # One pool for every engine: one thread in-process (the groups one after another), one per Ray worker.
+        parallel = max(1, min(maker.engine.parallel, len(groups)))
+        with ThreadPoolExecutor(parallel, thread_name_prefix="adgen-campaign") as pool:
+            futures = [pool.submit(make_group, ns, running) for ns in groups.values()]
             try:
-                for future in futures:
-                    made.update(future.result())
-            except GenerationStopped as stopped:
-                raise GenerationStopped(sum(d for d, _ in steps.values()), len(runs) * per, stopped.reason) from None
+                for future in as_completed(futures):
+                    if future.exception() is not None and not running.stopped:  # the other files end too
+                        running.stop("stopped because another file of the campaign failed")
+            except KeyboardInterrupt:  # Ctrl-C: the files in flight end at their next step, the rest never start
+                running.stop("stopped by the operator")
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+        errors = [f.exception() for f in futures if f.exception() is not None]
+        failed = next((e for e in errors if not isinstance(e, GenerationStopped)), None)
+        if failed is not None:  # the failure itself, not the Stops it caused in the other files
+            raise failed
+        if errors:  # steps over the whole campaign, as the progress counts them, and the files finished
+            done = sum(d for d, _ in steps.values())
+            if not done and not made:
+                raise GenerationStopped(reason=errors[0].reason)  # before it started
+            raise GenerationStopped(done, len(runs) * per, errors[0].reason, files=(len(made), len(runs)))
     pictures = [made[n][1] for n in range(len(runs))]
     return Result(tuple(pictures), made[0][0], maker.engine.source.label, maker.engine.source.is_demo,
                   time.perf_counter() - start)
+
+
+def check_channels(spec: AdSpec, channels: list[Channel]) -> None:
+    """Every channel's needs, before any work: a pure white channel shows the product, so it needs the photo."""
+    for channel in channels:
+        if spec.request.image is None and channel.background == "white":
+            raise InputError("channels", f"{channel.id} has a pure white background around the product: it needs a "
+                                         f"product photo; add one or leave {channel.id} out")
 
 
 def variant_spec(spec: AdSpec, v: int) -> AdSpec:

@@ -15,9 +15,8 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -192,6 +191,8 @@ def plan_images(request: AdRequest, preset: StylePreset, info: ModelInfo, lora_i
 
 class Engine:
     """Owns the pipeline; `generate` is the one entry point for the CLI, the UI and the API."""
+
+    parallel = 1  # jobs it runs at once (Ray workers: one per worker)
 
     def __init__(self, model: str | Path | ModelSource | None = None, *, cache: ResultCache | None = None,
                  presets: dict[str, StylePreset] | None = None, device: str | None = None,
@@ -442,12 +443,13 @@ class Engine:
         """Stop the jobs of one session (a browser tab, an API client) at their next step; returns how many."""
         return self.jobs.stop(session)
 
-    @contextmanager
-    def exclusive(self, job: Job, total: int = 0) -> Iterator:
-        """The loaded pipeline, held alone on the one GPU queue, for work that is not denoising (the writer).
+    def exclusive(self, job: Job, work: Callable, total: int = 0, writing: bool = False):
+        """`work(pipe)` on the loaded pipeline, held alone on the one GPU queue: the one way in and out of the GPU.
 
-        Stop is checked while queued, after the load and once the GPU is free; afterwards every component goes
-        back where the memory mode keeps it, however the block ended.
+        Image jobs and writer jobs both come through here. Stop is checked while queued, after the load and once
+        the GPU is free; afterwards every component goes back where the memory mode keeps it, however `work`
+        ended (a Stop or an OOM skips the pipeline's own offload hooks). A CUDA out-of-memory error is recovered
+        here, once the frames that hold its tensors are gone, and raised as `OutOfMemory` (`writing`: the writer's).
         """
         job.check(0, total)  # stopped while queued
         pipe = self.load()
@@ -456,10 +458,21 @@ class Engine:
             if self._pipe is not pipe:  # unloaded (or reloaded) while this job waited for the GPU
                 pipe = self.load()
             try:
-                job.check(0, total)
-                yield pipe
+                job.check(0, total)  # stopped while another job held the GPU
+                return work(pipe)
+            except torch.cuda.OutOfMemoryError:
+                pass  # freed below, outside the except block that holds the frames
             finally:
                 self.memory.rest(pipe)
+        self.out_of_memory += 1
+        flush_memory()
+        if torch.cuda.is_available():
+            torch.cuda.reset_peak_memory_stats()
+        if writing:
+            raise OutOfMemory("the GPU ran out of memory while writing; memory was freed. Try a memory mode that "
+                              "offloads (--memory offload)")
+        raise OutOfMemory("the GPU ran out of memory; memory was freed. Try a smaller size, fewer images, or a memory "
+                          "mode that offloads (--memory offload)")
 
     def write(self, request, progress: Progress | None = None, use_cache: bool = True, job: Job | None = None):
         """Ad copy, a scene prompt or scene variations from the loaded text encoder (see `adgen.writer`)."""
@@ -527,47 +540,30 @@ class Engine:
         thread while image i+1 denoises. Images finished before a Stop are still stored.
         """
         settings = settings_of[next(iter(pending))]  # all but the prompt are the same for every image
-        total = len(pending) * settings.steps
-        job.check(0, total)  # stopped while queued
-        pipe = self.load()
-        job.check(0, total)  # stopped while the model loaded
-        out_of_memory = False
         encoded: dict[int, Future] = {}
+
+        def denoise(pipe) -> None:
+            if self.adapters.needs_load(preset, lora, lora_id):
+                with self.memory.unplaced(pipe):
+                    self.adapters.apply(pipe, preset, lora, lora_id, settings.lora_scale)
+            else:
+                self.adapters.apply(pipe, preset, lora, lora_id, settings.lora_scale)
+            kind = "inpaint" if mask is not None else "img2img"
+            runner = pipe if photo is None else self._derived(pipe, kind)
+            for n, (seed, (key, params)) in enumerate(pending.items()):
+                job.check(n * settings.steps, total)  # stopped between images
+                embeds = self._encode(pipe, settings_of[seed].prompt)  # remembered: one encode per scene
+                image = self._call(runner, embeds, settings, seed, photo, mask, request.strength,
+                                   _Steps(progress, job, n, len(pending)))
+                encoded[seed] = self._submit(image, params, key, cache)
+
+        total = len(pending) * settings.steps
         try:
-            with self._gpu_lock:
-                if self._pipe is not pipe:  # unloaded (or reloaded) while this job waited for the GPU
-                    pipe = self.load()
-                try:
-                    job.check(0, total)  # stopped while another job held the GPU
-                    if self.adapters.needs_load(preset, lora, lora_id):
-                        with self.memory.unplaced(pipe):
-                            self.adapters.apply(pipe, preset, lora, lora_id, settings.lora_scale)
-                    else:
-                        self.adapters.apply(pipe, preset, lora, lora_id, settings.lora_scale)
-                    kind = "inpaint" if mask is not None else "img2img"
-                    runner = pipe if photo is None else self._derived(pipe, kind)
-                    for n, (seed, (key, params)) in enumerate(pending.items()):
-                        job.check(n * settings.steps, total)  # stopped between images
-                        embeds = self._encode(pipe, settings_of[seed].prompt)  # remembered: one encode per scene
-                        image = self._call(runner, embeds, settings, seed, photo, mask, request.strength,
-                                           _Steps(progress, job, n, len(pending)))
-                        encoded[seed] = self._submit(image, params, key, cache)
-                except torch.cuda.OutOfMemoryError:
-                    out_of_memory = True  # freed below, outside the except block that holds the frames
-                finally:
-                    self.memory.rest(pipe)  # a Stop or an OOM skips the pipeline's own offload hooks
-        finally:  # after the lock: images finished before a Stop are stored by the time the job ends
+            self.exclusive(job, denoise, total)
+        finally:  # after the lock: images finished before a Stop or an OOM are stored by the time the job ends
             for future in encoded.values():
                 future.exception()
-        made = {seed: future.result() for seed, future in encoded.items()}
-        if out_of_memory:
-            self.out_of_memory += 1
-            flush_memory()
-            if torch.cuda.is_available():
-                torch.cuda.reset_peak_memory_stats()
-            raise OutOfMemory("the GPU ran out of memory; memory was freed. Try a smaller size, fewer images, "
-                              "or a memory mode that offloads (--memory offload)")
-        return made
+        return {seed: future.result() for seed, future in encoded.items()}
 
     def _submit(self, image, params: dict, key: str, cache) -> Future:
         """Encode `image` as PNG and store it, on the encoder thread (inline without overlap)."""

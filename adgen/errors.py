@@ -33,15 +33,18 @@ class ModelError(AdgenError):
 
 
 class GenerationStopped(AdgenError):
-    """The job was stopped (Stop, a disconnect); it ended at a step boundary. Steps count the whole request."""
+    """The job was stopped (Stop, a disconnect); it ended at a step boundary. Steps count the whole request (a
+    campaign's: every file's), and a campaign's Stop says how many of its files were finished."""
 
-    def __init__(self, step: int = 0, total: int = 0, reason: str = ""):
+    def __init__(self, step: int = 0, total: int = 0, reason: str = "", files: tuple[int, int] | None = None):
         self.step, self.total, self.reason = step, total, reason or "stopped by the user"
+        self.files = files  # a campaign's (files finished, files in all)
         where = f"after step {step} of {total}" if total else "before it started"
-        super().__init__(f"generation {self.reason} {where}")
+        done = f", {files[0]} of {files[1]} files done" if files else ""
+        super().__init__(f"generation {self.reason} {where}{done}")
 
     def __reduce__(self):
-        return self.__class__, (self.step, self.total, self.reason)
+        return self.__class__, (self.step, self.total, self.reason, self.files)
 
 
 class OutOfMemory(AdgenError):

@@ -212,4 +212,6 @@ def _stopped(exc: GenerationStopped, lang: str) -> str:
     reason = text(reasons[exc.reason], lang) if exc.reason in reasons else exc.reason
     where = (text("stopped_after_step", lang, step=exc.step, total=exc.total) if exc.total
              else text("stopped_before_start", lang))
+    if exc.files:
+        where += text("stopped_files_done", lang, done=exc.files[0], total=exc.files[1])
     return text("stopped_message", lang, reason=reason, where=where)

@@ -22,9 +22,9 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .answers import language_of, parse_copy, parse_prompt, parse_variations, product_details
-from .errors import InputError, ModelError, OutOfMemory, PresetError
+from .errors import InputError, ModelError, PresetError
 from .jobs import Job
-from .memory import flush_memory, onloaded
+from .memory import onloaded
 from .presets import PROJECT_DIR, get_preset, load_folder, read_fields, schema_error
 from .prompts import COPY_SPACE, PRODUCT_FOCUS, build_prompt
 from .request import MAX_SEED, AdRequest, Product, check_int, image_key, random_seed
@@ -286,31 +286,28 @@ def sample(engine, work: Plan, progress=None, job: Job | None = None, start: flo
     start = time.perf_counter() if start is None else start
     request, instructions = work.request, work.instructions
     total = instructions.tries * instructions.max_new_tokens
-    texts: list[str] = []
     answers: list[str] = []
-    sampled = 0
-    with engine.jobs.open(job=job) as running, engine.exclusive(running, total) as pipe:
-        try:
-            sampler = Sampler(pipe.text_encoder, pipe.tokenizer, instructions, pipe._execution_device)
-            prompt = pipe.tokenizer.apply_chat_template(work.messages, tokenize=False, add_generation_prompt=True,
-                                                        enable_thinking=False)  # Qwen3: no thinking block
-            prompt_ids = pipe.tokenizer(prompt, add_special_tokens=False).input_ids
-            for attempt in range(instructions.tries):
-                raw, tokens = sampler.run(prompt_ids, try_seed(request.seed, attempt), running, progress,
-                                          attempt * instructions.max_new_tokens, total)
-                sampled += tokens
-                answers.append(raw)
-                texts = _merge(texts, _parse(request, raw, work.details, work.lang))
-                if len(texts) >= request.n:
-                    break
-        except torch.cuda.OutOfMemoryError:
-            texts = None  # type: ignore[assignment]  # freed below, outside the frames that hold the tensors
+
+    def run(pipe) -> int:
         engine.writes += 1
-    if texts is None:
-        engine.out_of_memory += 1
-        flush_memory()
-        raise OutOfMemory("the GPU ran out of memory while writing; memory was freed. Try a memory mode that "
-                          "offloads (--memory offload)")
+        sampler = Sampler(pipe.text_encoder, pipe.tokenizer, instructions, pipe._execution_device)
+        prompt = pipe.tokenizer.apply_chat_template(work.messages, tokenize=False, add_generation_prompt=True,
+                                                    enable_thinking=False)  # Qwen3: no thinking block
+        prompt_ids = pipe.tokenizer(prompt, add_special_tokens=False).input_ids
+        texts: list[str] = []
+        sampled = 0
+        for attempt in range(instructions.tries):
+            raw, tokens = sampler.run(prompt_ids, try_seed(request.seed, attempt), running, progress,
+                                      attempt * instructions.max_new_tokens, total)
+            sampled += tokens
+            answers.append(raw)
+            texts = _merge(texts, _parse(request, raw, work.details, work.lang))
+            if len(texts) >= request.n:
+                break
+        return sampled
+
+    with engine.jobs.open(job=job) as running:
+        sampled = engine.exclusive(running, run, total, writing=True)
     return written_of(engine, work, answers, start, tokens=sampled)
 
 

@@ -240,7 +240,8 @@ def writer(factory: Factory, tokens: int = 120, baseline: float | None = None) -
 
     engine = factory(memory="gpu")
     instructions = load_instructions()["prompt"].model_copy(update={"max_new_tokens": tokens})
-    with engine.exclusive(Job()) as pipe:
+
+    def measure(pipe) -> tuple[float, int | None, int | None]:
         prompt = pipe.tokenizer("Professional commercial product photograph of citrus sparkling water",
                                 add_special_tokens=False).input_ids
         sampler = Sampler(pipe.text_encoder, pipe.tokenizer, instructions, pipe._execution_device)
@@ -252,6 +253,9 @@ def writer(factory: Factory, tokens: int = 120, baseline: float | None = None) -
         weights = torch.cuda.memory_allocated(engine.device) if cuda(engine) else None
         seconds = timed(lambda: sampler.run(prompt, 1, Job(), None, 0, tokens, until_stop=False))
         peak = torch.cuda.max_memory_allocated(engine.device) if cuda(engine) else None
+        return seconds, weights, peak
+
+    seconds, weights, peak = engine.exclusive(Job(), measure)
     what = f"writer: a {tokens}-token prompt on the loaded text encoder"
     added = f"VRAM +{(peak - weights) / 2**20:.0f} MiB over the loaded weights" if peak is not None else \
         "VRAM n/a (needs CUDA)"

@@ -38,6 +38,19 @@ class FakeProgress:
         self.descs.append(desc)
 
 
+class StopFrom(FakeProgress):
+    """Progress that presses `tab`'s Stop once, when `when(value)` first holds; each press's count goes in `pressed`."""
+
+    def __init__(self, handlers, tab, when, pressed: list):
+        super().__init__()
+        self.handlers, self.tab, self.when, self.pressed = handlers, tab, when, pressed
+
+    def __call__(self, value, desc=None):
+        super().__call__(value, desc)
+        if self.when(value) and not self.pressed:
+            self.pressed.append(self.handlers.stop(request=self.tab))
+
+
 @pytest.fixture
 def handlers(engine, tmp_path):
     demo = app.build_demo(engine, outputs=tmp_path / "outputs")
@@ -323,13 +336,9 @@ def test_stop_in_one_tab_never_ends_another_tabs_job(handlers, engine):
     tab_a, tab_b = gr.Request(session_hash="tab-a"), gr.Request(session_hash="tab-b")
     pressed = []
 
-    class StopFromOtherTab(FakeProgress):
-        def __call__(self, value, desc=None):
-            super().__call__(value, desc)
-            if value == 2 / 8 and not pressed:
-                pressed.append(handlers.stop(request=tab_b))  # another tab's Stop, mid-run
-
-    done = generate(handlers, steps=8, count=1, seed=11, request=tab_a, progress=StopFromOtherTab())
+    # another tab's Stop, mid-run
+    done = generate(handlers, steps=8, count=1, seed=11, request=tab_a,
+                    progress=StopFrom(handlers, tab_b, lambda value: value == 2 / 8, pressed))
     assert pressed == [0] and done["seed"] == 11 and engine.runs == 1
     assert generate(handlers, steps=2, count=1, seed=12, request=tab_b)["seed"] == 12
 
@@ -356,13 +365,7 @@ def test_the_stop_button_says_so_beside_generate(handlers):
 
 
 def test_stop_keeps_earlier_results_and_the_next_generate_works(handlers, engine):
-    class StopAtFirstStep(FakeProgress):
-        def __call__(self, value, desc=None):
-            super().__call__(value, desc)
-            if value == 1 / 8:
-                handlers.stop()
-
-    shown = generate(handlers, steps=8, count=1, progress=StopAtFirstStep())
+    shown = generate(handlers, steps=8, count=1, progress=StopFrom(handlers, None, lambda value: value == 1 / 8, []))
     assert set(shown) == {"message"} and "stopped: earlier results kept" in shown["message"]
     assert "generation stopped by the user after step 1 of 8" in shown["message"]
     assert generate(handlers, seed=99, count=1)["seed"] == 99
@@ -561,22 +564,16 @@ def test_stop_in_one_tab_never_ends_another_tabs_campaign(handlers, engine, tmp_
     form = dataclasses.replace(CAMPAIGN, photo=bottle_photo(tmp_path))
     pressed = []
 
-    class StopFrom(FakeProgress):
-        def __init__(self, tab):
-            super().__init__()
-            self.tab = tab
-
-        def __call__(self, value, desc=None):
-            super().__call__(value, desc)
-            if value == 0.5 and not pressed:  # half the files made
-                pressed.append(handlers.stop(request=self.tab))
-
-    done = handlers.campaign(form, ["display_300x250", "display_320x50"], 1, tab_a, StopFrom(tab_b))
+    half = lambda value: value == 0.5  # noqa: E731 - half the files made
+    done = handlers.campaign(form, ["display_300x250", "display_320x50"], 1, tab_a,
+                             StopFrom(handlers, tab_b, half, pressed))
     assert pressed == [0] and len(done["gallery"]) == 2
     pressed.clear()
-    stopped = handlers.campaign(form, ["display_300x250", "display_320x50"], 1, tab_b, StopFrom(tab_b))
+    stopped = handlers.campaign(form, ["display_300x250", "display_320x50"], 1, tab_b,
+                                StopFrom(handlers, tab_b, half, pressed))
     assert pressed == [1] and set(stopped) == {"message"}
-    assert stopped["message"] == ("stopped: earlier results kept (generation stopped by the user after step 1 of 2)")
+    assert stopped["message"] == ("stopped: earlier results kept (generation stopped by the user after step 2 of 4, "
+                                  "1 of 2 files done)")
 
 
 def test_only_the_newest_campaigns_are_kept(handlers, tmp_path, monkeypatch):
@@ -684,25 +681,17 @@ def test_stop_in_one_tab_never_ends_another_tabs_writer_job(handlers, engine, sh
     tab_a, tab_b = gr.Request(session_hash="tab-a"), gr.Request(session_hash="tab-b")
     pressed = []
 
-    class StopFrom(FakeProgress):
-        def __init__(self, tab):
-            super().__init__()
-            self.tab = tab
-
-        def __call__(self, value, desc=None):
-            super().__call__(value, desc)
-            if isinstance(value, tuple) and value[0] == 3 and not pressed:  # the third token
-                pressed.append(handlers.stop(request=self.tab))
-
-    done = handlers.write_copy(FORM, tab_a, StopFrom(tab_b))  # tab B's Stop while tab A writes
+    third = lambda value: isinstance(value, tuple) and value[0] == 3  # noqa: E731 - the third token
+    done = handlers.write_copy(FORM, tab_a, StopFrom(handlers, tab_b, third, pressed))  # tab B's Stop, tab A writes
     assert pressed == [0] and "no usable copy was written" in done["message"]
     pressed.clear()
-    stopped = handlers.enhance(dataclasses.replace(FORM, seed=99), tab_b, StopFrom(tab_b))
+    stopped = handlers.enhance(dataclasses.replace(FORM, seed=99), tab_b, StopFrom(handlers, tab_b, third, pressed))
     assert pressed == [1] and set(stopped) == {"message"}
     assert stopped["message"] == "prompt enhancing stopped: the prompt box is unchanged"  # one line, no steps
     pressed.clear()
     korean_b = gr.Request(headers=KOREAN.headers, session_hash="tab-b")
-    korean = handlers.write_copy(dataclasses.replace(FORM, seed=98), korean_b, StopFrom(tab_b))
+    korean = handlers.write_copy(dataclasses.replace(FORM, seed=98), korean_b,
+                               StopFrom(handlers, tab_b, third, pressed))
     assert korean["message"] == "문구 쓰기를 중지했습니다. 문구 칸은 그대로입니다"
 
 

@@ -270,6 +270,14 @@ def test_packshot_needs_a_photo(product):
         ad_spec(product, background="packshot", packshot="shiny")
 
 
+def test_a_white_channel_without_a_photo_is_refused_by_name_before_any_model_work(maker, product):
+    spec = AdSpec(AdRequest(product=product, seed=7, steps=1), background="t2i")
+    with pytest.raises(InputError, match="channels: marketplace_white has a pure white background around the "
+                                         "product: it needs a product photo; add one or leave marketplace_white out"):
+        make_campaign(maker, spec, [CHANNELS["display_320x50"], CHANNELS["marketplace_white"]], area=DRAFT)
+    assert maker.engine.runs == 0  # the other channel's background was never made
+
+
 def test_packshot_variants_differ_by_layout_and_backdrop(maker, product):
     """A packshot has no seed or scene to vary, so its variants must not come out identical."""
     spec = ad_spec(product, background="packshot", brand=Brand("test", ("#FF6600",)))

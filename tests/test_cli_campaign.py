@@ -49,8 +49,9 @@ def test_campaign_flags_are_checked_before_any_work(tmp_path, capsys):
         (["--channels", "instagram_square", "--brand", "citrus", "--logo", PHOTO], "error: --brand: give --brand NAME"),
         (["--channels", "instagram_square", "--brand-colors", "orange"], "error: --brand-colors: must be hex colours"),
         (["--channels", "instagram_square", "--font", PHOTO], "error: --font: must be a .ttf or .otf font file"),
-        (["--channels", "marketplace_white"], "error: --background: a packshot shows the product: it needs a "
-                                              "product photo"),
+        (["--channels", "instagram_square,marketplace_white"], "error: --channels: marketplace_white has a pure "
+                                                               "white background around the product: it needs a "
+                                                               "product photo"),
     ):
         code, stdout, err = run(["campaign", "--product", "x", "--out", str(out), *argv], capsys)
         assert (code, stdout) == (2, "") and err.startswith(message) and err.count("\n") == 1, err
@@ -95,12 +96,21 @@ def test_batch_runs_every_good_row_and_reports_the_bad_ones(tmp_path, capsys):
         assert [f["channel"] for f in manifest["files"]] == ["instagram_square", "display_300x250"]
 
 
-def test_batch_exit_0_when_all_rows_succeed_and_2_for_an_unusable_file(tmp_path, capsys):
+def test_batch_exit_0_when_all_rows_succeed_and_2_for_an_unusable_file(tmp_path, capsys, monkeypatch):
+    import adgen.brand
+    import adgen.channels
+
+    reads = []  # the flags' files are read once per batch, not once per row
+    for module, name in ((adgen.channels, "load_channels"), (adgen.brand, "brand_of")):
+        real = getattr(module, name)
+        monkeypatch.setattr(module, name,
+                            lambda *a, _real=real, _name=name, **k: (reads.append(_name), _real(*a, **k))[1])
     sheet = tmp_path / "ok.csv"
-    write_csv(sheet, f"name,image\nA,{PHOTO}\n", bom=False)
+    write_csv(sheet, f"name,image\nA,{PHOTO}\nB,{PHOTO}\n", bom=False)
     code, stdout, err = run(["batch", str(sheet), "--channels", "display_320x50", "--background", "packshot",
-                             "--out", str(tmp_path / "out")], capsys)
-    assert code == 0 and json.loads(stdout)["failed"] == []
+                             "--brand", "citrus", "--out", str(tmp_path / "out")], capsys)
+    assert code == 0 and json.loads(stdout)["failed"] == [] and len(json.loads(stdout)["rows"]) == 2
+    assert sorted(reads) == ["brand_of", "load_channels"]
     assert "rows" not in err  # stderr is no terminal (a log file): no progress bar drawn into it
     for text, message in (("nom,copy\nA,b\n", "column 'nom' is not known"), ("copy\nb\n", 'no "name" column'),
                           ("name\n", "no product rows"), (b"name\n\xff\xfe bad".decode("latin-1"), "not UTF-8")):

@@ -144,3 +144,22 @@ def test_before_the_first_load_the_check_uses_the_mode_auto_will_pick(demo_sourc
     else:
         engine.check_fits(1024, 1024)
     assert engine.loads == 0
+
+
+def test_a_writer_job_recovers_from_an_out_of_memory_by_the_same_path_as_images(engine, short_writer, monkeypatch):
+    """Image and writer jobs share the engine's one GPU section, its OOM recovery included."""
+    import adgen.engine
+    from adgen.request import Product
+    from adgen.writer import WriteRequest
+
+    recovered, flush = [], adgen.engine.flush_memory
+    monkeypatch.setattr(adgen.engine, "flush_memory", lambda: (recovered.append(engine.out_of_memory), flush()))
+
+    def explode(done, total):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    request = WriteRequest(Product("탄산수"), "copy", seed=1)
+    with pytest.raises(OutOfMemory, match="the GPU ran out of memory while writing; memory was freed"):
+        engine.write(request, progress=explode, use_cache=False)
+    assert engine.out_of_memory == 1 and recovered == [1] and engine.state == "ready"
+    assert engine.write(request, use_cache=False).tokens > 0  # the next job runs
