@@ -9,11 +9,16 @@ at import time, and torch loads in the background after the server is up.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import datetime
 import functools
 import inspect
 import logging
 import os
+import re
+import shutil
+import threading
 import time
 from pathlib import Path
 
@@ -26,7 +31,6 @@ from adgen.errors import AdgenError, GenerationStopped, InputError
 from adgen.form import UI_MAX_COUNT, AdForm
 from adgen.i18n import description, label, load_locales, localize_error, text
 from adgen.images import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, UPLOAD_TYPES
-from adgen.memory import CPU_REASON
 from adgen.metadata import read_params
 from adgen.models import cache_dir
 from adgen.page import (
@@ -40,6 +44,8 @@ from adgen.page import (
     mask_editor_value,
     mask_png,
     notes_line,
+    place_text,
+    progress_text,
     request_is_local,
     restored_fields,
     session_of,
@@ -50,6 +56,7 @@ from adgen.page import (
 from adgen.presets import load_presets
 from adgen.request import ASPECTS, COPY_LIMITS, MAX_FIELD_CHARS
 from adgen.request import random_seed as new_seed
+from adgen.secret import installation_secret
 from adgen.settings import add_runtime_flags, worker_flags
 from adgen.settings import make_engine as make_runtime_engine
 from adgen.studio import (
@@ -70,10 +77,15 @@ from adgen.zerogpu import Durations
 GPU_DURATIONS = Durations()  # ZeroGPU: seconds per megapixel-step measured on this Space's calls
 log = logging.getLogger("adgen.app")
 WRITE_COPIES = 3  # copy suggestions per "Write copy"
+# On a narrow screen (a phone) the result sits below the form: a job's button brings its result area, where the
+# progress shows, into view; on a desktop it is beside the form and nothing jumps.
+BRING_INTO_VIEW = """() => { if (window.innerWidth < 768) {
+  document.querySelector('%s')?.scrollIntoView({behavior: 'smooth', block: 'start'}); } }"""
 CSS = """
 #result img, #gallery img, #campaign-gallery img { object-fit: contain !important; }
 .checker img { background: repeating-conic-gradient(#9a9a9a 0% 25%, #dcdcdc 0% 50%) 50% / 16px 16px; }
 #status { font-size: 0.9em; }
+#title p { margin: 0; }
 /* Korean breaks between words, never mid-word (무작위입니다 stays whole); a long token still wraps */
 .gradio-container { word-break: keep-all; overflow-wrap: anywhere; }
 #message:empty, #campaign-message:empty, #writer-message:empty, #prompt-note:empty { display: none; }
@@ -87,12 +99,35 @@ class Handlers:
 
     def __init__(self, studio: Studio, admin: bool):
         self.studio, self.admin = studio, admin
+        self.queue = lambda: None  # the page's Gradio queue (build_demo sets it): a waiting tab's own place
+        self.seconds_per_image: float | None = None  # measured, for a waiting tab's estimate
+        self._running: dict[object, float] = {}  # a running generation's id -> when it should end (measured)
         self.presets = load_presets()
         self.text_styles = load_text_styles()
         try:
             self.channels = load_channels()
         except AdgenError:  # a broken channel file: the campaign says so when it runs
             self.channels = {}
+
+    @contextlib.contextmanager
+    def timed(self, images: int):
+        """Time a generation of `images` images: its expected end while it runs, then seconds per image measured."""
+        start, key = time.monotonic(), object()
+        self._running[key] = start + (self.seconds_per_image or 0.0) * images
+        try:
+            yield
+        finally:
+            self._running.pop(key, None)
+        spent = (time.monotonic() - start) / max(1, images)
+        self.seconds_per_image = spent if self.seconds_per_image is None else 0.7 * self.seconds_per_image + 0.3 * spent
+
+    def place(self, session: str, lang: str) -> str:
+        """This tab's own place in the GPU queue and an estimate, when it waits ("" when it does not)."""
+        waiting = queue_place(self.queue(), session)
+        if waiting is None:
+            return ""
+        running = list(self._running.values())
+        return place_text(len(running) + waiting + 1, running, waiting, self.seconds_per_image, time.monotonic(), lang)
 
     @property
     def engine(self):
@@ -110,16 +145,19 @@ class Handlers:
         history = self.studio.checked(history or [])
         report = None
         if progress is not None:
-            report = lambda done, total: progress((done, total), desc=text("progress_denoising", lang))  # noqa: E731
+            report = lambda done, total: progress(done / total if total else 0.0,  # noqa: E731
+                                                  desc=progress_text(done, total, form.count, lang))
             engine = self.studio.slot.peek()
             if engine is None or engine.state != "ready":
                 progress(0, desc=text("progress_loading", lang))
         try:
-            with self.engine.jobs.open(session_of(request), gone=event_gone()) as job:
+            with self.engine.jobs.open(session_of(request), gone=event_gone()) as job, self.timed(form.count):
                 result = self.studio.make(form, job=job, progress=report)
             entries = self.studio.save(result)
         except Exception as exc:  # noqa: BLE001 - every failure becomes one line in the page
             return {"message": failure(exc, lang)}
+        if form.photo and form.background == "packshot":  # made without the model: no prompt to show
+            entries = [dataclasses.replace(e, prompt="") for e in entries]
         history = (entries + history)[:MAX_HISTORY]  # newest request first, its images in seed order
         return {**self.shown(entries[0], lang), "history": [e.to_json() for e in history],
                 "gallery": gallery_of(history, lang), "seed": entries[0].seed,
@@ -143,6 +181,7 @@ class Handlers:
                 result, zip_path = self.studio.campaign(form, channel_ids, variants, job=job, progress=report)
         except Exception as exc:  # noqa: BLE001 - every failure becomes one line in the page
             return {"message": failure(exc, lang)}
+        zip_path = named_zip(zip_path, form.name)
         done = text("campaign_done", lang, files=len(result.images), seconds=round(result.seconds, 1))
         note = notes_line(scenes_note(result.written, lang), warnings_note(result, lang))
         return {"gallery": campaign_gallery(result, zip_path, lang), "zip": zip_path,
@@ -322,13 +361,14 @@ class Handlers:
         except Exception as exc:  # a bug: say what happened instead of Gradio's bare "Error"
             log.exception("load from image failed")
             return {"message": "⚠ " + text("unexpected_error", lang, kind=exc.__class__.__name__, message=str(exc))}
-        fields, what, needs_photo = restored_fields(params)
+        fields, what, needs_photo = restored_fields(params, lang)
         return {**fields, "message": text("loaded_upload_photo" if needs_photo else "loaded", lang, what=what)}
 
     # -- status and memory ---------------------------------------------------------------------
     def status(self, width=None, height=None, count=None, request: gr.Request | None = None) -> tuple[str, str]:
         """(the one status line, the details) — never waits for the engine, a download or a load."""
-        return status_line(self.studio.slot, lang_of_request(request), width, height, count)
+        lang = lang_of_request(request)
+        return status_line(self.studio.slot, lang, width, height, count, place=self.place(session_of(request), lang))
 
     def is_admin(self, request: gr.Request | None = None) -> bool:
         """Admin controls for this request: a local launch, and a request from this machine that no proxy forwarded
@@ -336,6 +376,8 @@ class Handlers:
         return self.admin and request_is_local(request)
 
     def set_memory_mode(self, mode: str, request: gr.Request | None = None) -> str:
+        from adgen.memory import CPU_REASON  # here: adgen.memory imports torch, which loads after the page is up
+
         lang = lang_of_request(request)
         engine = self.studio.slot.peek()
         if not self.is_admin(request) or engine is None:
@@ -410,6 +452,60 @@ def failure(exc: BaseException, lang: str, stopped: str = "") -> str:
     # An OSError's text names a server path (the page is public): its reason only, the log has the rest
     said = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
     return "⚠ " + text("unexpected_error", lang, kind=exc.__class__.__name__, message=said)
+
+
+def forget_example(name: str, copy: str, features: str, example: list | None):
+    """Another product name typed after an example: the example's copy and features go (edited ones stay)."""
+    if not example or (name or "").strip() == example[0]:
+        return gr.skip(), gr.skip(), gr.skip()
+    return ("" if copy == example[1] else gr.skip()), ("" if features == example[2] else gr.skip()), None
+
+
+def background_after_photo(has_photo: bool, chosen: bool, current: str, before: str | None, switched):
+    """(background, background to restore): a photo that switched the background remembers the one before; removing
+    the photo puts that one back, unless the user picked a background since."""
+    if has_photo:
+        if isinstance(switched, str) and switched != current:
+            return switched, current
+        return switched, before
+    if before is not None and not chosen:
+        return before, None
+    return gr.skip(), None
+
+
+def size_changed(width, height, ratio: str, lang: str):
+    """(aspect, width, height, note) for a size typed or slid: "custom" unless it is the aspect's own size; a side
+    that is no multiple of 16 is rounded, and said (the API refuses it instead)."""
+    try:
+        w, h = int(width), int(height)
+    except (TypeError, ValueError):
+        return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+    rw, rh = (max(256, min(2048, (v + 8) // 16 * 16)) for v in (w, h))  # to the nearest, halves up
+    aspect = gr.skip() if ASPECTS.get(ratio) == (rw, rh) else "custom"
+    if (rw, rh) == (w, h):
+        return aspect, gr.skip(), gr.skip(), gr.skip()
+    return aspect, rw, rh, text("size_rounded", lang, width=rw, height=rh)
+
+
+def named_zip(zip_path: str, product: str) -> str:
+    """The campaign's ZIP under a name saying what it is: "<product>-<date>.zip" beside `campaign.zip`."""
+    stem = re.sub(r"[^\w-]+", "-", product or "").strip("-")[:40] or "campaign"
+    named = Path(zip_path).with_name(f"{stem}-{datetime.date.today().isoformat()}.zip")
+    if not named.exists():
+        try:
+            os.link(zip_path, named)
+        except OSError:
+            shutil.copyfile(zip_path, named)
+    return str(named)
+
+
+def queue_place(queue, session: str) -> int | None:
+    """How many of the GPU queue's waiting events come before `session`'s (0: next); None when it is not waiting."""
+    events = getattr(queue, "event_queue_per_concurrency_id", {}).get("gpu")
+    for index, event in enumerate(list(getattr(events, "queue", []))):
+        if event.session_hash == session:
+            return index
+    return None
 
 
 def event_gone():
@@ -619,6 +715,241 @@ def _path_of(photo) -> str | None:
                                       "photo=handle_file(PATH)); a path on the server is never read")
 
 
+@dataclasses.dataclass
+class FormPanel:
+    """The form column: the ad's fields by `AdForm` name (`w`) and the controls around them."""
+
+    w: dict
+    go: gr.Button
+    stop: gr.Button
+    message: gr.Markdown
+    write_copy: gr.Button
+    suggestions: gr.Radio
+    writer_message: gr.Markdown
+    brand_main: gr.ColorPicker
+    brand_second: gr.ColorPicker
+    use_colors: gr.Checkbox
+    style_text: gr.Markdown
+    enhance: gr.Button
+    prompt_note: gr.Markdown
+    random_seed: gr.Checkbox
+    reuse: gr.Button
+    aspect: gr.Radio
+    png: gr.File
+    examples: list  # (button, example) pairs
+
+
+@dataclasses.dataclass
+class ResultPanel:
+    """The ad tab: the result, its info and download, its kept steps with their redo buttons, the history."""
+
+    image: gr.Image
+    info: gr.Markdown
+    download: gr.File
+    views: dict  # step name -> its image
+    redo: dict  # step name -> its redo button
+    gallery: gr.Gallery
+
+
+@dataclasses.dataclass
+class CampaignPanel:
+    """The campaign tab: channels x variants, its own Generate and Stop, the gallery and the ZIP."""
+
+    channels: gr.CheckboxGroup
+    variants: gr.Slider
+    go: gr.Button
+    stop: gr.Button
+    message: gr.Markdown
+    gallery: gr.Gallery
+    zip: gr.DownloadButton
+
+
+@dataclasses.dataclass
+class MemoryPanel:
+    """The folded memory details, and (admin only, else None) the memory-mode and unload controls."""
+
+    details: gr.Markdown
+    mode: gr.Radio | None = None
+    quantize: gr.Radio | None = None
+    title: gr.Markdown | None = None
+    free: gr.Button | None = None
+    unload: gr.Button | None = None
+    note: gr.Markdown | None = None
+
+
+@dataclasses.dataclass
+class PageState:
+    """What the page keeps per tab (and the history, per browser)."""
+
+    history: gr.BrowserState
+    auto_prompt: gr.State
+    last_seed: gr.State
+    enhanced: gr.State  # the prompt the writer last put in the box: Generate records it as written
+    edited: gr.State  # the user typed in the prompt box: keep their prompt, else it follows the form
+    background_chosen: gr.State  # the user picked a background: a new photo never changes it
+    background_before: gr.State  # the background before a photo switched it to a packshot: back when it goes
+    example: gr.State  # the example row last filled in (name, copy, features), until another name is typed
+    variation: gr.State  # the scene of image 1: "Load from image" restores image N's; a random seed resets it
+
+
+def form_panel(h: Handlers, i18n: gr.I18n) -> FormPanel:
+    """The form column: the few fields an ad needs and Generate first, the rest folded."""
+    w: dict = {}  # the form's widgets by AdForm field name
+    w["name"] = gr.Textbox(label=i18n("product_name"), placeholder=i18n("product_name_placeholder"),
+                           max_length=MAX_FIELD_CHARS, elem_id="name")
+    w["copy"] = gr.Textbox(label=i18n("ad_copy"), max_length=COPY_LIMITS["copy"], elem_id="copy")
+    w["subcopy"] = gr.Textbox(label=i18n("subcopy"), max_length=COPY_LIMITS["subcopy"], elem_id="subcopy")
+    w["style"] = gr.Radio([(p.label, n) for n, p in h.presets.items()], value=next(iter(h.presets)),
+                          label=i18n("style"), elem_id="style")
+    w["photo"] = gr.File(label=i18n("product_photo_optional"), file_types=UPLOAD_TYPES, type="filepath",
+                         height=120, elem_id="photo")
+    with gr.Row():
+        go = gr.Button(i18n("generate"), variant="primary", elem_id="generate", scale=3)
+        stop = gr.Button(i18n("stop"), variant="stop", elem_id="stop", visible=False, scale=1)
+    message = gr.Markdown("", elem_id="message")
+    # Under Generate, not under the copy boxes: Generate stays on a phone's first screen.
+    write_copy = gr.Button(i18n("write_copy"), size="sm", elem_id="write-copy")
+    suggestions = gr.Radio([], label=i18n("copy_suggestions"), visible=False, elem_id="copy-suggestions")
+    writer_message = gr.Markdown("", elem_id="writer-message")
+    with gr.Accordion(i18n("more_product"), open=False):
+        w["category"] = gr.Textbox(label=i18n("category"), max_length=MAX_FIELD_CHARS)
+        w["features"] = gr.Textbox(label=i18n("key_features"), placeholder=i18n("key_features_placeholder"),
+                                   max_length=MAX_FIELD_CHARS)
+        w["audience"] = gr.Textbox(label=i18n("target_audience"), max_length=MAX_FIELD_CHARS)
+        w["scene"] = gr.Textbox(label=i18n("scene_mood"), max_length=MAX_FIELD_CHARS)
+        w["colors"] = gr.Textbox(label=i18n("brand_colours"), max_length=MAX_FIELD_CHARS)
+    with gr.Accordion(i18n("brand_kit"), open=False, elem_id="brand-kit"):
+        w["brand"] = gr.Dropdown([("—", ""), *brand_choices()], value="", label=i18n("brand_preset"),
+                                 elem_id="brand")
+        w["logo"] = gr.File(label=i18n("brand_logo"), file_types=UPLOAD_TYPES, type="filepath", height=100,
+                            elem_id="logo")
+        with gr.Row():
+            brand_main = gr.ColorPicker("#000000", label=i18n("brand_main_colour"), elem_id="brand-main")
+            brand_second = gr.ColorPicker("#FFFFFF", label=i18n("brand_second_colour"), elem_id="brand-second")
+        use_colors = gr.Checkbox(False, label=i18n("use_brand_colours"), info=i18n("use_brand_colours_info"),
+                                 elem_id="use-brand-colours")
+        w["font"] = gr.File(label=i18n("brand_font"), file_types=[".ttf", ".otf"], type="filepath", height=100,
+                            elem_id="font")
+    with gr.Accordion(i18n("advanced"), open=False, elem_id="advanced"), gr.Tabs():
+        with gr.Tab(i18n("tab_style")):
+            style_text = gr.Markdown()
+            w["lora_scale"] = gr.Slider(0, 2, value=1.0, step=0.05, label=i18n("lora_scale"), visible=False)
+            w["product_focus"] = gr.Checkbox(True, label=i18n("product_focus"))
+            w["prompt"] = gr.Textbox(label=i18n("prompt"), info=i18n("prompt_info"), lines=5, elem_id="prompt")
+            enhance = gr.Button(i18n("enhance_prompt"), size="sm", elem_id="enhance-prompt")
+            prompt_note = gr.Markdown("", elem_id="prompt-note")
+        with gr.Tab(i18n("tab_seed_size")):
+            with gr.Row():
+                w["seed"] = gr.Number(None, label=i18n("seed"), precision=0, minimum=0, maximum=2**32 - 1,
+                                      interactive=False, elem_id="seed")  # blank and locked while random
+                random_seed = gr.Checkbox(True, label=i18n("random_seed"), elem_id="random-seed")
+                reuse = gr.Button(i18n("reuse_seed"), size="sm")
+            aspect = gr.Radio([*ASPECTS, "custom"], value="1:1", label=i18n("aspect_ratio"), elem_id="aspect")
+            w["width"] = gr.Slider(256, 2048, value=1024, step=16, label=i18n("width"), elem_id="width")
+            w["height"] = gr.Slider(256, 2048, value=1024, step=16, label=i18n("height"), elem_id="height")
+            w["steps"] = gr.Slider(1, 50, value=8, step=1, label=i18n("steps"), elem_id="steps")
+            w["count"] = gr.Slider(1, UI_MAX_COUNT, value=1, step=1, label=i18n("images"), elem_id="count")
+            with gr.Row():
+                w["same_scene"] = gr.Checkbox(False, label=i18n("same_scene"), info=i18n("same_scene_info"),
+                                              elem_id="same-scene")
+                w["different_scenes"] = gr.Checkbox(False, label=i18n("different_scenes"),
+                                                    info=i18n("different_scenes_info"), elem_id="different-scenes")
+        with gr.Tab(i18n("tab_ad_layout")):
+            w["text_style"] = gr.Radio([(t.label, n) for n, t in h.text_styles.items()],
+                                       value=next(iter(h.text_styles)), label=i18n("copy_style"))
+            w["text_position"] = gr.Radio(list(POSITIONS), value="auto", label=i18n("copy_position"))
+            w["background"] = gr.Radio([(i18n("background_inpaint"), "inpaint"), (i18n("background_t2i"), "t2i"),
+                                        (i18n("background_packshot"), "packshot")], value="inpaint",
+                                       label=i18n("background"), elem_id="background")
+            w["packshot"] = gr.Radio([(i18n("packshot_gradient"), "gradient"), (i18n("packshot_color"), "color"),
+                                      (i18n("packshot_white"), "white")], value="gradient",
+                                     label=i18n("packshot_style"), visible=False, elem_id="packshot")
+            with gr.Row():
+                w["place_x"] = gr.Slider(0, 1, value=0.5, step=0.01, label=i18n("product_x"))
+                w["place_y"] = gr.Slider(0, 1, value=0.6, step=0.01, label=i18n("product_y"))
+                w["place_scale"] = gr.Slider(0.05, 1, value=0.45, step=0.01, label=i18n("product_height"))
+            w["mask"] = gr.ImageEditor(label=i18n("product_mask"), type="pil", image_mode="RGBA",
+                                       brush=gr.Brush(colors=["#FFFFFF"], default_size=24),
+                                       eraser=gr.Eraser(default_size=24), sources=[], layers=False,
+                                       elem_id="mask-editor")
+        with gr.Tab(i18n("tab_load_image")):
+            png = gr.File(label=i18n("load_png"), file_types=[".png", ".jpg", ".jpeg"], elem_id="load-png")
+    with gr.Row(elem_id="examples"):  # one tap fills name, copy and features (no wide table to scroll)
+        gr.Markdown(i18n("examples"))
+        examples = [(gr.Button(example[0], size="sm", min_width=60), example) for example in EXAMPLES]
+    return FormPanel(w=w, go=go, stop=stop, message=message, write_copy=write_copy, suggestions=suggestions,
+                     writer_message=writer_message, brand_main=brand_main, brand_second=brand_second,
+                     use_colors=use_colors, style_text=style_text, enhance=enhance, prompt_note=prompt_note,
+                     random_seed=random_seed, reuse=reuse, aspect=aspect, png=png, examples=examples)
+
+
+def result_panel(i18n: gr.I18n) -> ResultPanel:
+    """The ad tab: the result shown whole, its info, its kept steps (each redoable alone), the history."""
+    image = gr.Image(label=i18n("result"), format="png", interactive=False, height=520, elem_id="result",
+                     buttons=["download", "fullscreen"])
+    info = gr.Markdown(elem_id="result-info")
+    download = gr.File(label=i18n("download_png"), elem_id="download")
+    views, redo = {}, {}
+    with gr.Row():  # the ad's kept steps, each redoable alone
+        for step, key, redo_key in (("cutout", "step_cutout", "redo_cutout"),
+                                    ("background", "step_background", "new_background"),
+                                    ("copy_layer", "step_copy_layer", "redo_copy")):
+            with gr.Column(min_width=110):
+                views[step] = gr.Image(label=i18n(key), format="png", interactive=False, height=150,
+                                       elem_id=f"step-{step.split('_')[0]}",
+                                       elem_classes=["checker"] if step == "copy_layer" else None)
+                redo[step] = gr.Button(i18n(redo_key), size="sm", elem_id=redo_key.replace("_", "-"))
+    gallery = gr.Gallery(label=i18n("results"), format="png", columns=4, height=230, object_fit="contain",
+                         elem_id="gallery", allow_preview=False)
+    return ResultPanel(image=image, info=info, download=download, views=views, redo=redo, gallery=gallery)
+
+
+def campaign_panel(h: Handlers, i18n: gr.I18n) -> CampaignPanel:
+    """The campaign tab: the form's ad in each chosen channel x variants."""
+    gr.Markdown(i18n("campaign_intro"))
+    channels = gr.CheckboxGroup([(choice_label(c, "en"), i) for i, c in h.channels.items()],  # grouped by platform
+                                value=[i for i in CAMPAIGN_CHANNELS if i in h.channels],
+                                label=i18n("campaign_channels"), elem_id="campaign-channels")
+    variants = gr.Slider(1, UI_MAX_VARIANTS, value=1, step=1, label=i18n("campaign_variants"),
+                         info=i18n("campaign_variants_info"), elem_id="campaign-variants")
+    with gr.Row():
+        go = gr.Button(i18n("campaign_generate"), variant="primary", elem_id="campaign-generate", scale=3)
+        stop = gr.Button(i18n("stop"), variant="stop", elem_id="campaign-stop", visible=False, scale=1)
+    message = gr.Markdown("", elem_id="campaign-message")
+    gallery = gr.Gallery(label=i18n("campaign_results"), format="png", columns=3, height=420, object_fit="contain",
+                         elem_id="campaign-gallery")
+    zip_button = gr.DownloadButton(i18n("download_zip"), visible=False, elem_id="campaign-zip")
+    return CampaignPanel(channels=channels, variants=variants, go=go, stop=stop, message=message, gallery=gallery,
+                         zip=zip_button)
+
+
+def memory_panel(i18n: gr.I18n, admin: bool) -> MemoryPanel:
+    """The memory details, folded; the controls only for an admin (a local launch)."""
+    with gr.Accordion(i18n("memory_details"), open=False):
+        panel = MemoryPanel(details=gr.Markdown(elem_id="vram-panel"))
+        if admin:
+            panel.title = gr.Markdown(i18n("admin_controls"))
+            with gr.Row():
+                panel.mode = gr.Radio(["auto", "gpu", "offload", "lowvram"],
+                                      value=os.environ.get("ADGEN_MEMORY") or "auto", label=i18n("memory_mode"),
+                                      scale=3)
+                panel.quantize = gr.Radio(["auto", "none", "fp8", "int8"],
+                                          value=os.environ.get("ADGEN_QUANTIZE") or "auto",
+                                          label=i18n("quantize_mode"), scale=2)
+                panel.free = gr.Button(i18n("free_memory"), size="sm")
+                panel.unload = gr.Button(i18n("unload_model"), size="sm")
+            panel.note = gr.Markdown()
+    return panel
+
+
+def page_state(secret: str) -> PageState:
+    """The tab's state; the history is sealed with the installation's `secret`, so it is back after a restart."""
+    return PageState(history=gr.BrowserState([], storage_key="adgen-history", secret=secret), auto_prompt=gr.State(""),
+                     last_seed=gr.State(None), enhanced=gr.State(""), edited=gr.State(False),
+                     background_chosen=gr.State(False), background_before=gr.State(None), example=gr.State(None),
+                     variation=gr.State(0))
+
+
 def build_demo(engine, outputs: Path | None = None, admin: bool = False) -> gr.Blocks:
     """The whole UI, wired to `engine` (an Engine or Ray `Workers`, or a function making an Engine in the background).
 
@@ -630,383 +961,280 @@ def build_demo(engine, outputs: Path | None = None, admin: bool = False) -> gr.B
     h = Handlers(studio, admin)
     slots = getattr(engine, "parallel", 1)  # Ray workers run that many jobs at once; an engine (or its maker) one
     i18n = gr.I18n(**load_locales())
-    hidden = dict(api_visibility="private")
     with Page(title="AdGen") as demo:
-        gr.Markdown("## AdGen", elem_id="title")
+        # the name and what it does, in one line (a heading would push Generate off a phone's first screen)
+        gr.Markdown(i18n("app_intro"), elem_id="title")
         status = gr.Markdown(i18n("status_starting"), elem_id="status")
-        w: dict = {}  # the form's widgets by AdForm field name
         with gr.Row(equal_height=False):
             with gr.Column(scale=5, min_width=300):
-                w["name"] = gr.Textbox(label=i18n("product_name"), placeholder=i18n("product_name_placeholder"),
-                                       max_length=MAX_FIELD_CHARS, elem_id="name")
-                w["copy"] = gr.Textbox(label=i18n("ad_copy"), max_length=COPY_LIMITS["copy"], elem_id="copy")
-                w["subcopy"] = gr.Textbox(label=i18n("subcopy"), max_length=COPY_LIMITS["subcopy"], elem_id="subcopy")
-                w["style"] = gr.Radio([(p.label, n) for n, p in h.presets.items()], value=next(iter(h.presets)),
-                                      label=i18n("style"), elem_id="style")
-                w["photo"] = gr.File(label=i18n("product_photo_optional"), file_types=UPLOAD_TYPES, type="filepath",
-                                     height=120, elem_id="photo")
-                with gr.Row():
-                    go = gr.Button(i18n("generate"), variant="primary", elem_id="generate", scale=3)
-                    stop = gr.Button(i18n("stop"), variant="stop", elem_id="stop", visible=False, scale=1)
-                message = gr.Markdown("", elem_id="message")
-                # Under Generate, not under the copy boxes: Generate stays on a phone's first screen.
-                write_copy = gr.Button(i18n("write_copy"), size="sm", elem_id="write-copy")
-                suggestions = gr.Radio([], label=i18n("copy_suggestions"), visible=False, elem_id="copy-suggestions")
-                writer_message = gr.Markdown("", elem_id="writer-message")
-                with gr.Accordion(i18n("more_product"), open=False):
-                    w["category"] = gr.Textbox(label=i18n("category"), max_length=MAX_FIELD_CHARS)
-                    w["features"] = gr.Textbox(label=i18n("key_features"), placeholder=i18n("key_features_placeholder"),
-                                               max_length=MAX_FIELD_CHARS)
-                    w["audience"] = gr.Textbox(label=i18n("target_audience"), max_length=MAX_FIELD_CHARS)
-                    w["scene"] = gr.Textbox(label=i18n("scene_mood"), max_length=MAX_FIELD_CHARS)
-                    w["colors"] = gr.Textbox(label=i18n("brand_colours"), max_length=MAX_FIELD_CHARS)
-                with gr.Accordion(i18n("brand_kit"), open=False, elem_id="brand-kit"):
-                    w["brand"] = gr.Dropdown([("—", ""), *brand_choices()], value="", label=i18n("brand_preset"),
-                                             elem_id="brand")
-                    w["logo"] = gr.File(label=i18n("brand_logo"), file_types=UPLOAD_TYPES, type="filepath", height=100,
-                                        elem_id="logo")
-                    with gr.Row():
-                        brand_main = gr.ColorPicker("#000000", label=i18n("brand_main_colour"), elem_id="brand-main")
-                        brand_second = gr.ColorPicker("#FFFFFF", label=i18n("brand_second_colour"),
-                                                      elem_id="brand-second")
-                    use_colors = gr.Checkbox(False, label=i18n("use_brand_colours"),
-                                             info=i18n("use_brand_colours_info"), elem_id="use-brand-colours")
-                    w["font"] = gr.File(label=i18n("brand_font"), file_types=[".ttf", ".otf"], type="filepath",
-                                        height=100, elem_id="font")
-                with gr.Accordion(i18n("advanced"), open=False, elem_id="advanced"):
-                    with gr.Tabs():
-                        with gr.Tab(i18n("tab_style")):
-                            style_text = gr.Markdown()
-                            w["lora_scale"] = gr.Slider(0, 2, value=1.0, step=0.05, label=i18n("lora_scale"),
-                                                        visible=False)
-                            w["product_focus"] = gr.Checkbox(True, label=i18n("product_focus"))
-                            w["prompt"] = gr.Textbox(label=i18n("prompt"), info=i18n("prompt_info"), lines=5,
-                                                     elem_id="prompt")
-                            enhance = gr.Button(i18n("enhance_prompt"), size="sm", elem_id="enhance-prompt")
-                            prompt_note = gr.Markdown("", elem_id="prompt-note")
-                        with gr.Tab(i18n("tab_seed_size")):
-                            with gr.Row():
-                                w["seed"] = gr.Number(0, label=i18n("seed"), precision=0, minimum=0,
-                                                      maximum=2**32 - 1)
-                                random_seed = gr.Checkbox(True, label=i18n("random_seed"), elem_id="random-seed")
-                                reuse = gr.Button(i18n("reuse_seed"), size="sm")
-                            aspect = gr.Radio([*ASPECTS, "custom"], value="1:1", label=i18n("aspect_ratio"))
-                            w["width"] = gr.Slider(256, 2048, value=1024, step=16, label=i18n("width"))
-                            w["height"] = gr.Slider(256, 2048, value=1024, step=16, label=i18n("height"))
-                            w["steps"] = gr.Slider(1, 50, value=8, step=1, label=i18n("steps"), elem_id="steps")
-                            w["count"] = gr.Slider(1, UI_MAX_COUNT, value=1, step=1, label=i18n("images"),
-                                                   elem_id="count")
-                            with gr.Row():
-                                w["same_scene"] = gr.Checkbox(False, label=i18n("same_scene"),
-                                                              info=i18n("same_scene_info"), elem_id="same-scene")
-                                w["different_scenes"] = gr.Checkbox(False, label=i18n("different_scenes"),
-                                                                    info=i18n("different_scenes_info"),
-                                                                    elem_id="different-scenes")
-                        with gr.Tab(i18n("tab_ad_layout")):
-                            w["text_style"] = gr.Radio([(t.label, n) for n, t in h.text_styles.items()],
-                                                       value=next(iter(h.text_styles)), label=i18n("copy_style"))
-                            w["text_position"] = gr.Radio(list(POSITIONS), value="auto",
-                                                          label=i18n("copy_position"))
-                            w["background"] = gr.Radio([(i18n("background_inpaint"), "inpaint"),
-                                                        (i18n("background_t2i"), "t2i"),
-                                                        (i18n("background_packshot"), "packshot")], value="inpaint",
-                                                       label=i18n("background"), elem_id="background")
-                            w["packshot"] = gr.Radio([(i18n("packshot_gradient"), "gradient"),
-                                                      (i18n("packshot_color"), "color"),
-                                                      (i18n("packshot_white"), "white")], value="gradient",
-                                                     label=i18n("packshot_style"), visible=False, elem_id="packshot")
-                            with gr.Row():
-                                w["place_x"] = gr.Slider(0, 1, value=0.5, step=0.01, label=i18n("product_x"))
-                                w["place_y"] = gr.Slider(0, 1, value=0.6, step=0.01, label=i18n("product_y"))
-                                w["place_scale"] = gr.Slider(0.05, 1, value=0.45, step=0.01,
-                                                             label=i18n("product_height"))
-                            w["mask"] = gr.ImageEditor(label=i18n("product_mask"), type="pil", image_mode="RGBA",
-                                                       brush=gr.Brush(colors=["#FFFFFF"], default_size=24),
-                                                       eraser=gr.Eraser(default_size=24), sources=[],
-                                                       layers=False, elem_id="mask-editor")
-                        with gr.Tab(i18n("tab_load_image")):
-                            png = gr.File(label=i18n("load_png"), file_types=[".png", ".jpg", ".jpeg"],
-                                          elem_id="load-png")
-                with gr.Row(elem_id="examples"):  # one tap fills name, copy and features (no wide table to scroll)
-                    gr.Markdown(i18n("examples"))
-                    for example in EXAMPLES:
-                        gr.Button(example[0], size="sm", min_width=60).click(
-                            lambda e=example: e, None, [w["name"], w["copy"], w["features"]], queue=False, **hidden)
+                form = form_panel(h, i18n)
             with gr.Column(scale=6, min_width=300), gr.Tabs(elem_id="result-tabs"):
                 with gr.Tab(i18n("tab_ad"), elem_id="tab-ad"):
-                    result = gr.Image(label=i18n("result"), format="png", interactive=False, height=520,
-                                      elem_id="result", buttons=["download", "fullscreen"])
-                    info = gr.Markdown(elem_id="result-info")
-                    download = gr.File(label=i18n("download_png"), elem_id="download")
-                    views, redo = {}, {}
-                    with gr.Row():  # the ad's kept steps, each redoable alone
-                        for step, key, redo_key in (("cutout", "step_cutout", "redo_cutout"),
-                                                    ("background", "step_background", "new_background"),
-                                                    ("copy_layer", "step_copy_layer", "redo_copy")):
-                            with gr.Column(min_width=110):
-                                views[step] = gr.Image(label=i18n(key), format="png", interactive=False, height=150,
-                                                       elem_id=f"step-{step.split('_')[0]}",
-                                                       elem_classes=["checker"] if step == "copy_layer" else None)
-                                redo[step] = gr.Button(i18n(redo_key), size="sm", elem_id=redo_key.replace("_", "-"))
-                    gallery = gr.Gallery(label=i18n("results"), format="png", columns=4, height=230,
-                                         object_fit="contain", elem_id="gallery", allow_preview=False)
+                    result = result_panel(i18n)
                 with gr.Tab(i18n("tab_campaign"), elem_id="tab-campaign"):
-                    gr.Markdown(i18n("campaign_intro"))
-                    campaign_channels = gr.CheckboxGroup(
-                        [(choice_label(c, "en"), i) for i, c in h.channels.items()],  # grouped by platform
-                        value=[i for i in CAMPAIGN_CHANNELS if i in h.channels], label=i18n("campaign_channels"),
-                        elem_id="campaign-channels")
-                    campaign_variants = gr.Slider(1, UI_MAX_VARIANTS, value=1, step=1,
-                                                  label=i18n("campaign_variants"), info=i18n("campaign_variants_info"),
-                                                  elem_id="campaign-variants")
-                    with gr.Row():
-                        campaign_go = gr.Button(i18n("campaign_generate"), variant="primary",
-                                                elem_id="campaign-generate", scale=3)
-                        campaign_stop = gr.Button(i18n("stop"), variant="stop", elem_id="campaign-stop",
-                                                  visible=False, scale=1)
-                    campaign_message = gr.Markdown("", elem_id="campaign-message")
-                    campaign_gallery = gr.Gallery(label=i18n("campaign_results"), format="png", columns=3,
-                                                  height=420, object_fit="contain", elem_id="campaign-gallery")
-                    campaign_zip = gr.DownloadButton(i18n("download_zip"), visible=False, elem_id="campaign-zip")
-        with gr.Accordion(i18n("memory_details"), open=False):
-            details = gr.Markdown(elem_id="vram-panel")
-            if admin:
-                admin_title = gr.Markdown(i18n("admin_controls"))
-                with gr.Row():
-                    memory = gr.Radio(["auto", "gpu", "offload", "lowvram"], value=os.environ.get("ADGEN_MEMORY")
-                                      or "auto", label=i18n("memory_mode"), scale=3)
-                    quantize = gr.Radio(["auto", "none", "fp8", "int8"], value=os.environ.get("ADGEN_QUANTIZE")
-                                        or "auto", label=i18n("quantize_mode"), scale=2)
-                    free = gr.Button(i18n("free_memory"), size="sm")
-                    unload = gr.Button(i18n("unload_model"), size="sm")
-                memory_note = gr.Markdown()
-        history = gr.BrowserState([], storage_key="adgen-history")
-        auto_prompt, last_seed = gr.State(""), gr.State(None)
-        enhanced = gr.State("")  # the prompt the writer last put in the box: Generate records it as written
-        edited = gr.State(False)  # the user typed in the prompt box: keep their prompt, else it follows the form
-        background_chosen = gr.State(False)  # the user picked a background: a new photo never changes it
-        variation = gr.State(0)  # the scene of image 1: "Load from image" restores image N's; a random seed resets it
-
-        # -- wiring ----------------------------------------------------------------------------
-        fields = {**w, "auto_prompt": auto_prompt, "enhanced_prompt": enhanced, "variation": variation}
-        outputs = {"image": result, "info": info, "download": download, "gallery": gallery, "history": history,
-                   "seed": last_seed, "message": message, **views}
-
-        def form_of(data: dict, seed: int | None | str = "form", with_mask: bool = True) -> AdForm:
-            values = {name: data[widget] for name, widget in fields.items() if name in FORM_FIELDS}
-            if not data[edited]:
-                values["prompt"] = ""  # not typed by the user: build it (several previews may be in flight)
-            values["mask"] = mask_png(data[w["mask"]]) if data.get(w["photo"]) and with_mask else None
-            if values["mask"] is not None:
-                check_mask_fits(data[w["photo"]], values["mask"])
-            values["seed"] = (None if data[random_seed] else data[w["seed"]]) if seed == "form" else seed
-            values["lora_scale"] = data[w["lora_scale"]]
-            folder = utils.get_upload_folder()  # files come from the page's uploads only, never a server path
-            for name, field in (("photo", "product photo"), ("logo", "logo"), ("font", "brand font")):
-                values[name] = uploaded(values[name], field, folder)
-            values["brand_colors"] = brand_colors_of(data[use_colors], data[brand_main], data[brand_second])
-            return AdForm.of(values)
-
-        def to_outputs(named: dict) -> dict:
-            return {outputs[k]: v for k, v in named.items() if k in outputs}
-
-        form_inputs = {*fields.values(), random_seed, edited, use_colors, brand_main, brand_second}
-        # ZeroGPU's duration reads the request's size from these (adgen.zerogpu)
-        sizes_of = {w[name]: name for name in ("width", "height", "steps", "count")}
-        inputs = {*form_inputs, history, last_seed}
-
-        def run(seed_of):
-            def handler(data: dict, request: gr.Request, progress=gr.Progress()):  # noqa: B008 - Gradio injects it
-                try:
-                    form = form_of(data, seed_of(data))
-                except AdgenError as exc:
-                    return {message: "⚠ " + localize_error(exc, lang_of_request(request))}
-                return to_outputs(h.generate(form, data[history], request, progress))
-            return on_gpu(handler, sizes_of)
-
-        # One job at a time per tab: while any job (Generate, a redo, Write copy, Enhance prompt, the campaign)
-        # is queued or running, no other can start and Stop shows (both Stops: each ends whatever job runs); all
-        # come back when it ends, however it ends (done, error, Stop). `running` names the job, for Stop's line.
-        buttons = [go, redo["cutout"], redo["background"], redo["copy_layer"], write_copy, enhance, campaign_go,
-                   stop, campaign_stop]
-        running = gr.State(None)
-        notes = {"generate": message, "write_copy": writer_message, "enhance": prompt_note,
-                 "campaign": campaign_message}
-
-        def busy(job: str):
-            return (lambda: (*button_updates(True), job, "")), None, [*buttons, running, notes[job]]
-
-        idle = (lambda: (*button_updates(False), None), None, [*buttons, running])
-        gpu = dict(concurrency_limit=slots, concurrency_id="gpu", api_visibility="private")
-        out = list(outputs.values())
-        runs = []
-        for trigger, seed_of in ((go, lambda d: "form"),
-                                 (redo["copy_layer"], lambda d: d[last_seed] if d[last_seed] is not None else "form"),
-                                 (redo["cutout"], lambda d: d[last_seed] if d[last_seed] is not None else "form"),
-                                 (redo["background"], lambda d: new_seed())):
-            # Redo buttons pass their seed for that one run; "Random seed" stays as the user set it.
-            started = trigger.click(*busy("generate"), queue=False, **hidden)
-            runs.append(started.then(run(seed_of), inputs, out, show_progress_on=[result], scroll_to_output=True,
-                                     **gpu))
-            runs[-1].then(*idle, queue=False, **hidden)
-
-        # The writer: Write copy and Enhance prompt run as this tab's jobs on the same GPU queue, with the same Stop
-        def write_copy_run(data: dict, request: gr.Request, progress=gr.Progress()):  # noqa: B008 - Gradio injects it
-            try:
-                form = form_of(data, with_mask=False)
-            except AdgenError as exc:
-                return {writer_message: "⚠ " + localize_error(exc, lang_of_request(request))}
-            named = h.write_copy(form, request, progress)
-            shown = {writer_message: named["message"]}
-            if "suggestions" in named:
-                shown[suggestions] = gr.update(choices=named["suggestions"], value=None, visible=True)
-            return shown
-
-        def enhance_run(data: dict, request: gr.Request, progress=gr.Progress()):  # noqa: B008 - Gradio injects it
-            try:
-                form = form_of(data, with_mask=False)
-            except AdgenError as exc:
-                return {prompt_note: "⚠ " + localize_error(exc, lang_of_request(request))}
-            named = h.enhance(form, request, progress)
-            shown = {prompt_note: named["message"]}
-            if "prompt" in named:  # the box keeps it (still editable) and the form carries it as written
-                shown.update({w["prompt"]: named["prompt"], enhanced: named["enhanced_prompt"], edited: True})
-            return shown
-
-        for trigger, job, fn, shows, box in (
-                (write_copy, "write_copy", write_copy_run, [suggestions], w["copy"]),
-                (enhance, "enhance", enhance_run, [w["prompt"], enhanced, edited], w["prompt"])):
-            started = trigger.click(*busy(job), queue=False, **hidden)
-            # The box its progress shows on is an output too (left unchanged): Gradio marks a cancelled queued event's
-            # progress components that are not its outputs as failed (a red "Error" after a queued Stop).
-            outputs_of = list(dict.fromkeys([*shows, notes[job], box]))
-            runs.append(started.then(on_gpu(fn), form_inputs, outputs_of, show_progress_on=[box], **gpu))
-            runs[-1].then(*idle, queue=False, **hidden)
-        suggestions.input(h.use_copy, suggestions, [w["copy"], w["subcopy"]], queue=False, **hidden)
-        # "Same scene" and "Different scenes" exclude each other: ticking one unticks the other
-        for one, other in (("same_scene", "different_scenes"), ("different_scenes", "same_scene")):
-            w[one].input(lambda on: False if on else gr.skip(), w[one], w[other], queue=False, **hidden)
-
-        # The campaign: the same form, the chosen channels x variants, on the same GPU queue and Stop
-        def campaign(data: dict, request: gr.Request, progress=gr.Progress()):  # noqa: B008 - Gradio injects it
-            try:
-                form = form_of(data)
-            except AdgenError as exc:
-                return {campaign_message: "⚠ " + localize_error(exc, lang_of_request(request))}
-            named = h.campaign(form, data[campaign_channels], data[campaign_variants], request, progress)
-            shown = {campaign_message: named["message"]}
-            if "zip" in named:
-                shown.update({campaign_gallery: named["gallery"],
-                              campaign_zip: gr.update(value=named["zip"], visible=True)})
-            return shown
-
-        started = campaign_go.click(*busy("campaign"), queue=False, **hidden)
-        sized = {campaign_channels: "channels", campaign_variants: "variants"}  # ZeroGPU's duration
-        campaign_run = started.then(on_gpu(campaign, sized), {*form_inputs, campaign_channels, campaign_variants},
-                                    [campaign_message, campaign_gallery, campaign_zip],
-                                    show_progress_on=[campaign_gallery], **gpu)
-        campaign_run.then(*idle, queue=False, **hidden)
-        runs.append(campaign_run)
-
-        def stop_ui(job: str | None, request: gr.Request):
-            said = h.stop_ui(job, request)
-            return {notes.get(job, message): said["message"], running: None,
-                    **dict(zip(buttons, said["buttons"], strict=True))}
-
-        for each in (stop, campaign_stop):  # a cancelled event's own reply never reaches the page: Stop says it
-            each.click(stop_ui, running, [*buttons, running, *notes.values()], queue=False, cancels=runs, **hidden)
-        demo.unload(h.session_closed)
-
-        preview_inputs = form_inputs
-
-        def preview(data: dict):
-            if data[edited]:
-                return gr.skip(), gr.skip()  # the user's own prompt stays until they empty the box
-            try:
-                form = form_of(data, with_mask=False)
-            except AdgenError:
-                return gr.skip(), gr.skip()
-            return h.preview(form, "", "")
-
-        w["prompt"].input(lambda value: bool((value or "").strip()), w["prompt"], edited, queue=False,
-                          show_progress="hidden", **hidden)
-
-        for widget in (*(w[name] for name in ("name", "category", "features", "audience", "scene", "colors", "copy",
-                                              "subcopy", "style", "product_focus", "photo", "brand", "logo")),
-                       use_colors, brand_main, brand_second):
-            widget.change(preview, preview_inputs, [w["prompt"], auto_prompt], queue=False,
-                          show_progress="hidden", **hidden)
-        # Brand kit: a kit's colours show in the pickers; picking a colour means using it
-        w["brand"].change(h.brand_colours, w["brand"], [brand_main, brand_second], queue=False, **hidden)
-        for picker in (brand_main, brand_second):
-            picker.input(lambda: True, None, use_colors, queue=False, **hidden)
-        # The packshot style shows only for a packshot background; a background the user picks stays theirs
-        w["background"].change(lambda b: gr.update(visible=b == "packshot"), w["background"], w["packshot"],
-                               queue=False, **hidden)
-        w["background"].input(lambda: True, None, background_chosen, queue=False, **hidden)
-        for name in COPY_LIMITS:  # a live character counter on the copy fields, in the UI's language
-            def count(value: str, request: gr.Request, name=name):
-                return h.counter(name, value, request)
-
-            w[name].change(count, w[name], w[name], queue=False, show_progress="hidden", **hidden)
-            demo.load(count, w[name], w[name], queue=False, show_progress="hidden", **hidden)
-        w["style"].change(h.style_info, w["style"], [style_text, w["lora_scale"]], queue=False, **hidden)
-        aspect.change(lambda r: ASPECTS.get(r, (gr.skip(), gr.skip())), aspect, [w["width"], w["height"]],
-                      queue=False, **hidden)
-        for side in (w["width"], w["height"]):
-            side.release(lambda: "custom", None, aspect, queue=False, **hidden)
-        reuse.click(lambda s: (s if s is not None else 0, False), last_seed, [w["seed"], random_seed], queue=False,
-                    **hidden)
-        random_seed.input(lambda on: 0 if on else gr.skip(), random_seed, variation, queue=False, **hidden)
-        # A photo that needs a painted mask says so beside Generate, where the user is looking; on the demo model
-        # a packshot background is preselected (and said why)
-        w["photo"].change(h.photo_changed, [w["photo"], background_chosen], [w["mask"], message, w["background"]],
-                          **hidden)
-        def select(hist: list, evt: gr.SelectData, request: gr.Request):
-            return to_outputs(h.select(hist, evt.index, request))
-
-        gallery.select(select, history, [result, info, download, *views.values()], queue=False, **hidden)
-        loaded = {**{k: v for k, v in w.items() if k not in ("photo", "mask", "logo", "font")},
-                  "auto_prompt": auto_prompt, "enhanced_prompt": enhanced, "prompt_edited": edited,
-                  "random_seed": random_seed, "aspect": aspect, "message": message, "variation": variation}
-        def restore(file: str, request: gr.Request):
-            return {loaded[k]: v for k, v in h.load_from_image(file, request).items() if k in loaded}
-
-        png.upload(restore, png, list(loaded.values()), queue=False, **hidden)
-
-        # The status line refreshes outside the GPU queue: it only reads counters, never waits.
-        timer = gr.Timer(1.5)
-        timer.tick(h.status, [w["width"], w["height"], w["count"]], [status, details], queue=False,
-                   show_progress="hidden", **hidden)
-        if admin:
-            memory.change(h.set_memory_mode, memory, memory_note, **{**gpu, "api_visibility": "private"})
-            quantize.change(h.set_quantize, quantize, memory_note, **{**gpu, "api_visibility": "private"})
-            free.click(h.free_memory, None, details, queue=False, **hidden)
-            unload.click(h.unload, None, details, concurrency_limit=slots, concurrency_id="gpu", **hidden)
-
-            def admin_shown(request: gr.Request):  # a visitor through a proxy sees no admin controls (nor may use them)
-                return [gr.update(visible=h.is_admin(request))] * 4
-
-            demo.load(admin_shown, None, [admin_title, memory, free, unload], queue=False, **hidden)
-        def restore_history(hist: list, request: gr.Request):
-            return to_outputs(h.restore_history(hist, request))
-
-        demo.load(restore_history, history, out, queue=False, **hidden)
-        demo.load(h.style_info, w["style"], [style_text, w["lora_scale"]], queue=False, **hidden)
-        demo.load(h.choices, None, [w["style"], w["text_style"], w["text_position"], aspect, campaign_channels,
-                                    w["brand"]], queue=False, **hidden)
-        demo.load(preview, preview_inputs, [w["prompt"], auto_prompt], queue=False, **hidden)
-        demo.load(h.status, None, [status, details], queue=False, show_progress="hidden", **hidden)
-        for fn in api_functions(h):
-            gr.api(on_gpu(fn), api_name=fn.__name__, concurrency_limit=slots, concurrency_id="gpu")
+                    campaign = campaign_panel(h, i18n)
+        memory = memory_panel(i18n, admin)
+        state = page_state(installation_secret(cache_dir()))
+        h.queue = lambda: getattr(demo, "_queue", None)
+        wire(demo, h, slots, status, form, result, campaign, memory, state)
     demo.handlers = h  # for tests and embedding
     demo.i18n = i18n
     return demo
 
 
+def wire(demo: gr.Blocks, h: Handlers, slots: int, status: gr.Markdown, form: FormPanel, res: ResultPanel,
+         camp: CampaignPanel, memory: MemoryPanel, state: PageState) -> None:
+    """Every event of the page, in one place (inside `demo`'s context)."""
+    hidden = dict(api_visibility="private")
+    w, message, history, last_seed = form.w, form.message, state.history, state.last_seed
+    edited, enhanced, auto_prompt = state.edited, state.enhanced, state.auto_prompt
+
+    # 1. the form as one typed AdForm, the handlers' named results as the page's outputs
+    fields = {**w, "auto_prompt": auto_prompt, "enhanced_prompt": enhanced, "variation": state.variation}
+    outputs = {"image": res.image, "info": res.info, "download": res.download, "gallery": res.gallery,
+               "history": history, "seed": last_seed, "message": message, **res.views}
+
+    def form_of(data: dict, seed: int | None | str = "form", with_mask: bool = True) -> AdForm:
+        values = {name: data[widget] for name, widget in fields.items() if name in FORM_FIELDS}
+        if not data[edited]:
+            values["prompt"] = ""  # not typed by the user: build it (several previews may be in flight)
+        values["mask"] = mask_png(data[w["mask"]]) if data.get(w["photo"]) and with_mask else None
+        if values["mask"] is not None:
+            check_mask_fits(data[w["photo"]], values["mask"])
+        values["seed"] = (None if data[form.random_seed] else data[w["seed"]]) if seed == "form" else seed
+        values["lora_scale"] = data[w["lora_scale"]]
+        folder = utils.get_upload_folder()  # files come from the page's uploads only, never a server path
+        for name, field in (("photo", "product photo"), ("logo", "logo"), ("font", "brand font")):
+            values[name] = uploaded(values[name], field, folder)
+        values["brand_colors"] = brand_colors_of(data[form.use_colors], data[form.brand_main], data[form.brand_second])
+        return AdForm.of(values)
+
+    def to_outputs(named: dict) -> dict:
+        return {outputs[k]: v for k, v in named.items() if k in outputs}
+
+    form_inputs = {*fields.values(), form.random_seed, edited, form.use_colors, form.brand_main, form.brand_second}
+    inputs = {*form_inputs, history, last_seed}
+    sizes_of = {w[name]: name for name in ("width", "height", "steps", "count")}  # ZeroGPU's duration (adgen.zerogpu)
+
+    # 2. the jobs: Generate and the redos, Write copy and Enhance prompt, the campaign, and Stop
+    def run(seed_of):
+        def handler(data: dict, request: gr.Request, progress=gr.Progress()):  # noqa: B008 - Gradio injects it
+            try:
+                ad = form_of(data, seed_of(data))
+            except AdgenError as exc:
+                return {message: "⚠ " + localize_error(exc, lang_of_request(request))}
+            return to_outputs(h.generate(ad, data[history], request, progress))
+        return on_gpu(handler, sizes_of)
+
+    # One job at a time per tab: while any job (Generate, a redo, Write copy, Enhance prompt, the campaign)
+    # is queued or running, no other can start and Stop shows (both Stops: each ends whatever job runs); all
+    # come back when it ends, however it ends (done, error, Stop). `running` names the job, for Stop's line.
+    buttons = [form.go, res.redo["cutout"], res.redo["background"], res.redo["copy_layer"], form.write_copy,
+               form.enhance, camp.go, form.stop, camp.stop]
+    running = gr.State(None)
+    notes = {"generate": message, "write_copy": form.writer_message, "enhance": form.prompt_note,
+             "campaign": camp.message}
+
+    def busy(job: str):
+        return (lambda: (*button_updates(True), job, "")), None, [*buttons, running, notes[job]]
+
+    idle = (lambda: (*button_updates(False), None), None, [*buttons, running])
+    gpu = dict(concurrency_limit=slots, concurrency_id="gpu", api_visibility="private")
+    out = list(outputs.values())
+    runs = []
+    for trigger, seed_of in ((form.go, lambda d: "form"),
+                             (res.redo["copy_layer"], lambda d: d[last_seed] if d[last_seed] is not None else "form"),
+                             (res.redo["cutout"], lambda d: d[last_seed] if d[last_seed] is not None else "form"),
+                             (res.redo["background"], lambda d: new_seed())):
+        # Redo buttons pass their seed for that one run; "Random seed" stays as the user set it.
+        trigger.click(None, js=BRING_INTO_VIEW % "#result")
+        started = trigger.click(*busy("generate"), queue=False, **hidden)
+        runs.append(started.then(run(seed_of), inputs, out, show_progress_on=[res.image], **gpu))
+        runs[-1].then(*idle, queue=False, **hidden)
+
+    # The writer: Write copy and Enhance prompt run as this tab's jobs on the same GPU queue, with the same Stop
+    def write_copy_run(data: dict, request: gr.Request, progress=gr.Progress()):  # noqa: B008 - Gradio injects it
+        try:
+            ad = form_of(data, with_mask=False)
+        except AdgenError as exc:
+            return {form.writer_message: "⚠ " + localize_error(exc, lang_of_request(request))}
+        named = h.write_copy(ad, request, progress)
+        shown = {form.writer_message: named["message"]}
+        if "suggestions" in named:
+            shown[form.suggestions] = gr.update(choices=named["suggestions"], value=None, visible=True)
+        return shown
+
+    def enhance_run(data: dict, request: gr.Request, progress=gr.Progress()):  # noqa: B008 - Gradio injects it
+        try:
+            ad = form_of(data, with_mask=False)
+        except AdgenError as exc:
+            return {form.prompt_note: "⚠ " + localize_error(exc, lang_of_request(request))}
+        named = h.enhance(ad, request, progress)
+        shown = {form.prompt_note: named["message"]}
+        if "prompt" in named:  # the box keeps it (still editable) and the form carries it as written
+            shown.update({w["prompt"]: named["prompt"], enhanced: named["enhanced_prompt"], edited: True})
+        return shown
+
+    for trigger, job, fn, shows, box in (
+            (form.write_copy, "write_copy", write_copy_run, [form.suggestions], w["copy"]),
+            (form.enhance, "enhance", enhance_run, [w["prompt"], enhanced, edited], w["prompt"])):
+        trigger.click(None, js=BRING_INTO_VIEW % f"#{box.elem_id}")
+        started = trigger.click(*busy(job), queue=False, **hidden)
+        # The box its progress shows on is an output too (left unchanged): Gradio marks a cancelled queued event's
+        # progress components that are not its outputs as failed (a red "Error" after a queued Stop).
+        outputs_of = list(dict.fromkeys([*shows, notes[job], box]))
+        runs.append(started.then(on_gpu(fn), form_inputs, outputs_of, show_progress_on=[box], **gpu))
+        runs[-1].then(*idle, queue=False, **hidden)
+    form.suggestions.input(h.use_copy, form.suggestions, [w["copy"], w["subcopy"]], queue=False, **hidden)
+    # "Same scene" and "Different scenes" exclude each other: ticking one unticks the other
+    for one, other in (("same_scene", "different_scenes"), ("different_scenes", "same_scene")):
+        w[one].input(lambda on: False if on else gr.skip(), w[one], w[other], queue=False, **hidden)
+
+    # The campaign: the same form, the chosen channels x variants, on the same GPU queue and Stop
+    def campaign(data: dict, request: gr.Request, progress=gr.Progress()):  # noqa: B008 - Gradio injects it
+        try:
+            ad = form_of(data)
+        except AdgenError as exc:
+            return {camp.message: "⚠ " + localize_error(exc, lang_of_request(request))}
+        named = h.campaign(ad, data[camp.channels], data[camp.variants], request, progress)
+        shown = {camp.message: named["message"]}
+        if "zip" in named:
+            shown.update({camp.gallery: named["gallery"], camp.zip: gr.update(value=named["zip"], visible=True)})
+        return shown
+
+    camp.go.click(None, js=BRING_INTO_VIEW % "#campaign-gallery")
+    started = camp.go.click(*busy("campaign"), queue=False, **hidden)
+    campaign_run = started.then(on_gpu(campaign, {camp.channels: "channels", camp.variants: "variants"}),
+                                {*form_inputs, camp.channels, camp.variants},
+                                [camp.message, camp.gallery, camp.zip], show_progress_on=[camp.gallery], **gpu)
+    campaign_run.then(*idle, queue=False, **hidden)
+    runs.append(campaign_run)
+
+    def stop_ui(job: str | None, request: gr.Request):
+        said = h.stop_ui(job, request)
+        return {notes.get(job, message): said["message"], running: None,
+                **dict(zip(buttons, said["buttons"], strict=True))}
+
+    for each in (form.stop, camp.stop):  # a cancelled event's own reply never reaches the page: Stop says it
+        each.click(stop_ui, running, [*buttons, running, *notes.values()], queue=False, cancels=runs, **hidden)
+    demo.unload(h.session_closed)
+
+    # 3. the form's helpers: the prompt preview, examples, brand kit, counters, sizes, the photo, Load from image
+    preview_inputs = form_inputs
+
+    def preview(data: dict):
+        if data[edited]:
+            return gr.skip(), gr.skip()  # the user's own prompt stays until they empty the box
+        try:
+            ad = form_of(data, with_mask=False)
+        except AdgenError:
+            return gr.skip(), gr.skip()
+        return h.preview(ad, "", "")
+
+    w["prompt"].input(lambda value: bool((value or "").strip()), w["prompt"], edited, queue=False,
+                      show_progress="hidden", **hidden)
+
+    for widget in (*(w[name] for name in ("name", "category", "features", "audience", "scene", "colors", "copy",
+                                          "subcopy", "style", "product_focus", "photo", "brand", "logo")),
+                   form.use_colors, form.brand_main, form.brand_second):
+        widget.change(preview, preview_inputs, [w["prompt"], auto_prompt], queue=False, show_progress="hidden",
+                      **hidden)
+    # An example sets every field it uses and clears the other product fields; typing another product name then
+    # drops the example's copy and features (unless edited), so they never leak into the user's own prompt.
+    example_fields = [w[k] for k in ("name", "copy", "features", "subcopy", "category", "audience", "scene", "colors")]
+    for button, example in form.examples:
+        button.click(lambda e=example: (*e, "", "", "", "", "", list(e)), None, [*example_fields, state.example],
+                     queue=False, **hidden)
+    w["name"].change(forget_example, [w["name"], w["copy"], w["features"], state.example],
+                    [w["copy"], w["features"], state.example], queue=False, show_progress="hidden", **hidden)
+    # Brand kit: a kit's colours show in the pickers; picking a colour means using it
+    w["brand"].change(h.brand_colours, w["brand"], [form.brand_main, form.brand_second], queue=False, **hidden)
+    for picker in (form.brand_main, form.brand_second):
+        picker.input(lambda: True, None, form.use_colors, queue=False, **hidden)
+    # The packshot style shows only for a packshot background; a background the user picks stays theirs
+    w["background"].change(lambda b: gr.update(visible=b == "packshot"), w["background"], w["packshot"],
+                           queue=False, **hidden)
+    w["background"].input(lambda: True, None, state.background_chosen, queue=False, **hidden)
+    for name in COPY_LIMITS:  # a live character counter on the copy fields, in the UI's language
+        def count(value: str, request: gr.Request, name=name):
+            return h.counter(name, value, request)
+
+        w[name].change(count, w[name], w[name], queue=False, show_progress="hidden", **hidden)
+        demo.load(count, w[name], w[name], queue=False, show_progress="hidden", **hidden)
+    w["style"].change(h.style_info, w["style"], [form.style_text, w["lora_scale"]], queue=False, **hidden)
+    form.aspect.change(lambda r: ASPECTS.get(r, (gr.skip(), gr.skip())), form.aspect, [w["width"], w["height"]],
+                       queue=False, **hidden)
+    for side in (w["width"], w["height"]):  # a size of no listed aspect is "custom"; a typed size is rounded to 16
+        def sized(width, height, ratio, request: gr.Request):
+            return size_changed(width, height, ratio, lang_of_request(request))
+
+        side.change(sized, [w["width"], w["height"], form.aspect], [form.aspect, w["width"], w["height"], message],
+                    queue=False, show_progress="hidden", **hidden)
+    form.random_seed.change(lambda r: gr.update(interactive=not r, value=None) if r else gr.update(interactive=True),
+                            form.random_seed, w["seed"], queue=False, **hidden)
+    form.reuse.click(lambda s: (s if s is not None else 0, False), last_seed, [w["seed"], form.random_seed],
+                     queue=False, **hidden)
+    form.random_seed.input(lambda on: 0 if on else gr.skip(), form.random_seed, state.variation, queue=False,
+                           **hidden)
+    # A photo that needs a painted mask says so beside Generate, where the user is looking; on the demo model
+    # a packshot background is preselected (and said why)
+    def photo_changed(photo, chosen: bool, current: str, before: str | None, request: gr.Request):
+        editor, note, background = h.photo_changed(photo, chosen, request)
+        background, before = background_after_photo(bool(photo), chosen, current, before, background)
+        return editor, note, background, before
+
+    w["photo"].change(photo_changed, [w["photo"], state.background_chosen, w["background"], state.background_before],
+                      [w["mask"], message, w["background"], state.background_before], **hidden)
+
+    def select(hist: list, evt: gr.SelectData, request: gr.Request):
+        return to_outputs(h.select(hist, evt.index, request))
+
+    res.gallery.select(select, history, [res.image, res.info, res.download, *res.views.values()], queue=False,
+                       **hidden)
+    loaded = {**{k: v for k, v in w.items() if k not in ("photo", "mask", "logo", "font")},
+              "auto_prompt": auto_prompt, "enhanced_prompt": enhanced, "prompt_edited": edited,
+              "random_seed": form.random_seed, "aspect": form.aspect, "message": message,
+              "variation": state.variation}
+
+    def restore(file: str, request: gr.Request):
+        return {loaded[k]: v for k, v in h.load_from_image(file, request).items() if k in loaded}
+
+    form.png.upload(restore, form.png, list(loaded.values()), queue=False, **hidden)
+
+    # 4. the status line and memory: refreshed outside the GPU queue (it only reads counters, never waits)
+    timer = gr.Timer(1.5)
+    timer.tick(h.status, [w["width"], w["height"], w["count"]], [status, memory.details], queue=False,
+               show_progress="hidden", **hidden)
+    if memory.mode is not None:
+        memory.mode.change(h.set_memory_mode, memory.mode, memory.note, **{**gpu, "api_visibility": "private"})
+        memory.quantize.change(h.set_quantize, memory.quantize, memory.note, **{**gpu, "api_visibility": "private"})
+        memory.free.click(h.free_memory, None, memory.details, queue=False, **hidden)
+        memory.unload.click(h.unload, None, memory.details, concurrency_limit=slots, concurrency_id="gpu", **hidden)
+
+        def admin_shown(request: gr.Request):  # a visitor through a proxy sees no admin controls (nor may use them)
+            return [gr.update(visible=h.is_admin(request))] * 5
+
+        demo.load(admin_shown, None, [memory.title, memory.mode, memory.quantize, memory.free, memory.unload],
+                  queue=False, **hidden)
+
+    # 5. on load: the history back, the choices in the page's language, the prompt, the status; the API
+    def restore_history(hist: list, request: gr.Request):
+        return to_outputs(h.restore_history(hist, request))
+
+    demo.load(restore_history, history, out, queue=False, **hidden)
+    demo.load(h.style_info, w["style"], [form.style_text, w["lora_scale"]], queue=False, **hidden)
+    demo.load(h.choices, None, [w["style"], w["text_style"], w["text_position"], form.aspect, camp.channels,
+                                w["brand"]], queue=False, **hidden)
+    demo.load(preview, preview_inputs, [w["prompt"], auto_prompt], queue=False, **hidden)
+    demo.load(h.status, None, [status, memory.details], queue=False, show_progress="hidden", **hidden)
+    for fn in api_functions(h):
+        gr.api(on_gpu(fn), api_name=fn.__name__, concurrency_limit=slots, concurrency_id="gpu")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="AdGen web app")
-    parser.add_argument("--model", help="auto (default), demo, a local folder or a Hugging Face repo id")
+    parser.add_argument("--model", help="auto (default), demo, synthetic (ZIT's full-size shapes, random weights), "
+                        "a local folder or a Hugging Face repo id")
     parser.add_argument("--share", action="store_true", help="make a public gradio.live link (off by default)")
     parser.add_argument("--mcp", action="store_true", help="also serve the API as MCP tools at /gradio_api/mcp/ "
                         "(or GRADIO_MCP_SERVER=True)")
@@ -1033,7 +1261,11 @@ def main(argv: list[str] | None = None) -> None:
     except InputError as exc:
         raise SystemExit(f"error: --{exc}") from None
 
+    page_up = threading.Event()
+
     def make_engine():  # in the background: torch and diffusers import after the page is up
+        if ray is None:  # importing them meanwhile would hold the GIL and slow the server's start
+            page_up.wait()
         from adgen.cache import default_cache
         from adgen.models import quiet_libraries
 
@@ -1050,7 +1282,10 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"error: {exc}") from None
     demo = build_demo(engine, admin=admin)
     launch(demo, share=args.share, auth=tuple(auth.split(":", 1)) if auth else None, max_file_size=MAX_IMAGE_BYTES,
-           allowed_paths=[str(cache_dir() / "outputs")], server_name=server_name, mcp_server=mcp)
+           allowed_paths=[str(cache_dir() / "outputs")], server_name=server_name, mcp_server=mcp,
+           prevent_thread_lock=True)
+    page_up.set()
+    demo.block_thread()
 
 
 if __name__ == "__main__":

@@ -166,7 +166,8 @@ def _ad_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", help="auto (default), demo, a local folder or a Hugging Face repo id")
+    parser.add_argument("--model", help="auto (default), demo, synthetic (ZIT's full-size shapes, random weights), "
+                        "a local folder or a Hugging Face repo id")
     parser.add_argument("--no-cache", action="store_true", help="neither read nor write the result cache")
     parser.add_argument("--quiet", action="store_true",
                         help="no progress bars (shown on stderr only when it is a terminal); warnings still print")
@@ -603,8 +604,9 @@ def cmd_batch(args: argparse.Namespace) -> tuple[dict, int]:
 
     # One pool: one row at a time in-process; with Ray workers (--workers, --ray-address) one row per worker.
     parallel = 1 if worker_flags(args) is None else maker_().engine.parallel
-    with tqdm(total=len(rows), desc=label("cli_rows"), unit=label("cli_row"), file=sys.stderr, disable=args.quiet,
-              **_screen()) as bar, \
+    # the bar only on a terminal: in a log file it would be a line per row of carriage returns
+    with tqdm(total=len(rows), desc=label("cli_rows"), unit=label("cli_row"), file=sys.stderr,
+              disable=args.quiet or not sys.stderr.isatty(), **_screen()) as bar, \
             ThreadPoolExecutor(max(parallel, 1), thread_name_prefix="adgen-batch") as pool:
         futures = [pool.submit(run, number, values) for number, values in rows]
         try:

@@ -68,11 +68,41 @@ def _nvml(index: int) -> tuple[int, int, int | None]:
 
 
 STATE_KEYS = {"ready": "status_ready", "loading": "status_loading", "error": "status_error"}  # else unloaded
+_DEVICES, _DTYPES = ("cpu", "cuda"), ("float32", "bfloat16", "float16")
+
+
+def model_text(model: dict, lang: str = "en") -> str:
+    """The model's name as a person reads it in `lang` (the demo model's label is translated; a repo id is not)."""
+    from .i18n import text
+
+    return text("model_demo", lang) if model.get("demo") else model["model"]
+
+
+def device_text(device: str, lang: str = "en") -> str:
+    """"CPU"/"GPU" for torch's device type; internal ids never reach the page."""
+    from .i18n import text
+
+    return text(f"device_{device}", lang) if device in _DEVICES else device
+
+
+def label_of(kind: str, value: str, lang: str) -> str:
+    """The label of an internal id (a memory mode, an attention backend: its first word) in `lang`, or the id."""
+    from .i18n import _locales, text
+
+    key = f"{kind}_{str(value).split(' ')[0]}"
+    return text(key, lang) if key in _locales()["en"] else str(value)
+
+
+def dtype_text(dtype: str, lang: str = "en") -> str:
+    """torch's dtype name as its label in `lang` ("float32" -> "32비트 정밀도")."""
+    from .i18n import text
+
+    return text(f"dtype_{dtype}", lang) if dtype in _DTYPES else dtype
 
 
 def render(snap: MemorySnapshot, model: dict, lang: str = "en") -> str:
     """Markdown for the panel, in `lang`: memory, then the model's state (`model` from `Engine.describe()`)."""
-    from .i18n import text
+    from .i18n import lang_code, text
 
     clock = time.strftime("%H:%M:%S", time.localtime(snap.taken_at))
     if "workers" in model:  # Ray workers: this process is the front end; each worker's own line follows
@@ -87,13 +117,16 @@ def render(snap: MemorySnapshot, model: dict, lang: str = "en") -> str:
         lines = [text("panel_cpu", lang, rss=f"{snap.rss / MB:.1f}"),
                  text("panel_ram", lang, used=f"{snap.ram_used / GB:.1f}", total=f"{snap.ram_total / GB:.1f}")]
     state = STATE_KEYS.get(model["state"], "status_unloaded")
-    device = workers_text(model["workers"], lang) if "workers" in model else model["device"]
-    lines.append(text("panel_model", lang, state=text(state, lang), model=model["model"], device=device,
-                      dtype=model["dtype"], loras=", ".join(model["loras"]) or text("panel_none", lang)))
+    device = workers_text(model["workers"], lang) if "workers" in model else device_text(model["device"], lang)
+    lines.append(text("panel_model", lang, state=text(state, lang), model=model_text(model, lang), device=device,
+                      dtype=dtype_text(model["dtype"], lang),
+                      loras=", ".join(model["loras"]) or text("panel_none", lang)))
     if model.get("memory"):
         compiled = f" · {text('panel_compiled', lang)}" if model.get("compiled") else ""
-        lines.append(text("panel_memory_mode", lang, mode=model["memory_reason"] or model["memory"],
-                          attention=model.get("attention", "native")) + compiled)
+        mode, attention = model["memory_reason"] or model["memory"], model.get("attention", "native")
+        if lang_code(lang) == "ko":  # the planner's reasons are English sentences: the mode's label instead
+            mode, attention = label_of("memory_mode", model["memory"], lang), label_of("attention", attention, lang)
+        lines.append(text("panel_memory_mode", lang, mode=mode, attention=attention) + compiled)
     if model.get("quantize") not in (None, "none", "auto"):
         lines.append(text("panel_quantize", lang, scheme=model["quantize"]))
     if model.get("download"):

@@ -17,7 +17,7 @@ from PIL import Image
 from .compose import auto_mask
 from .errors import AdgenError, InputError
 from .form import AdForm
-from .i18n import lang_of, text
+from .i18n import label, lang_code, lang_of, localize_error, text
 from .images import decode_image, read_image_file
 from .request import ASPECTS
 
@@ -227,8 +227,8 @@ def _size(value) -> tuple[int, int]:
     return _image(value).size
 
 
-def restored_fields(params: dict) -> tuple[dict, str, bool]:
-    """(form widget values by name, a line of what was restored, whether the ad had a product photo)."""
+def restored_fields(params: dict, lang: str = "en") -> tuple[dict, str, bool]:
+    """(form widget values by name, a line of what was restored in `lang`, whether the ad had a product photo)."""
     product = params["product"]
     ratio = next((r for r, size in ASPECTS.items() if size == (params["width"], params["height"])), "custom")
     fields = {"name": product["name"], "category": product["category"], "features": ", ".join(product["features"]),
@@ -245,8 +245,9 @@ def restored_fields(params: dict) -> tuple[dict, str, bool]:
               # the writer's work: the prompt stays "written" while unedited; scenes are written again for the seed
               "enhanced_prompt": (params["prompt_override"] or "") if params.get("prompt_written") else "",
               "different_scenes": bool(params.get("scenes_written"))}
-    what = [f"“{product['name']}”", params["preset"], f"seed {params['seed']}", f"{params['width']}x{params['height']}",
-            f"{params['steps']} steps"]
+    what = [f"“{product['name']}”", _label_of("preset", params["preset"], lang),
+            text("loaded_seed", lang, seed=params["seed"]), f"{params['width']}x{params['height']}",
+            text("loaded_steps", lang, steps=params["steps"])]
     ad = params.get("ad")
     if ad:
         place = ad["placement"]
@@ -254,18 +255,33 @@ def restored_fields(params: dict) -> tuple[dict, str, bool]:
                       background=ad["background"], place_x=place["x"], place_y=place["y"], place_scale=place["scale"])
         if ad["background"] == "packshot" and ad.get("packshot"):
             fields["packshot"] = ad["packshot"]
-        what.append(ad["text_style"])
+        what.append(_label_of("text_style", ad["text_style"], lang))
     return fields, ", ".join(what), bool(ad and ad.get("photo", params.get("strength") is not None))
 
 
-def status_line(slot, lang: str, width=None, height=None, count=None) -> tuple[str, str]:
-    """(one compact status line, the memory details) — from counters only; never waits for the engine."""
+def _label_of(kind: str, name: str, lang: str) -> str:
+    """A style's or copy style's label in `lang` (its id when the data file no longer has it)."""
+    from .presets import load_presets
+    from .typography import load_text_styles
+
+    try:
+        items = load_presets() if kind == "preset" else load_text_styles()
+    except AdgenError:
+        return name
+    return label(items[name], lang) if name in items else name
+
+
+def status_line(slot, lang: str, width=None, height=None, count=None, place: str = "") -> tuple[str, str]:
+    """(one compact status line, the memory details) — from counters only; never waits for the engine.
+
+    `place`: this tab's own place in the queue ("you are 2nd in line · about 30 s"), shown instead of the job count.
+    """
     engine = slot.peek()
     if engine is None:
         if slot.error is not None:
             return "⚠ " + text("status_failed", lang, detail=str(slot.error)), ""
         return text("status_starting", lang), ""
-    from .monitor import STATE_KEYS, render, snapshot, workers_text
+    from .monitor import STATE_KEYS, device_text, dtype_text, model_text, render, snapshot, workers_text
 
     described = engine.describe()
     snap = snapshot(engine.device)
@@ -273,12 +289,15 @@ def status_line(slot, lang: str, width=None, height=None, count=None) -> tuple[s
               else f"RAM {snap.rss / 2**20:.0f} MB")
     state = {"ready": "●", "loading": "◐", "unloaded": "○", "error": "✕"}.get(described["state"], "○")
     key = STATE_KEYS.get(described["state"], "status_unloaded")
-    device = workers_text(described["workers"], lang) if "workers" in described else described["device"]
+    device = (workers_text(described["workers"], lang) if "workers" in described
+              else device_text(described["device"], lang))
     quantized = described.get("quantize") not in (None, "none", "auto")
-    dtype = described["dtype"] + (f" · {described['quantize']}" if quantized else "")
-    parts = [f"{state} {text(key, lang)}", described["model"], f"{device} · {dtype}", memory]
-    if described.get("jobs"):
-        parts.append(f"{text('status_generating', lang)} ({described['jobs']})")
+    dtype = dtype_text(described["dtype"], lang) + (f" · {described['quantize']}" if quantized else "")
+    parts = [f"{state} {text(key, lang)}", model_text(described, lang), f"{device} · {dtype}", memory]
+    if place:  # this tab waits behind others: its own place, not their jobs
+        parts.append(place)
+    elif described.get("jobs"):
+        parts.append(text("status_jobs", lang, n=described["jobs"]))
     line = " · ".join(parts)
     if described.get("download"):
         line += f"  \n{described['download']}"
@@ -293,5 +312,36 @@ def status_line(slot, lang: str, width=None, height=None, count=None) -> tuple[s
             if need is not None:  # None while the model downloads: the panel never waits for it
                 details += "  \n" + text("forecast", lang, width=int(width), height=int(height), gb=f"{need / 1e9:.1f}")
         except AdgenError as exc:  # the panel never fails: it says why
-            details += f"  \nforecast unavailable: {exc}"
+            details += f"  \n⚠ {localize_error(exc, lang)}"
     return line, details
+
+
+def progress_text(done: int, total: int, images: int, lang: str) -> str:
+    """"image 2 of 4 · step 3/8" (one image: "step 3/8") from the steps done of all images, in `lang`."""
+    images = max(1, int(images or 1))
+    per = max(1, total // images) if total else 1
+    index = min(images, done // per + 1)
+    step = min(per, done - (index - 1) * per)
+    if images == 1:
+        return text("progress_step", lang, step=step, steps=per)
+    return text("progress_image", lang, i=index, n=images, step=step, steps=per)
+
+
+def ordinal(n: int, lang: str) -> str:
+    """1st, 2nd, 3rd, 4th ... (Korean: the number; the sentence says 번째)."""
+    if lang_code(lang) == "ko":
+        return str(n)
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def place_text(place: int, running_ends: list[float], waiting_before: int, seconds_per_image: float | None,
+               now: float, lang: str) -> str:
+    """A waiting tab's line: its place ("2nd in line") and the seconds left, from the running jobs' expected ends
+    and measured seconds per image for each job before it; never a figure that has run past itself."""
+    if seconds_per_image is None:  # nothing measured yet: the place alone
+        return text("queue_place_soon", lang, place=ordinal(place, lang))
+    left = sum(max(0.0, end - now) for end in running_ends) + waiting_before * seconds_per_image
+    if left < 1:
+        return text("queue_place_soon", lang, place=ordinal(place, lang))
+    return text("queue_place", lang, place=ordinal(place, lang), seconds=round(left))

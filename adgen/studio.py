@@ -358,16 +358,19 @@ def checks_caption(checks: list[dict], channel, lang: str = "en") -> str:
 
 def info_text(entry: Entry, lang: str = "en") -> str:
     """The result line under the image, in `lang`: seed, size, time, cache, model, steps kept, prompt."""
+    from .demo_model import DEMO_LABEL
     from .i18n import text
 
     source = text("result_from_cache" if entry.cached else "result_generated", lang)
+    model = text("model_demo", lang) if entry.model == DEMO_LABEL else entry.model
     line = text("result_info", lang, seed=entry.seed, size=entry.size, seconds=entry.seconds, source=source,
-                model=entry.model)
+                model=model)
     if entry.step_cached:
         steps = ", ".join(text("step_kept" if kept else "step_new", lang, step=text(f"step_name_{name}", lang))
                           for name, kept in entry.step_cached.items())
         line += " · " + text("result_steps", lang, steps=steps)
-    return line + "\n\n" + text("result_prompt", lang, prompt=entry.prompt)
+    # the prompt only when a model used one (a packshot ad is made without the model)
+    return line + "\n\n" + text("result_prompt", lang, prompt=entry.prompt) if entry.prompt else line
 
 
 def gallery_of(history: list[Entry], lang: str = "en") -> list[tuple[str, str]]:

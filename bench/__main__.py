@@ -214,13 +214,18 @@ def run(args) -> tuple[list[tuple[str, str, str, str]], str]:
 
     # 7. `python app.py` until its page answers vs a bare `gr.Blocks` app (torch loads after the page is up)
     if not args.skip_app:
-        bare = [sys.executable, "-c", "import gradio as gr\nwith gr.Blocks() as demo:\n    gr.Markdown('hi')\n"
-                "demo.launch()"]
-        adgen = [sys.executable, str(ROOT / "app.py")]
-        t_app, t_bare = interleaved(lambda: app_start(adgen, args.model), lambda: app_start(bare, None), 3)
-        rows.append(("`python app.py` page answers vs a bare gr.Blocks app", f"{t_app:.1f} s vs {t_bare:.1f} s",
-                     f"{t_app / t_bare:.2f}x", "<= 1.3x"))
+        rows.append(app_row(args.model))
     return rows, engine.source.label
+
+
+def app_row(model: str | None, runs: int = 3) -> tuple[str, str, str, str]:
+    """`python app.py` until its page answers vs a bare `gr.Blocks` app, interleaved (`import app` loads no torch)."""
+    bare = [sys.executable, "-c", "import gradio as gr\nwith gr.Blocks() as demo:\n    gr.Markdown('hi')\n"
+            "demo.launch()"]
+    adgen = [sys.executable, str(ROOT / "app.py")]
+    t_app, t_bare = interleaved(lambda: app_start(adgen, model), lambda: app_start(bare, None), runs)
+    return ("`python app.py` page answers vs a bare gr.Blocks app", f"{t_app:.1f} s vs {t_bare:.1f} s",
+            f"{t_app / t_bare:.2f}x", "<= 1.3x")
 
 
 def app_start(command: list[str], model: str | None) -> float:
@@ -276,6 +281,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--skip-app", action="store_true", help="skip the app start-up timing")
     parser.add_argument("--cutout-size", type=lambda v: tuple(int(n) for n in v.split("x")), default=(4032, 3024),
                         help="the photo of the cutout row, WxH (default 4032x3024, a 12 MP phone photo)")
+    parser.add_argument("--app-only", action="store_true", help="only the app start-up timing (no model load)")
     parser.add_argument("--workers-images", type=int, default=8, help="images in the Ray workers' batch (default 8)")
     parser.add_argument("--workers-size", type=int, default=1024,
                         help="square size of the Ray workers' batch (default 1024, ZIT's)")
@@ -283,7 +289,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="skip the Ray workers' row (it needs requirements-ray.txt)")
     parser.add_argument("--append", type=Path, help="append the table to this Markdown file")
     args = parser.parse_args(argv)
-    rows, label = run(args)
+    rows, label = ([app_row(args.model, args.runs)], "app start-up only") if args.app_only else run(args)
     text = table(rows, args, label)
     print(text)
     if args.append:

@@ -4,6 +4,8 @@ import dataclasses
 import io
 import json
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import gradio as gr
@@ -19,6 +21,7 @@ from adgen.metadata import read_params
 from adgen.page import admin_allowed, mask_png
 
 import app
+from conftest import ROOT
 from test_metadata import GOOD, changed, raw_png
 
 FORM = AdForm(name="탄산수", category="drink", features="lemon, zero sugar", seed=11, width=256, height=256, steps=2,
@@ -28,10 +31,11 @@ KOREAN = gr.Request(headers={"accept-language": "ko-KR,ko;q=0.9,en;q=0.8"}, sess
 
 class FakeProgress:
     def __init__(self):
-        self.calls = []
+        self.calls, self.descs = [], []
 
     def __call__(self, value, desc=None):
         self.calls.append(value)
+        self.descs.append(desc)
 
 
 class StopFrom(FakeProgress):
@@ -78,8 +82,9 @@ def test_generate_shows_the_image_whole_and_keeps_the_history_newest_first(handl
 
 def test_progress_moves_per_step(handlers):
     progress = FakeProgress()
-    generate(handlers, progress=progress, count=1, steps=3)
-    assert progress.calls[-3:] == [(1, 3), (2, 3), (3, 3)]
+    generate(handlers, progress=progress, count=2, steps=3, request=KOREAN)
+    assert progress.calls[-6:] == pytest.approx([1 / 6, 2 / 6, 3 / 6, 4 / 6, 5 / 6, 1.0])
+    assert progress.descs[-3:] == ["이미지 2/2 · 단계 1/3", "이미지 2/2 · 단계 2/3", "이미지 2/2 · 단계 3/3"]
 
 
 @pytest.mark.parametrize(
@@ -208,12 +213,12 @@ def test_the_status_line_is_one_line_and_the_details_fold(engine, tmp_path):
     handlers = app.build_demo(engine, outputs=tmp_path / "outputs", admin=True).handlers  # a local launch
     generate(handlers, count=1)
     line, details = handlers.status()
-    assert line.splitlines()[0].startswith("● ready · demo model (random weights) · cpu · float32 · RAM")
-    assert "images are noise and the writer's text is random" in line
+    assert line.splitlines()[0].startswith("● ready · demo model (random weights) · CPU · float32 · RAM")
+    assert "images are noise. For real ads: `python -m adgen download` and a CUDA GPU" in line
     assert "CPU mode" in details and "process RSS" in details and "system RAM" in details
     assert "model: **not loaded**" in handlers.unload() and engine.state == "unloaded"
     assert handlers.status(request=KOREAN)[0].startswith("○ 불러오지 않음 · ")
-    assert "이미지는 노이즈이고 작성기의 글은 무작위입니다" in handlers.status(request=KOREAN)[0]
+    assert "이미지는 노이즈입니다" in handlers.status(request=KOREAN)[0]
     korean = handlers.status(request=KOREAN)[1]  # the folded details speak Korean too
     assert "CPU 모드" in korean and "시스템 RAM" in korean and "모델: **불러오지 않음**" in korean
 
@@ -347,7 +352,7 @@ def test_stop_in_one_tab_never_ends_another_tabs_job(handlers, engine):
 
     # another tab's Stop, mid-run
     done = generate(handlers, steps=8, count=1, seed=11, request=tab_a,
-                    progress=StopFrom(handlers, tab_b, lambda value: value == (2, 8), pressed))
+                    progress=StopFrom(handlers, tab_b, lambda value: value == 2 / 8, pressed))
     assert pressed == [0] and done["seed"] == 11 and engine.runs == 1
     assert generate(handlers, steps=2, count=1, seed=12, request=tab_b)["seed"] == 12
 
@@ -358,7 +363,7 @@ def test_closing_a_tab_ends_its_job(handlers, engine):
     class CloseAtStepTwo(FakeProgress):
         def __call__(self, value, desc=None):
             super().__call__(value, desc)
-            if value == (2, 8):
+            if value == 2 / 8:
                 handlers.session_closed(request=tab)
 
     shown = generate(handlers, steps=8, count=1, request=tab, progress=CloseAtStepTwo())
@@ -374,7 +379,7 @@ def test_the_stop_button_says_so_beside_generate(handlers):
 
 
 def test_stop_keeps_earlier_results_and_the_next_generate_works(handlers, engine):
-    shown = generate(handlers, steps=8, count=1, progress=StopFrom(handlers, None, lambda value: value == (1, 8), []))
+    shown = generate(handlers, steps=8, count=1, progress=StopFrom(handlers, None, lambda value: value == 1 / 8, []))
     assert set(shown) == {"message"} and "stopped: earlier results kept" in shown["message"]
     assert "generation stopped by the user after step 1 of 8" in shown["message"]
     assert generate(handlers, seed=99, count=1)["seed"] == 99
@@ -745,7 +750,7 @@ def test_a_tab_runs_one_job_at_a_time_and_stop_shows_while_any_runs(engine, tmp_
         return [d for d in deps if any(t[0] == ids[name] for t in d["targets"]) and d["trigger_mode"] != "never"]
 
     for name in starts:
-        clicked = [d for d in fired_by(name) if d["queue"] is False and not d["cancels"]]
+        clicked = [d for d in fired_by(name) if d["queue"] is False and not d["cancels"] and d["backend_fn"]]
         assert len(clicked) == 1 and set(buttons) <= set(clicked[0]["outputs"]), name  # all buttons change at once
         busy = demo.fns[clicked[0]["id"]].fn()
         assert [u.get("visible") for u in busy[:len(buttons)]] == [False, None, None, None, None, None, False,
@@ -840,10 +845,10 @@ def test_admin_controls_refuse_a_proxied_or_remote_request_on_a_loopback_launch(
         handlers.unload(request)
         assert engine.state == "ready" and engine.memory.requested == "auto"
         shown = [dep for dep in demo.fns.values() if dep.name == "admin_shown"][0].fn(request)
-        assert [u["visible"] for u in shown] == [False] * 4
+        assert [u["visible"] for u in shown] == [False] * 5
     local = gr.Request(headers={"accept-language": "en"}, client={"host": "127.0.0.1"})
     assert request_is_local(local) and request_is_local(None)
-    assert [u["visible"] for u in [d for d in demo.fns.values() if d.name == "admin_shown"][0].fn(local)] == [True] * 4
+    assert [u["visible"] for u in [d for d in demo.fns.values() if d.name == "admin_shown"][0].fn(local)] == [True] * 5
     handlers.unload(local)
     assert engine.state == "unloaded"
 
@@ -864,3 +869,74 @@ def test_load_from_image_n_reproduces_image_n_with_its_scene(handlers):
         again = handlers.generate(form, None, None, FakeProgress())
         assert Path(again["download"]).read_bytes() == Path(second["path"]).read_bytes()
         assert again["history"][0]["prompt"] == second["prompt"] != made["history"][0]["prompt"]  # its own scene
+
+
+def test_importing_the_app_loads_neither_torch_nor_diffusers(tmp_path):
+    """The page comes up before torch: `import app` (and building the page) must not pull it in."""
+    code = ("import sys, pathlib, app; app.build_demo(lambda: None, outputs=pathlib.Path(sys.argv[1])); "
+            "heavy = sorted({'torch', 'diffusers', 'transformers'} & set(sys.modules)); "
+            "assert not heavy, f'import app loaded {heavy}'")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_the_korean_page_reads_only_korean(handlers):
+    """Status line, memory details and Load from image's line: labels, not internal ids or English words."""
+    import re
+
+    line, details = handlers.status(request=KOREAN)
+    for shown in (line, details.split("  \n")[-2]):  # the status line; the details' model line
+        words = set(re.findall(r"[A-Za-z]{3,}", shown.replace("python -m adgen download", "")))
+        assert not words - {"VRAM", "RAM", "CPU", "GPU", "CUDA"}, shown
+    from adgen.page import restored_fields
+
+    params = {"product": {"name": "감귤", "category": "", "features": [], "audience": "", "scene": "", "colors": "",
+                          "copy": "여름"}, "preset": "photo", "product_focus": True, "lora_scale": None, "prompt": "p",
+              "prompt_override": False, "seed": 7, "width": 1024, "height": 1024, "steps": 8,
+              "ad": {"subcopy": "", "text_style": "extrude_3d", "text_position": "auto", "background": "packshot",
+                     "placement": {"x": 0.5, "y": 0.6, "scale": 0.45}}}
+    what = restored_fields(params, "ko")[1]
+    assert "extrude_3d" not in what and "steps" not in what and "seed" not in what and "시드 7" in what, what
+
+
+def test_progress_says_which_image_and_step_and_the_wait_never_runs_past_itself():
+    from adgen.page import place_text, progress_text
+
+    assert progress_text(11, 32, 4, "en") == "image 2 of 4 · step 3/8"
+    assert progress_text(11, 32, 4, "ko") == "이미지 2/4 · 단계 3/8"
+    assert progress_text(32, 32, 4, "en") == "image 4 of 4 · step 8/8"
+    assert progress_text(3, 8, 1, "en") == "step 3/8"
+    # one job running (expected to end in 10 s), one waiting before us, 4 s per image measured
+    assert place_text(3, [110.0], 1, 4.0, 100.0, "en") == "you are 3rd in line · about 14 s"
+    assert place_text(2, [110.0], 0, 4.0, 100.0, "ko") == "대기 2번째 · 약 10초"
+    assert place_text(2, [110.0], 0, 4.0, 130.0, "en") == "you are 2nd in line · any moment now"  # late: no past
+
+
+def test_the_form_has_no_traps(tmp_path):
+    example = list(app.EXAMPLES[1])  # Aurora wireless earbuds, its copy, its features
+    assert app.forget_example("Citrus water", example[1], example[2], example) == ("", "", None)
+    kept = app.forget_example("Citrus water", "My own copy", example[2], example)
+    assert kept[0] == gr.skip() and kept[1] == ""  # a copy the user wrote stays
+    assert app.forget_example("Aurora wireless earbuds", "x", "y", list(app.EXAMPLES[1]))[2] == gr.skip()
+    # a photo switched the background to a packshot; removing the photo puts the user's one back
+    assert app.background_after_photo(True, False, "t2i", None, "packshot") == ("packshot", "t2i")
+    assert app.background_after_photo(False, False, "packshot", "t2i", gr.skip()) == ("t2i", None)
+    assert app.background_after_photo(False, True, "packshot", "t2i", gr.skip()) == (gr.skip(), None)
+    # a typed size: aspect custom, rounded to 16 with a note; an aspect's own size keeps the aspect
+    aspect, width, height, note = app.size_changed(1000, 1024, "1:1", "ko")
+    assert (aspect, width, height) == ("custom", 1008, 1024) and "16의 배수" in note
+    assert app.size_changed(896, 1120, "4:5", "en") == (gr.skip(),) * 4
+    zip_path = tmp_path / "campaign.zip"
+    zip_path.write_bytes(b"PK")
+    named = Path(app.named_zip(str(zip_path), "제주 감귤 탄산수"))
+    assert named.name.startswith("제주-감귤-탄산수-20") and named.read_bytes() == b"PK"
+
+
+def test_the_history_secret_is_the_installations(tmp_path, monkeypatch):
+    from adgen.secret import installation_secret
+
+    first = installation_secret(tmp_path)
+    assert installation_secret(tmp_path) == first and len(first) >= 32
+    assert (tmp_path / "secret").stat().st_mode & 0o077 == 0  # the owner's only
+    assert installation_secret(tmp_path, {"ADGEN_SECRET": "team"}) == "team"

@@ -107,10 +107,11 @@ def test_batch_exit_0_when_all_rows_succeed_and_2_for_an_unusable_file(tmp_path,
                             lambda *a, _real=real, _name=name, **k: (reads.append(_name), _real(*a, **k))[1])
     sheet = tmp_path / "ok.csv"
     write_csv(sheet, f"name,image\nA,{PHOTO}\nB,{PHOTO}\n", bom=False)
-    code, stdout, _ = run(["batch", str(sheet), "--channels", "display_320x50", "--background", "packshot",
-                           "--brand", "citrus", "--out", str(tmp_path / "out"), "--quiet"], capsys)
+    code, stdout, err = run(["batch", str(sheet), "--channels", "display_320x50", "--background", "packshot",
+                             "--brand", "citrus", "--out", str(tmp_path / "out")], capsys)
     assert code == 0 and json.loads(stdout)["failed"] == [] and len(json.loads(stdout)["rows"]) == 2
     assert sorted(reads) == ["brand_of", "load_channels"]
+    assert "rows" not in err  # stderr is no terminal (a log file): no progress bar drawn into it
     for text, message in (("nom,copy\nA,b\n", "column 'nom' is not known"), ("copy\nb\n", 'no "name" column'),
                           ("name\n", "no product rows"), (b"name\n\xff\xfe bad".decode("latin-1"), "not UTF-8")):
         bad = tmp_path / "bad.csv"

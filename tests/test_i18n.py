@@ -62,10 +62,11 @@ def test_both_languages_have_the_same_keys_no_empty_values_and_the_same_placehol
 
 def test_korean_is_korean():
     en, ko = raw("en"), raw("ko")
-    assert {k for k in en if en[k] == ko[k]} == {"memory_gpu", "status_vram"}  # read the same in both languages
+    acronyms = {"device_cpu", "device_cuda", "memory_mode_cpu"}  # CPU, GPU
+    assert {k for k in en if en[k] == ko[k]} == {"memory_gpu", "status_vram", *acronyms}  # read the same in both
     hangul = re.compile("[\uac00-\ud7a3]")
     assert {k for k in ko if not hangul.search(ko[k])} == {"memory_gpu", "status_vram", "field_lora",
-                                                            "stopped_message"}  # "{reason} ({where})"
+                                                            "stopped_message", *acronyms}  # "{reason} ({where})"
 
 
 def test_the_page_and_the_new_layout_have_their_strings():
