@@ -32,7 +32,6 @@ from adgen.form import UI_MAX_COUNT, AdForm
 from adgen.i18n import description, label, load_locales, localize_error, text
 from adgen.images import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, UPLOAD_TYPES
 from adgen.metadata import read_params
-from adgen.models import cache_dir
 from adgen.page import (
     EXAMPLES,
     FORM_FIELDS,
@@ -53,6 +52,7 @@ from adgen.page import (
     uploaded,
     warnings_note,
 )
+from adgen.paths import cache_dir
 from adgen.presets import load_presets
 from adgen.request import ASPECTS, COPY_LIMITS, MAX_FIELD_CHARS
 from adgen.request import random_seed as new_seed

@@ -181,7 +181,7 @@ def max_cache_bytes() -> int:
 
 def default_cache() -> ResultCache:
     """The cache at $ADGEN_CACHE_DIR/results, capped by $ADGEN_CACHE_MAX_MB (default 2048)."""
-    from .models import cache_dir
+    from .paths import cache_dir
 
     return ResultCache(cache_dir() / "results", max_bytes=max_cache_bytes())
 

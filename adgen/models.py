@@ -14,10 +14,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import platformdirs
-
 from .demo_model import DEMO_LABEL, ensure_demo_model, is_demo_model
 from .errors import ModelError, first_line
+from .paths import cache_dir
 
 log = logging.getLogger("adgen.models")
 ZIT_REPO = "Tongyi-MAI/Z-Image-Turbo"
@@ -34,11 +33,6 @@ HOW_TO_GET_WEIGHTS = (
     f"run `python -m adgen download` on a machine with internet (about 33 GB into the Hugging Face cache), "
     f"or copy a downloaded {ZIT_REPO} folder here and pass --model PATH; `--model demo` runs the embedded demo model"
 )
-
-
-def cache_dir() -> Path:
-    """AdGen's cache folder: $ADGEN_CACHE_DIR, else the user cache dir."""
-    return Path(os.environ.get("ADGEN_CACHE_DIR") or platformdirs.user_cache_dir("adgen")).expanduser()
 
 
 @dataclass(frozen=True)

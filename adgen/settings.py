@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 
 
 def add_runtime_flags(parser: argparse.ArgumentParser) -> None:
@@ -29,7 +30,7 @@ def add_runtime_flags(parser: argparse.ArgumentParser) -> None:
                              "$ADGEN_WORKERS; with --ray-address alone: one per GPU in the cluster)")
     parser.add_argument("--ray-address", default=None,
                         help="join a running Ray cluster (e.g. auto, after `ray start --head`) instead of starting a "
-                             "local one ($RAY_ADDRESS)")
+                             "local one ($RAY_ADDRESS, used with --workers or $ADGEN_WORKERS)")
 
 
 def worker_flags(args: argparse.Namespace) -> tuple[int | None, str | None] | None:
@@ -37,9 +38,14 @@ def worker_flags(args: argparse.Namespace) -> tuple[int | None, str | None] | No
     from .request import check_int
 
     workers = getattr(args, "workers", None) or os.environ.get("ADGEN_WORKERS") or None
-    address = getattr(args, "ray_address", None) or os.environ.get("RAY_ADDRESS") or None
+    address = getattr(args, "ray_address", None)
     if workers is None and address is None:
+        # RAY_ADDRESS alone (a shell set up for another Ray program) never turns Ray workers on: said, not used
+        if os.environ.get("RAY_ADDRESS"):
+            print("note: RAY_ADDRESS is set but not used: pass --workers N or --ray-address (or set ADGEN_WORKERS) "
+                  "for Ray workers", file=sys.stderr)
         return None
+    address = address or os.environ.get("RAY_ADDRESS") or None  # with --workers: the cluster it names
     return (check_int("workers", workers, 1, 64) if workers is not None else None), address
 
 

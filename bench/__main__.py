@@ -38,26 +38,12 @@ from adgen.cache import ResultCache  # noqa: E402
 from adgen.engine import Engine  # noqa: E402
 from adgen.models import quiet_libraries  # noqa: E402
 from adgen.request import AdRequest, Product  # noqa: E402
+from bench.timing import interleaved, timed  # noqa: E402
 
 PRODUCT = Product("Citrus sparkling water", features="lemon, zero sugar", scene="summer picnic")
 # marketplace_white is a white packshot by rule (no model); the others have distinct generation sizes.
 CAMPAIGN = ("instagram_square", "marketplace_white", "instagram_portrait", "instagram_story", "facebook_link",
             "display_300x250")
-
-
-def timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
-def interleaved(a, b, runs: int) -> tuple[float, float]:
-    """Medians of `runs` alternating timings of a() and b()."""
-    ta, tb = [], []
-    for _ in range(runs):
-        ta.append(timed(a))
-        tb.append(timed(b))
-    return statistics.median(ta), statistics.median(tb)
 
 
 def machine() -> str:

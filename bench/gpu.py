@@ -27,6 +27,7 @@ from adgen.errors import InputError, OutOfMemory, WontFit
 from adgen.memory import GB, flush_memory
 from adgen.request import AdRequest, Product, check_int
 from bench.quant import fp8_rows
+from bench.timing import timed
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_FILE = ROOT / "docs" / "BENCHMARKS.md"
@@ -90,12 +91,6 @@ def warm(engine: Engine, size: int, steps: int | None) -> float | None:
     if engine.runs:  # the measurements share one engine where they can: warm it once, not per row
         return None
     return timed(lambda: engine.generate(request(size, seed=0, steps=steps), use_cache=False))
-
-
-def timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 def cuda(engine: Engine) -> bool:

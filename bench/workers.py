@@ -23,7 +23,7 @@ def batch(pool, images: int, size: int, seeds) -> None:
 
 def batch_row(one, two, images: int, size: int, runs: int) -> tuple[str, str, str, str]:
     """(what, measured, ratio, target): seconds for the batch on `two` vs on `one` (interleaved medians)."""
-    from bench.__main__ import interleaved
+    from bench.timing import interleaved
 
     seeds = itertools.count(10_000)
     batch(one, 1, size, seeds)  # both warm: every worker has loaded its model

@@ -451,7 +451,7 @@ def test_the_copy_counters_and_the_memory_mode_on_a_cpu_give_feedback(engine, tm
     assert "memory: must be one of" in handlers.set_memory_mode("turbo")
     # issue 23: quantization switches in Memory details (the model reloads on the next request) and shows
     assert handlers.set_quantize("int8", KOREAN) == "양자화: int8-weight (다음 요청 때 모델을 다시 불러옵니다)"
-    assert " · cpu · float32 · int8-weight · RAM" in handlers.status()[0]
+    assert " · CPU · float32 · int8-weight · RAM" in handlers.status()[0]
     assert "양자화: int8-weight" in handlers.status(request=KOREAN)[1]
     assert handlers.set_quantize("fp4", KOREAN).startswith("⚠ 양자화: ")
     assert app.build_demo(engine, outputs=tmp_path, admin=False).handlers.set_quantize("fp8") == \
