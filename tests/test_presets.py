@@ -145,8 +145,8 @@ def test_text_styles_need_korean_labels_too(tmp_path, text, says):
 
 
 def test_readme_example_preset_is_valid(tmp_path):
-    """The README's example preset is what a user copies: it must load (Korean fields included)."""
-    readme = (PROJECT_DIR / "README.md").read_text(encoding="utf-8")
+    """The docs' example preset (docs/app.md) is what a user copies: it must load (Korean fields included)."""
+    readme = (PROJECT_DIR / "docs" / "app.md").read_text(encoding="utf-8")
     block = readme.split("```yaml\n", 1)[1].split("```", 1)[0]
     preset = load_preset(write(tmp_path, "neon.yaml", block.replace("file: neon.safetensors", "file: n.safetensors")))
     assert preset.label_ko and preset.description_ko
