@@ -102,14 +102,18 @@ def _check_share(mask: np.ndarray, field: str = "product photo") -> None:
 
 def hard_mask(rgb: np.ndarray, coef: np.ndarray) -> np.ndarray:
     """The product (bool): pixels off the fitted backdrop or inside the product, not connected to the border."""
-    from scipy import ndimage  # here: the page must not wait for scipy at start-up
-
     h, w = rgb.shape[:2]
     y = (np.arange(h) / max(h - 1, 1))[:, None, None]
     x = (np.arange(w) / max(w - 1, 1))[None, :, None]
     c = coef.astype(np.float32)
     backdrop = (c[0] + c[1] * y + c[4] * y * y) + (c[2] * x + c[5] * x * x) + c[3] * (y * x)  # the grid, separably
-    near = np.abs(rgb - backdrop).max(axis=2) <= TOLERANCE
+    return off_backdrop(np.abs(rgb - backdrop).max(axis=2) <= TOLERANCE)
+
+
+def off_backdrop(near: np.ndarray) -> np.ndarray:
+    """The product (bool): everything not connected to the border through backdrop pixels (`near`), specks dropped."""
+    from scipy import ndimage
+
     labels, _ = ndimage.label(near)
     edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
     product = ~np.isin(labels, edge[edge > 0])

@@ -67,18 +67,11 @@ def _backdrop(size: tuple[int, int], kind: str, seed: int) -> np.ndarray:
 def hard_before(photo: Image.Image) -> tuple[np.ndarray, np.ndarray]:
     """AdGen's cutout before soft edges (compose.auto_mask until issue 19, kept here as the baseline): the border's
     median colour keyed out at a hard 0/255 edge, the photo's own colours, any backdrop accepted."""
-    from scipy import ndimage
+    from adgen.segment import off_backdrop
 
     rgb = np.asarray(photo.convert("RGB"), dtype=np.int16)
     border = np.concatenate([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]])
-    near = np.abs(rgb - np.median(border, axis=0)).max(axis=2) <= 28
-    labels, _ = ndimage.label(near)
-    edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
-    product = ~np.isin(labels, edge[edge > 0])
-    parts, count = ndimage.label(product)
-    if count:
-        sizes = ndimage.sum(product, parts, range(1, count + 1))
-        product = np.isin(parts, np.flatnonzero(sizes >= 0.0005 * product.size) + 1)
+    product = off_backdrop(np.abs(rgb - np.median(border, axis=0)).max(axis=2) <= 28)  # the same tolerance then
     if not 0.01 <= product.mean() <= 0.98:
         raise InputError("product photo", "no plain backdrop to remove")
     return product.astype(np.float64), rgb.astype(np.float64)
