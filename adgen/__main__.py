@@ -775,7 +775,12 @@ def cmd_download(args: argparse.Namespace) -> dict:
     path = download_model(repo, Download(repo, echo=True))  # progress bars on stderr
     loras = [str(hub_lora(p.lora.repo, p.lora.weight_name or "")) for p in load_presets().values()
              if p.lora and p.lora.repo]
-    return {"model": str(path), "loras": loras, "segment_model": str(download_segment_model())}
+    try:
+        segment = str(download_segment_model())
+    except ModelError as exc:  # the model and LoRAs are there: said, not lost
+        print(line("warning", f"segment model: {exc}"), file=sys.stderr)
+        segment = None
+    return {"model": str(path), "loras": loras, "segment_model": segment}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -89,6 +89,7 @@ def make_campaign(maker: AdMaker, spec: AdSpec, channels: list[Channel], variant
 
     def make_group(ns: list[int], running: Job) -> None:
         for n in ns:
+            running.check(0, 0)  # a failure or a Stop elsewhere ends the group here (a packshot checks no steps)
             made[n] = make(n, running)
 
     with maker.engine.jobs.open(job=job) as running:

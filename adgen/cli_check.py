@@ -43,7 +43,7 @@ def cmd_check(args: argparse.Namespace) -> tuple[dict, int, list[str]]:
             raise InputError("file", f"cannot read {path}: {exc.strerror or exc}") from None
         try:
             with Image.open(path) as image:
-                image.verify()
+                image.load()  # a full decode: verify() passes a truncated JPEG
         except Exception:  # Pillow raises many kinds for a non-image
             raise InputError("file", f"{path} is not a readable image") from None
         datas.append((path, data))

@@ -239,7 +239,7 @@ class Quantizer:
                     else (False, "")
                 requested = "fp8" if fp8 else "none"
             scheme, note = choose(requested, self.device, self.dtype)
-            self.scheme, self.reason = scheme, why or note
+            self.scheme, self.reason = scheme, "; ".join(r for r in (why, note) if r)  # a fallback is said too
             if self.reason:
                 (log.warning if "falling back" in note or "running unquantized" in note else log.info)(
                     "quantize: %s", self.reason)

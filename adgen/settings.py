@@ -6,6 +6,7 @@ One place for their flags, so `app.py` never imports the CLI module.
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import sys
@@ -33,6 +34,13 @@ def add_runtime_flags(parser: argparse.ArgumentParser) -> None:
                              "local one ($RAY_ADDRESS, used with --workers or $ADGEN_WORKERS)")
 
 
+@functools.cache
+def _ray_address_unused() -> None:
+    """Said once per process (the flags are read in several places)."""
+    print("note: RAY_ADDRESS is set but not used: pass --workers N or --ray-address (or set ADGEN_WORKERS) for Ray "
+          "workers", file=sys.stderr)
+
+
 def worker_flags(args: argparse.Namespace) -> tuple[int | None, str | None] | None:
     """(workers, Ray address) when Ray workers are asked for (flags or environment), else None: no Ray at all."""
     from .request import check_int
@@ -42,8 +50,7 @@ def worker_flags(args: argparse.Namespace) -> tuple[int | None, str | None] | No
     if workers is None and address is None:
         # RAY_ADDRESS alone (a shell set up for another Ray program) never turns Ray workers on: said, not used
         if os.environ.get("RAY_ADDRESS"):
-            print("note: RAY_ADDRESS is set but not used: pass --workers N or --ray-address (or set ADGEN_WORKERS) "
-                  "for Ray workers", file=sys.stderr)
+            _ray_address_unused()
         return None
     address = address or os.environ.get("RAY_ADDRESS") or None  # with --workers: the cluster it names
     return (check_int("workers", workers, 1, 64) if workers is not None else None), address

@@ -113,10 +113,12 @@ def _xlsx_rows(path: Path, sheet: str | None) -> Iterator[tuple[int, list]]:
     import zipfile
 
     from openpyxl import load_workbook
+    from openpyxl.utils.exceptions import InvalidFileException
 
+    unreadable = (OSError, zipfile.BadZipFile, KeyError, ValueError, InvalidFileException)
     try:  # read-only streams the rows (a 100,000-row sheet stays small); data_only gives formulas' saved values
         book = load_workbook(path, read_only=True, data_only=True)
-    except (OSError, zipfile.BadZipFile, KeyError, ValueError) as exc:
+    except unreadable as exc:
         raise SheetError(f"{path}: not a readable .xlsx file ({exc}); save it again from Excel as .xlsx") from None
     try:
         if sheet is not None and sheet not in book.sheetnames:
@@ -124,6 +126,8 @@ def _xlsx_rows(path: Path, sheet: str | None) -> Iterator[tuple[int, list]]:
         worksheet = book[sheet] if sheet is not None else book.worksheets[0]
         for number, cells in enumerate(worksheet.iter_rows(values_only=True), start=1):
             yield number, [_cell_text(v) for v in cells]
+    except unreadable as exc:  # a damaged sheet fails while its rows stream
+        raise SheetError(f"{path}: not a readable .xlsx file ({exc}); save it again from Excel as .xlsx") from None
     finally:
         book.close()
 

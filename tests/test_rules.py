@@ -186,11 +186,21 @@ def test_a_file_that_cannot_fit_is_a_warning_and_exit_1(tmp_path, capsys, monkey
     assert "warning: row 2: strict-v1.png: a PNG of" in captured.err
 
 
+def jpeg_bytes() -> bytes:
+    buffer = io.BytesIO()
+    Image.effect_noise((200, 200), 60).convert("RGB").save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
+
+
 def test_check_refuses_an_unreadable_file_and_an_unknown_channel(tmp_path, capsys):
     text = tmp_path / "notes.png"
     text.write_text("not an image")
     assert main(["check", str(text), "--channel", "coupang_main"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: file: ") and "is not a readable image" in err
+    truncated = tmp_path / "half.jpg"  # Pillow's verify() passes it; only a full decode fails
+    truncated.write_bytes(jpeg_bytes()[:400])
+    assert main(["check", str(truncated), "--channel", "coupang_main"]) == 2
+    assert "is not a readable image" in capsys.readouterr().err
     assert main(["check", PHOTO, "--channel", "tiktok"]) == 2
     assert "unknown 'tiktok'" in capsys.readouterr().err

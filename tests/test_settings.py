@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import ast
 
+import adgen.settings
 from adgen.settings import worker_flags
 
 from conftest import ROOT
@@ -13,9 +14,12 @@ from conftest import ROOT
 def test_ray_address_alone_never_turns_workers_on_and_says_so(monkeypatch, capsys):
     monkeypatch.delenv("ADGEN_WORKERS", raising=False)
     monkeypatch.setenv("RAY_ADDRESS", "10.0.0.1:6379")  # exported for another Ray program
+    adgen.settings._ray_address_unused.cache_clear()
     assert worker_flags(argparse.Namespace(workers=None, ray_address=None)) is None
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "RAY_ADDRESS is set but not used" in err
+    assert worker_flags(argparse.Namespace(workers=None, ray_address=None)) is None  # read again: said once
+    assert capsys.readouterr().err == ""
     assert worker_flags(argparse.Namespace(workers="2", ray_address=None)) == (2, "10.0.0.1:6379")
     monkeypatch.setenv("ADGEN_WORKERS", "3")
     assert worker_flags(argparse.Namespace(workers=None, ray_address=None)) == (3, "10.0.0.1:6379")

@@ -3,7 +3,9 @@ Korean headers, semicolons, empty trailing columns, CR+LF inside cells; old .xls
 and the CLI in Korean under a Korean locale."""
 
 import codecs
+import io
 import json
+import zipfile
 
 import pytest
 from openpyxl import Workbook
@@ -13,6 +15,17 @@ from adgen.cli_text import cli_lang, translate
 from adgen.sheets import SheetError, read_sheet
 
 from conftest import ROOT
+
+
+def zip_not_a_workbook() -> bytes:
+    """A ZIP holding a readme: openpyxl's own error for it is not a SheetError."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("readme.txt", "hello")
+    return buffer.getvalue()
+
+
+ZIP_NOT_A_WORKBOOK = zip_not_a_workbook()
 
 PHOTO = str(ROOT / "docs" / "example-product.png")
 KOREAN_SHEET = [["이름", "카테고리", "광고 문구", "보조 문구", "사진"],
@@ -77,6 +90,7 @@ def test_xlsx_first_sheet_or_by_name_with_formulas_as_values(tmp_path):
     ("latin.csv", "name\nCafé Crème ÿ\n".encode("latin-1") + b"\x80\xff", "not UTF-8, UTF-16 or CP949"),
     ("trailing-name.csv", b"name,,copy\nA,,b\n", "column '(empty)' is not known"),
     ("twice.csv", "이름,name\nA,B\n".encode(), "two columns mean 'name'; keep one"),
+    ("photos.zip", ZIP_NOT_A_WORKBOOK, "not a readable .xlsx file"),
 ], ids=lambda v: v if isinstance(v, str) and v.count(".") == 1 and len(v) < 20 else "")
 def test_files_that_cannot_be_read_are_refused_in_one_line(tmp_path, name, data, says):
     path = tmp_path / name
