@@ -11,12 +11,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import datetime
 import functools
 import inspect
 import logging
 import os
-import re
 import shutil
 import threading
 import time
@@ -29,20 +27,24 @@ from PIL import Image
 from adgen.channels import choice_label, load_channels
 from adgen.errors import AdgenError, GenerationStopped, InputError
 from adgen.form import UI_MAX_COUNT, AdForm
-from adgen.i18n import description, label, load_locales, localize_error, text
+from adgen.i18n import description, label, lang_code, localize_error, text
 from adgen.images import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, UPLOAD_TYPES
 from adgen.metadata import read_params
 from adgen.page import (
+    CAMPAIGN_DEFAULTS,
     EXAMPLES,
     FORM_FIELDS,
     admin_allowed,
     brand_choices,
     brand_colors_of,
     check_mask_fits,
+    download_name,
     lang_of_request,
     mask_editor_value,
     mask_png,
     notes_line,
+    page_locales,
+    photo_thumbnail,
     place_text,
     progress_text,
     request_is_local,
@@ -51,6 +53,7 @@ from adgen.page import (
     status_line,
     uploaded,
     warnings_note,
+    writing_text,
 )
 from adgen.paths import cache_dir
 from adgen.presets import load_presets
@@ -79,8 +82,16 @@ log = logging.getLogger("adgen.app")
 WRITE_COPIES = 3  # copy suggestions per "Write copy"
 # On a narrow screen (a phone) the result sits below the form: a job's button brings its result area, where the
 # progress shows, into view; on a desktop it is beside the form and nothing jumps.
-BRING_INTO_VIEW = """() => { if (window.innerWidth < 768) {
+BRING_INTO_VIEW = """() => { window.adgenShown = document.querySelector('#result img')?.src || '';
+  if (window.innerWidth < 768) {
   document.querySelector('%s')?.scrollIntoView({behavior: 'smooth', block: 'start'}); } }"""
+# ... and when the job ends without a new result (an error, e.g. an empty product name), its message beside Generate
+# comes into view instead: the phone had scrolled to the result, where nothing changed.
+SHOW_MESSAGE = """() => { if (window.innerWidth >= 768) return;
+  const m = document.querySelector('#message'), src = document.querySelector('#result img')?.src || '';
+  if (!m || !m.innerText.trim() || src !== window.adgenShown) return;
+  const r = m.getBoundingClientRect();
+  if (r.top < 0 || r.bottom > innerHeight) m.scrollIntoView({behavior: 'smooth', block: 'center'}); }"""
 CSS = """
 #result img, #gallery img, #campaign-gallery img { object-fit: contain !important; }
 .checker img { background: repeating-conic-gradient(#9a9a9a 0% 25%, #dcdcdc 0% 50%) 50% / 16px 16px; }
@@ -91,6 +102,29 @@ CSS = """
 #message:empty, #campaign-message:empty, #writer-message:empty, #prompt-note:empty { display: none; }
 #message, #campaign-message, #writer-message, #prompt-note {
   border-left: 3px solid var(--border-color-accent, #f97316); padding-left: 8px; }
+#place:empty, #campaign-place:empty { display: none; }
+/* Gradio's own queue line ("queue: 2/3 | 3.5/1.9s") is English and its estimate runs past itself: #place says it */
+.meta-text, .meta-text-center { display: none !important; }
+/* its screen-reader announcer, never drawn on the page (it showed as text above the footer) */
+.sr-only { position: absolute !important; width: 1px; height: 1px; margin: -1px; padding: 0; overflow: hidden;
+  clip: rect(0, 0, 0, 0); white-space: nowrap; border: 0; }
+/* whole images everywhere: the steps and the galleries' tiles, captions below them on as many lines as needed */
+[id^="step-"] img, #photo-thumb img { object-fit: contain !important; }
+#gallery .thumbnail-item, #campaign-gallery .thumbnail-item { aspect-ratio: auto; display: flex;
+  flex-direction: column; }
+#gallery .thumbnail-item img, #campaign-gallery .thumbnail-item img { height: 160px !important;
+  object-fit: contain !important; }
+#gallery .fixed-height, #campaign-gallery .fixed-height { min-height: 0 !important; max-height: none !important; }
+#gallery .caption-label, #campaign-gallery .caption-label { position: static; white-space: normal;
+  max-width: 100%; overflow: visible; opacity: 1; border: 0; text-align: center; }
+/* a slider's min and max stay on one line on a phone ("256" and "2048", not "25/6") */
+.min_value, .max_value { white-space: nowrap; }
+.slider_input_container input[type=number] { min-width: 5.5ch; }
+@media (max-width: 767px) {
+  /* Stop floats at the bottom while a job runs, so it is reachable wherever the phone has scrolled */
+  #stop, #campaign-stop { position: fixed; right: 12px; bottom: 12px; z-index: 100; width: auto !important;
+    min-width: 96px; box-shadow: 0 4px 16px rgba(0, 0, 0, 0.35); }
+}
 """
 
 
@@ -100,6 +134,7 @@ class Handlers:
     def __init__(self, studio: Studio, admin: bool):
         self.studio, self.admin = studio, admin
         self.queue = lambda: None  # the page's Gradio queue (build_demo sets it): a waiting tab's own place
+        self.images_of = lambda event: 1  # a waiting Gradio event's images (`wire` sets it from its inputs)
         self.seconds_per_image: float | None = None  # measured, for a waiting tab's estimate
         self._running: dict[object, float] = {}  # a running generation's id -> when it should end (measured)
         self.presets = load_presets()
@@ -123,11 +158,12 @@ class Handlers:
 
     def place(self, session: str, lang: str) -> str:
         """This tab's own place in the GPU queue and an estimate, when it waits ("" when it does not)."""
-        waiting = queue_place(self.queue(), session)
-        if waiting is None:
+        ahead = queue_ahead(self.queue(), session)
+        if ahead is None:
             return ""
         running = list(self._running.values())
-        return place_text(len(running) + waiting + 1, running, waiting, self.seconds_per_image, time.monotonic(), lang)
+        return place_text(len(running) + len(ahead) + 1, running, [self.images_of(e) for e in ahead],
+                          self.seconds_per_image, time.monotonic(), lang)
 
     @property
     def engine(self):
@@ -155,20 +191,20 @@ class Handlers:
                 result = self.studio.make(form, job=job, progress=report)
             entries = self.studio.save(result)
         except Exception as exc:  # noqa: BLE001 - every failure becomes one line in the page
-            return {"message": failure(exc, lang)}
+            return {"message": failure(exc, lang, kept=bool(history))}
         if form.photo and form.background == "packshot":  # made without the model: no prompt to show
             entries = [dataclasses.replace(e, prompt="") for e in entries]
         history = (entries + history)[:MAX_HISTORY]  # newest request first, its images in seed order
-        return {**self.shown(entries[0], lang), "history": [e.to_json() for e in history],
+        return {**self.shown(entries[0], lang, form.name), "history": [e.to_json() for e in history],
                 "gallery": gallery_of(history, lang), "seed": entries[0].seed,
                 "message": notes_line(scenes_note(result.written, lang), warnings_note(result, lang))}
 
     def campaign(self, form: AdForm, channel_ids: list[str] | None, variants: int = 1,
-                 request: gr.Request | None = None, progress=None) -> dict:
+                 request: gr.Request | None = None, progress=None, shown: bool = False) -> dict:
         """The form's ad in each chosen channel x `variants`, as this session's job (one Stop, as for Generate).
 
         Returns "gallery" (grouped by channel, captioned in the UI's language), "zip" and "message";
-        a stop or an error returns only "message", earlier results stay.
+        a stop or an error returns only "message", earlier results stay (`shown`: the tab shows some).
         """
         lang = lang_of_request(request)
         report = None
@@ -180,7 +216,7 @@ class Handlers:
             with self.engine.jobs.open(session_of(request), gone=event_gone()) as job:
                 result, zip_path = self.studio.campaign(form, channel_ids, variants, job=job, progress=report)
         except Exception as exc:  # noqa: BLE001 - every failure becomes one line in the page
-            return {"message": failure(exc, lang)}
+            return {"message": failure(exc, lang, kept=shown)}
         zip_path = named_zip(zip_path, form.name)
         done = text("campaign_done", lang, files=len(result.images), seconds=round(result.seconds, 1))
         note = notes_line(scenes_note(result.written, lang), warnings_note(result, lang))
@@ -233,18 +269,20 @@ class Handlers:
         """`work(job, report)` as this session's job, with the writer's progress (tokens) in the UI's language."""
         report = None
         if progress is not None:
-            report = lambda done, total: progress((done, total), desc=text("progress_writing", lang))  # noqa: E731
+            report = lambda done, total: progress(done / total if total else 0.0,  # noqa: E731
+                                                  desc=writing_text(done, total, lang))
             engine = self.studio.slot.peek()
             if engine is None or engine.state != "ready":
                 progress(0, desc=text("progress_loading", lang))
         with self.engine.jobs.open(session_of(request), gone=event_gone()) as job:
             return work(job, report)
 
-    @staticmethod
-    def shown(entry: Entry, lang: str = "en") -> dict:
-        """What the result area shows for one entry."""
-        return {"image": entry.path, "info": info_text(entry, lang), "download": entry.path,
-                **{step: entry.steps.get(step) for step in STEP_VIEWS}}
+    def shown(self, entry: Entry, lang: str = "en", product: str | None = None) -> dict:
+        """What the result area shows for one entry: the download named after `product` (read from the PNG when
+        not given) and the date; "redo": whether each step's redo button can act (the entry has that step)."""
+        return {"image": entry.path, "info": info_text(entry, lang), "download": named_download(entry, product),
+                **{step: entry.steps.get(step) for step in STEP_VIEWS},
+                "redo": [step in entry.steps for step in STEP_VIEWS]}
 
     def select(self, history, index: int, request: gr.Request | None = None) -> dict:
         """The history entry behind gallery row `index` (rows match the stored list, even after evictions)."""
@@ -264,13 +302,15 @@ class Handlers:
         engine = self.studio.slot.peek()
         return engine.stop(session_of(request)) if engine else 0
 
-    def stop_ui(self, job: str | None = None, request: gr.Request | None = None) -> dict:
+    def stop_ui(self, job: str | None = None, request: gr.Request | None = None, kept: bool = True,
+                redo: list[bool] | None = None) -> dict:
         """Stop this tab's job (`job` names it: "generate", "campaign", "write_copy" or "enhance"), and say so:
         a cancelled event's own reply never reaches the page. "message": the stopped line for that job (beside
-        its button), "buttons": every job button back (`button_updates(False)`)."""
+        its button; "earlier results kept" only when `kept`: the tab shows some), "buttons": every job button
+        back (`button_updates(False, redo)`)."""
         self.stop(request)
-        return {"message": text(STOPPED_LINES.get(job, "status_stopped"), lang_of_request(request)),
-                "buttons": button_updates(False)}
+        key = STOPPED_LINES.get(job, "status_stopped" if kept else "status_stopped_none")
+        return {"message": text(key, lang_of_request(request)), "buttons": button_updates(False, redo)}
 
     def session_closed(self, request: gr.Request | None = None) -> None:
         """The tab closed (or reloaded): its job, if one runs, ends at its next step."""
@@ -301,13 +341,15 @@ class Handlers:
             visible=preset.lora is not None, value=preset.lora.scale if preset.lora else 1.0)
 
     def choices(self, request: gr.Request | None = None):
-        """The style, copy-style, copy-position, aspect, channel and brand choices labelled in the UI's language."""
+        """The style, copy-style, copy-position, aspect, channel and brand choices labelled in the UI's language (the
+        channels ticked by default are the page language's: Korean marketplaces on a Korean page)."""
         lang = lang_of_request(request)
         return (gr.update(choices=[(label(p, lang), n) for n, p in self.presets.items()]),
                 gr.update(choices=[(label(t, lang), n) for n, t in self.text_styles.items()]),
                 gr.update(choices=[(text(f"position_{p}", lang), p) for p in POSITIONS]),
                 gr.update(choices=[(a, a) for a in ASPECTS] + [(text("aspect_custom", lang), "custom")]),
-                gr.update(choices=[(choice_label(c, lang), i) for i, c in self.channels.items()]),
+                gr.update(choices=[(choice_label(c, lang), i) for i, c in self.channels.items()],
+                          value=[i for i in CAMPAIGN_DEFAULTS[lang_code(lang)] if i in self.channels]),
                 gr.update(choices=[(text("brand_none", lang), ""), *brand_choices()]))
 
     def demo_model(self, wait: float = 10) -> bool:
@@ -417,14 +459,23 @@ class Handlers:
 STOPPED_LINES = {"write_copy": "writer_copy_stopped", "enhance": "writer_prompt_stopped"}  # else status_stopped
 
 
-def button_updates(busy: bool) -> list[dict]:
+def button_updates(busy: bool, redo: list[bool] | None = None) -> list[dict]:
     """The job buttons while a job of the tab is queued or running (`busy`) or not, in the page's order: Generate,
     the three redo buttons, Write copy, Enhance prompt, Generate campaign, then the two Stops. Busy: the Generate
-    buttons give way to Stop, the others are not clickable, so a tab runs one job at a time."""
+    buttons give way to Stop, the others are not clickable, so a tab runs one job at a time. A redo button is
+    clickable only when it can act: `redo` says, per step (cutout, background, copy layer), whether the result
+    shown has that step (none shown: all off)."""
+    redo = list(redo or [False] * len(STEP_VIEWS))
     starts = [gr.update(visible=not busy, interactive=True)]
-    others = [gr.update(interactive=not busy) for _ in range(5)]
-    return [*starts, *others, gr.update(visible=not busy, interactive=True), gr.update(visible=busy),
+    redos = [gr.update(interactive=not busy and bool(can)) for can in redo]
+    others = [gr.update(interactive=not busy) for _ in range(2)]
+    return [*starts, *redos, *others, gr.update(visible=not busy, interactive=True), gr.update(visible=busy),
             gr.update(visible=busy)]
+
+
+def redo_ready(*views) -> list[bool]:
+    """Per step view (cutout, background, copy layer): whether it shows an image, so its redo can act."""
+    return [view is not None and view != "" for view in views]
 
 
 def writer_line(key: str, written, lang: str, **values) -> str:
@@ -439,19 +490,29 @@ def scenes_note(written: tuple, lang: str) -> str:
     return writer_line("writer_no_scenes", failed, lang) if failed is not None else ""
 
 
-def failure(exc: BaseException, lang: str, stopped: str = "") -> str:
+def failure(exc: BaseException, lang: str, stopped: str = "", kept: bool = True) -> str:
     """One line in the UI's language for a job that did not finish (stopped, bad input, or a bug: logged).
 
-    `stopped`: the key of the line for a stopped job that is not a generation (the writer's: no steps to count).
+    `stopped`: the key of the line for a stopped job that is not a generation (the writer's: no steps to count);
+    `kept`: earlier results are shown (a stop says they stay only then).
     """
     if isinstance(exc, GenerationStopped):
-        return text(stopped, lang) if stopped else f"{text('status_stopped', lang)} ({localize_error(exc, lang)})"
+        if stopped:
+            return text(stopped, lang)
+        return f"{text('status_stopped' if kept else 'status_stopped_none', lang)} ({localize_error(exc, lang)})"
     if isinstance(exc, AdgenError):
         return "⚠ " + localize_error(exc, lang)
     log.error("generation failed", exc_info=exc)  # a bug: keep serving, say what happened, log the traceback
     # An OSError's text names a server path (the page is public): its reason only, the log has the rest
     said = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
     return "⚠ " + text("unexpected_error", lang, kind=exc.__class__.__name__, message=said)
+
+
+def example_values(index: int, lang: str) -> tuple:
+    """Example `index` in the page's language for the example fields (name, copy, features, then the other product
+    fields cleared) and the example state."""
+    example = EXAMPLES[lang_code(lang)][index]
+    return (*example, "", "", "", "", "", list(example))
 
 
 def forget_example(name: str, copy: str, features: str, example: list | None):
@@ -489,8 +550,7 @@ def size_changed(width, height, ratio: str, lang: str):
 
 def named_zip(zip_path: str, product: str) -> str:
     """The campaign's ZIP under a name saying what it is: "<product>-<date>.zip" beside `campaign.zip`."""
-    stem = re.sub(r"[^\w-]+", "-", product or "").strip("-")[:40] or "campaign"
-    named = Path(zip_path).with_name(f"{stem}-{datetime.date.today().isoformat()}.zip")
+    named = Path(zip_path).with_name(download_name(product or "campaign", None, ".zip"))
     if not named.exists():
         try:
             os.link(zip_path, named)
@@ -499,13 +559,57 @@ def named_zip(zip_path: str, product: str) -> str:
     return str(named)
 
 
-def queue_place(queue, session: str) -> int | None:
-    """How many of the GPU queue's waiting events come before `session`'s (0: next); None when it is not waiting."""
+DOWNLOADS_KEPT = 64  # named download links kept (hard links: no extra space while the image itself is kept)
+
+
+def named_download(entry: Entry, product: str | None = None) -> str:
+    """The entry's PNG under a name saying what it is, "<product>-<date>-<seed>.png" (a link in outputs/downloads);
+    the PNG itself when no link can be made."""
+    path = Path(entry.path)
+    if product is None:
+        try:
+            product = read_params(path.read_bytes())["product"]["name"]
+        except (OSError, AdgenError, KeyError, TypeError):
+            product = ""
+    folder = path.parent / "downloads"
+    named = folder / download_name(product, entry.seed)
+    try:
+        folder.mkdir(exist_ok=True)
+        if named.exists() and not named.samefile(path):
+            named.unlink()
+        if not named.exists():
+            os.link(path, named)
+        old = sorted(folder.iterdir(), key=lambda p: p.stat().st_mtime)[:-DOWNLOADS_KEPT]
+        for stale in old:
+            stale.unlink(missing_ok=True)
+    except OSError:
+        return str(path)
+    return str(named)
+
+
+def queue_ahead(queue, session: str) -> list | None:
+    """The GPU queue's waiting events before `session`'s ([]: next); None when it is not waiting."""
     events = getattr(queue, "event_queue_per_concurrency_id", {}).get("gpu")
-    for index, event in enumerate(list(getattr(events, "queue", []))):
+    ahead = []
+    for event in list(getattr(events, "queue", [])):
         if event.session_hash == session:
-            return index
+            return ahead
+        ahead.append(event)
     return None
+
+
+def images_in(event, count, channels, variants) -> int:
+    """The images a waiting Gradio event asks for, from its inputs: a generation's `count`, a campaign's channels x
+    `variants`; 1 for anything else (a writer's job)."""
+    inputs = list(getattr(getattr(event, "fn", None), "inputs", None) or [])
+    data = getattr(getattr(event, "data", None), "data", None) or []
+    values = {id(block): value for block, value in zip(inputs, data, strict=False)}
+    try:
+        if id(channels) in values:
+            return max(1, len(values[id(channels)] or [])) * max(1, int(values.get(id(variants)) or 1))
+        return max(1, int(values.get(id(count)) or 1))
+    except (TypeError, ValueError):
+        return 1
 
 
 def event_gone():
@@ -735,8 +839,9 @@ class FormPanel:
     random_seed: gr.Checkbox
     reuse: gr.Button
     aspect: gr.Radio
-    png: gr.File
-    examples: list  # (button, example) pairs
+    png: gr.UploadButton
+    examples: list  # a button per example (EXAMPLES, in the page's language)
+    thumb: gr.Image  # the product photo as a picture
 
 
 @dataclasses.dataclass
@@ -749,6 +854,7 @@ class ResultPanel:
     views: dict  # step name -> its image
     redo: dict  # step name -> its redo button
     gallery: gr.Gallery
+    place: gr.Markdown  # this tab's place in the GPU queue while it waits
 
 
 @dataclasses.dataclass
@@ -762,6 +868,7 @@ class CampaignPanel:
     message: gr.Markdown
     gallery: gr.Gallery
     zip: gr.DownloadButton
+    place: gr.Markdown  # this tab's place in the GPU queue while it waits
 
 
 @dataclasses.dataclass
@@ -801,8 +908,11 @@ def form_panel(h: Handlers, i18n: gr.I18n) -> FormPanel:
     w["subcopy"] = gr.Textbox(label=i18n("subcopy"), max_length=COPY_LIMITS["subcopy"], elem_id="subcopy")
     w["style"] = gr.Radio([(p.label, n) for n, p in h.presets.items()], value=next(iter(h.presets)),
                           label=i18n("style"), elem_id="style")
-    w["photo"] = gr.File(label=i18n("product_photo_optional"), file_types=UPLOAD_TYPES, type="filepath",
-                         height=120, elem_id="photo")
+    with gr.Row(equal_height=True):  # the photo as a picture, beside its file (HEIC too: the server decodes it)
+        w["photo"] = gr.File(label=i18n("product_photo_optional"), file_types=UPLOAD_TYPES, type="filepath",
+                             height=120, elem_id="photo", scale=3)
+        thumb = gr.Image(label=i18n("product_photo"), height=120, interactive=False, visible=False, scale=1,
+                         min_width=90, elem_id="photo-thumb", buttons=[])
     with gr.Row():
         go = gr.Button(i18n("generate"), variant="primary", elem_id="generate", scale=3)
         stop = gr.Button(i18n("stop"), variant="stop", elem_id="stop", visible=False, scale=1)
@@ -872,19 +982,21 @@ def form_panel(h: Handlers, i18n: gr.I18n) -> FormPanel:
                                        brush=gr.Brush(colors=["#FFFFFF"], default_size=24),
                                        eraser=gr.Eraser(default_size=24), sources=[], layers=False,
                                        elem_id="mask-editor")
-        with gr.Tab(i18n("tab_load_image")):
-            png = gr.File(label=i18n("load_png"), file_types=[".png", ".jpg", ".jpeg"], elem_id="load-png")
     with gr.Row(elem_id="examples"):  # one tap fills name, copy and features (no wide table to scroll)
         gr.Markdown(i18n("examples"))
-        examples = [(gr.Button(example[0], size="sm", min_width=60), example) for example in EXAMPLES]
+        examples = [gr.Button(i18n(f"example_{n}"), size="sm", min_width=60) for n in range(1, 4)]
+    # Load from image: one tap opens the file picker (two taps in all on a phone, not folded in Advanced)
+    png = gr.UploadButton(i18n("load_from_image"), file_types=[".png", ".jpg", ".jpeg"], size="sm",
+                          elem_id="load-png")
     return FormPanel(w=w, go=go, stop=stop, message=message, write_copy=write_copy, suggestions=suggestions,
                      writer_message=writer_message, brand_main=brand_main, brand_second=brand_second,
                      use_colors=use_colors, style_text=style_text, enhance=enhance, prompt_note=prompt_note,
-                     random_seed=random_seed, reuse=reuse, aspect=aspect, png=png, examples=examples)
+                     random_seed=random_seed, reuse=reuse, aspect=aspect, png=png, examples=examples, thumb=thumb)
 
 
 def result_panel(i18n: gr.I18n) -> ResultPanel:
     """The ad tab: the result shown whole, its info, its kept steps (each redoable alone), the history."""
+    place = gr.Markdown("", elem_id="place")  # this tab's place in the queue, where its result will show
     image = gr.Image(label=i18n("result"), format="png", interactive=False, height=520, elem_id="result",
                      buttons=["download", "fullscreen"])
     info = gr.Markdown(elem_id="result-info")
@@ -898,10 +1010,12 @@ def result_panel(i18n: gr.I18n) -> ResultPanel:
                 views[step] = gr.Image(label=i18n(key), format="png", interactive=False, height=150,
                                        elem_id=f"step-{step.split('_')[0]}",
                                        elem_classes=["checker"] if step == "copy_layer" else None)
-                redo[step] = gr.Button(i18n(redo_key), size="sm", elem_id=redo_key.replace("_", "-"))
-    gallery = gr.Gallery(label=i18n("results"), format="png", columns=4, height=230, object_fit="contain",
+                redo[step] = gr.Button(i18n(redo_key), size="sm", elem_id=redo_key.replace("_", "-"),
+                                       interactive=False)  # clickable once a result with this step shows
+    gallery = gr.Gallery(label=i18n("results"), format="png", columns=4, height="auto", object_fit="contain",
                          elem_id="gallery", allow_preview=False)
-    return ResultPanel(image=image, info=info, download=download, views=views, redo=redo, gallery=gallery)
+    return ResultPanel(image=image, info=info, download=download, views=views, redo=redo, gallery=gallery,
+                       place=place)
 
 
 def campaign_panel(h: Handlers, i18n: gr.I18n) -> CampaignPanel:
@@ -916,11 +1030,13 @@ def campaign_panel(h: Handlers, i18n: gr.I18n) -> CampaignPanel:
         go = gr.Button(i18n("campaign_generate"), variant="primary", elem_id="campaign-generate", scale=3)
         stop = gr.Button(i18n("stop"), variant="stop", elem_id="campaign-stop", visible=False, scale=1)
     message = gr.Markdown("", elem_id="campaign-message")
-    gallery = gr.Gallery(label=i18n("campaign_results"), format="png", columns=3, height=420, object_fit="contain",
-                         elem_id="campaign-gallery")
-    zip_button = gr.DownloadButton(i18n("download_zip"), visible=False, elem_id="campaign-zip")
+    place = gr.Markdown("", elem_id="campaign-place")
+    # the ZIP right with the campaign's result: under its message, above the gallery
+    zip_button = gr.DownloadButton(i18n("download_zip"), visible=False, elem_id="campaign-zip", variant="primary")
+    gallery = gr.Gallery(label=i18n("campaign_results"), format="png", columns=3, height="auto",
+                         object_fit="contain", elem_id="campaign-gallery")
     return CampaignPanel(channels=channels, variants=variants, go=go, stop=stop, message=message, gallery=gallery,
-                         zip=zip_button)
+                         zip=zip_button, place=place)
 
 
 def memory_panel(i18n: gr.I18n, admin: bool) -> MemoryPanel:
@@ -960,7 +1076,7 @@ def build_demo(engine, outputs: Path | None = None, admin: bool = False) -> gr.B
                     cache_dir() / "outputs")
     h = Handlers(studio, admin)
     slots = getattr(engine, "parallel", 1)  # Ray workers run that many jobs at once; an engine (or its maker) one
-    i18n = gr.I18n(**load_locales())
+    i18n = gr.I18n(**page_locales())
     with Page(title="AdGen") as demo:
         # the name and what it does, in one line (a heading would push Generate off a phone's first screen)
         gr.Markdown(i18n("app_intro"), elem_id="title")
@@ -976,6 +1092,8 @@ def build_demo(engine, outputs: Path | None = None, admin: bool = False) -> gr.B
         memory = memory_panel(i18n, admin)
         state = page_state(installation_secret(cache_dir()))
         h.queue = lambda: getattr(demo, "_queue", None)
+        h.images_of = functools.partial(images_in, count=form.w["count"], channels=campaign.channels,
+                                        variants=campaign.variants)
         wire(demo, h, slots, status, form, result, campaign, memory, state)
     demo.handlers = h  # for tests and embedding
     demo.i18n = i18n
@@ -1009,8 +1127,13 @@ def wire(demo: gr.Blocks, h: Handlers, slots: int, status: gr.Markdown, form: Fo
         values["brand_colors"] = brand_colors_of(data[form.use_colors], data[form.brand_main], data[form.brand_second])
         return AdForm.of(values)
 
-    def to_outputs(named: dict) -> dict:
-        return {outputs[k]: v for k, v in named.items() if k in outputs}
+    def to_outputs(named: dict, redo: bool = False) -> dict:
+        """The named results as outputs; `redo`: also each redo button, clickable when its step is shown."""
+        shown = {outputs[k]: v for k, v in named.items() if k in outputs}
+        if redo and "redo" in named:
+            shown.update({res.redo[step]: gr.update(interactive=can) for step, can in zip(STEP_VIEWS, named["redo"],
+                                                                                            strict=True)})
+        return shown
 
     form_inputs = {*fields.values(), form.random_seed, edited, form.use_colors, form.brand_main, form.brand_second}
     inputs = {*form_inputs, history, last_seed}
@@ -1038,7 +1161,8 @@ def wire(demo: gr.Blocks, h: Handlers, slots: int, status: gr.Markdown, form: Fo
     def busy(job: str):
         return (lambda: (*button_updates(True), job, "")), None, [*buttons, running, notes[job]]
 
-    idle = (lambda: (*button_updates(False), None), None, [*buttons, running])
+    views = [res.views[step] for step in STEP_VIEWS]  # what the result shows: which redo buttons can act
+    idle = (lambda *shown: (*button_updates(False, redo_ready(*shown)), None), views, [*buttons, running])
     gpu = dict(concurrency_limit=slots, concurrency_id="gpu", api_visibility="private")
     out = list(outputs.values())
     runs = []
@@ -1051,6 +1175,7 @@ def wire(demo: gr.Blocks, h: Handlers, slots: int, status: gr.Markdown, form: Fo
         started = trigger.click(*busy("generate"), queue=False, **hidden)
         runs.append(started.then(run(seed_of), inputs, out, show_progress_on=[res.image], **gpu))
         runs[-1].then(*idle, queue=False, **hidden)
+        runs[-1].then(None, js=SHOW_MESSAGE)
 
     # The writer: Write copy and Enhance prompt run as this tab's jobs on the same GPU queue, with the same Stop
     def write_copy_run(data: dict, request: gr.Request, progress=gr.Progress()):  # noqa: B008 - Gradio injects it
@@ -1096,7 +1221,7 @@ def wire(demo: gr.Blocks, h: Handlers, slots: int, status: gr.Markdown, form: Fo
             ad = form_of(data)
         except AdgenError as exc:
             return {camp.message: "⚠ " + localize_error(exc, lang_of_request(request))}
-        named = h.campaign(ad, data[camp.channels], data[camp.variants], request, progress)
+        named = h.campaign(ad, data[camp.channels], data[camp.variants], request, progress, bool(data[camp.gallery]))
         shown = {camp.message: named["message"]}
         if "zip" in named:
             shown.update({camp.gallery: named["gallery"], camp.zip: gr.update(value=named["zip"], visible=True)})
@@ -1105,18 +1230,20 @@ def wire(demo: gr.Blocks, h: Handlers, slots: int, status: gr.Markdown, form: Fo
     camp.go.click(None, js=BRING_INTO_VIEW % "#campaign-gallery")
     started = camp.go.click(*busy("campaign"), queue=False, **hidden)
     campaign_run = started.then(on_gpu(campaign, {camp.channels: "channels", camp.variants: "variants"}),
-                                {*form_inputs, camp.channels, camp.variants},
+                                {*form_inputs, camp.channels, camp.variants, camp.gallery},
                                 [camp.message, camp.gallery, camp.zip], show_progress_on=[camp.gallery], **gpu)
     campaign_run.then(*idle, queue=False, **hidden)
     runs.append(campaign_run)
 
-    def stop_ui(job: str | None, request: gr.Request):
-        said = h.stop_ui(job, request)
+    def stop_ui(job: str | None, hist: list, campaign_shown, cutout, background, copy_layer, request: gr.Request):
+        kept = bool(campaign_shown) if job == "campaign" else bool(hist)  # "earlier results kept" only if there are
+        said = h.stop_ui(job, request, kept=kept, redo=redo_ready(cutout, background, copy_layer))
         return {notes.get(job, message): said["message"], running: None,
                 **dict(zip(buttons, said["buttons"], strict=True))}
 
     for each in (form.stop, camp.stop):  # a cancelled event's own reply never reaches the page: Stop says it
-        each.click(stop_ui, running, [*buttons, running, *notes.values()], queue=False, cancels=runs, **hidden)
+        each.click(stop_ui, [running, history, camp.gallery, *views], [*buttons, running, *notes.values()],
+                   queue=False, cancels=runs, **hidden)
     demo.unload(h.session_closed)
 
     # 3. the form's helpers: the prompt preview, examples, brand kit, counters, sizes, the photo, Load from image
@@ -1142,9 +1269,11 @@ def wire(demo: gr.Blocks, h: Handlers, slots: int, status: gr.Markdown, form: Fo
     # An example sets every field it uses and clears the other product fields; typing another product name then
     # drops the example's copy and features (unless edited), so they never leak into the user's own prompt.
     example_fields = [w[k] for k in ("name", "copy", "features", "subcopy", "category", "audience", "scene", "colors")]
-    for button, example in form.examples:
-        button.click(lambda e=example: (*e, "", "", "", "", "", list(e)), None, [*example_fields, state.example],
-                     queue=False, **hidden)
+    for index, button in enumerate(form.examples):
+        def fill(request: gr.Request, index=index):
+            return example_values(index, lang_of_request(request))
+
+        button.click(fill, None, [*example_fields, state.example], queue=False, **hidden)
     w["name"].change(forget_example, [w["name"], w["copy"], w["features"], state.example],
                     [w["copy"], w["features"], state.example], queue=False, show_progress="hidden", **hidden)
     # Brand kit: a kit's colours show in the pickers; picking a colour means using it
@@ -1181,16 +1310,17 @@ def wire(demo: gr.Blocks, h: Handlers, slots: int, status: gr.Markdown, form: Fo
     def photo_changed(photo, chosen: bool, current: str, before: str | None, request: gr.Request):
         editor, note, background = h.photo_changed(photo, chosen, request)
         background, before = background_after_photo(bool(photo), chosen, current, before, background)
-        return editor, note, background, before
+        thumb = photo_thumbnail(photo) if photo else None  # the photo as a picture (None: not readable or none)
+        return editor, note, background, before, gr.update(value=thumb, visible=thumb is not None)
 
     w["photo"].change(photo_changed, [w["photo"], state.background_chosen, w["background"], state.background_before],
-                      [w["mask"], message, w["background"], state.background_before], **hidden)
+                      [w["mask"], message, w["background"], state.background_before, form.thumb], **hidden)
 
     def select(hist: list, evt: gr.SelectData, request: gr.Request):
-        return to_outputs(h.select(hist, evt.index, request))
+        return to_outputs(h.select(hist, evt.index, request), redo=True)
 
-    res.gallery.select(select, history, [res.image, res.info, res.download, *res.views.values()], queue=False,
-                       **hidden)
+    res.gallery.select(select, history, [res.image, res.info, res.download, *views, *res.redo.values()],
+                       queue=False, **hidden)
     loaded = {**{k: v for k, v in w.items() if k not in ("photo", "mask", "logo", "font")},
               "auto_prompt": auto_prompt, "enhanced_prompt": enhanced, "prompt_edited": edited,
               "random_seed": form.random_seed, "aspect": form.aspect, "message": message,
@@ -1205,6 +1335,11 @@ def wire(demo: gr.Blocks, h: Handlers, slots: int, status: gr.Markdown, form: Fo
     timer = gr.Timer(1.5)
     timer.tick(h.status, [w["width"], w["height"], w["count"]], [status, memory.details], queue=False,
                show_progress="hidden", **hidden)
+    # a waiting tab's place, also where its result will show (the status line is off-screen on a phone by then)
+    def place(request: gr.Request):
+        return (h.place(session_of(request), lang_of_request(request)),) * 2
+
+    timer.tick(place, None, [res.place, camp.place], queue=False, show_progress="hidden", **hidden)
     if memory.mode is not None:
         memory.mode.change(h.set_memory_mode, memory.mode, memory.note, **{**gpu, "api_visibility": "private"})
         memory.quantize.change(h.set_quantize, memory.quantize, memory.note, **{**gpu, "api_visibility": "private"})
@@ -1219,9 +1354,9 @@ def wire(demo: gr.Blocks, h: Handlers, slots: int, status: gr.Markdown, form: Fo
 
     # 5. on load: the history back, the choices in the page's language, the prompt, the status; the API
     def restore_history(hist: list, request: gr.Request):
-        return to_outputs(h.restore_history(hist, request))
+        return to_outputs(h.restore_history(hist, request), redo=True)
 
-    demo.load(restore_history, history, out, queue=False, **hidden)
+    demo.load(restore_history, history, [*out, *res.redo.values()], queue=False, **hidden)
     demo.load(h.style_info, w["style"], [form.style_text, w["lora_scale"]], queue=False, **hidden)
     demo.load(h.choices, None, [w["style"], w["text_style"], w["text_position"], form.aspect, camp.channels,
                                 w["brand"]], queue=False, **hidden)

@@ -72,7 +72,7 @@ def check_line(file: str, check: dict, lang: str | None = None) -> str:
     if lang == "en":
         return f"{file}: {check['rule']} {check['measured']} (allowed: {check['allowed']})"
     pieces = lambda value: ", ".join(translate(part, lang) for part in value.split(", "))  # noqa: E731
-    return text("check_failed", lang, file=file, rule=text(f"rule_{check['rule']}", lang),
+    return text("cli_check_failed", lang, file=file, rule=text(f"rule_{check['rule']}", lang),
                 measured=pieces(check["measured"]), allowed=pieces(check["allowed"]))
 
 

@@ -150,7 +150,7 @@ def workers_text(workers: list[dict], lang: str = "en") -> str:
 
 def worker_lines(workers: list[dict], lang: str = "en") -> list[str]:
     """One line per Ray worker (`Workers.workers()`): state, device and GPU, memory, host, and whether it runs a job."""
-    from .i18n import text
+    from .i18n import text, translate_message
 
     lines = []
     for worker in workers:
@@ -161,12 +161,16 @@ def worker_lines(workers: list[dict], lang: str = "en") -> list[str]:
             continue
         label = text(STATE_KEYS.get(state, "status_unloaded"), lang)
         if state == "error":
-            lines.append(text("panel_worker_error", lang, n=n, state=label, error=worker.get("error") or "?"))
+            error = worker.get("error") or "?"
+            lines.append(text("panel_worker_error", lang, n=n, state=label,
+                              error=translate_message(error, lang) or error))
             continue
         cuda = worker.get("device") == "cuda"
         used, total = worker.get("used", 0), worker.get("total", 0)
         memory = f"VRAM {used / GB:.1f}/{total / GB:.0f} GB" if cuda else f"RAM {used / MB:.0f} MB"
-        device = f"{(worker.get('gpu') if cuda else '') or worker.get('device')} · {worker.get('dtype')}"
+        # the GPU's own name; else the device and dtype as their labels (never "cpu · float32" on a Korean page)
+        device = (f"{(worker.get('gpu') if cuda else '') or device_text(str(worker.get('device')), lang)} · "
+                  f"{dtype_text(str(worker.get('dtype')), lang)}")
         job = text("panel_worker_job", lang) if worker.get("busy") else ""
         lines.append(text("panel_worker", lang, n=n, state=label, device=device, memory=memory,
                           host=worker.get("host", "?"), pid=worker.get("pid", "?"), job=job))

@@ -17,18 +17,42 @@ from PIL import Image
 from .compose import auto_mask
 from .errors import AdgenError, InputError
 from .form import AdForm
-from .i18n import label, lang_code, lang_of, localize_error, text
+from .i18n import label, lang_code, lang_of, load_locales, localize_error, text
 from .images import decode_image, read_image_file
 from .request import ASPECTS
 
 FORM_FIELDS = {f.name for f in dataclasses.fields(AdForm)}
-EXAMPLES = [  # name, ad copy, key features: three columns, all visible without scrolling
-    ["제주 감귤 탄산수", "여름 한정 30% 할인!", "100% 제주 감귤, 무설탕, 상쾌한 탄산"],
-    ["Aurora wireless earbuds", "Hear only what matters", "noise cancelling, 30 h battery, IPX5"],
-    ["Glow vitamin C serum", "Wake up glowing", "15% vitamin C, vegan, glass dropper"],
-]
+EXAMPLES = {  # per page language: name, ad copy, key features (the buttons' labels are the names, in locales/)
+    "en": [["Jeju citrus sparkling water", "Summer only: 30% off!", "100% Jeju citrus, no sugar, crisp bubbles"],
+           ["Aurora wireless earbuds", "Hear only what matters", "noise cancelling, 30 h battery, IPX5"],
+           ["Glow vitamin C serum", "Wake up glowing", "15% vitamin C, vegan, glass dropper"]],
+    "ko": [["제주 감귤 탄산수", "여름 한정 30% 할인!", "100% 제주 감귤, 무설탕, 상쾌한 탄산"],
+           ["오로라 무선 이어폰", "원하는 소리만 들으세요", "노이즈 캔슬링, 30시간 배터리, IPX5 방수"],
+           ["글로우 비타민C 세럼", "빛나는 아침을 깨우세요", "비타민C 15%, 비건, 유리 스포이트"]],
+}
+CAMPAIGN_DEFAULTS = {  # the channels ticked when the campaign tab opens, per page language
+    "en": ("instagram_square", "instagram_story", "display_300x250"),
+    "ko": ("coupang_main", "naver_smartstore", "11st_main", "kakaotalk_store_square", "instagram_square"),
+}
 MASK_LAYER_ALPHA = 170  # the mask drawn over the photo: white, see-through enough to trace the product
 USABLE_MASK = (0.002, 0.995)  # shares of the photo a usable mask covers: not blank, not everything
+
+
+GRADIO_KEYS = {"common.complete": "gradio_complete", "common.error": "gradio_error",  # Gradio's key -> ours
+               "status.queue_position": "gradio_queue_position"}
+
+
+def page_locales() -> dict[str, dict]:
+    """The page's strings for `gr.I18n`, with the strings Gradio's own page looks up but lacks (its status
+    announcer shows "common.complete" as is) under Gradio's names, nested as its dictionaries are."""
+    locales = {}
+    for lang, strings in load_locales().items():
+        nested: dict[str, dict] = {}
+        for gradio_key, ours in GRADIO_KEYS.items():
+            space, _, name = gradio_key.partition(".")
+            nested.setdefault(space, {})[name] = strings[ours]
+        locales[lang] = {**strings, **nested}
+    return locales
 
 
 def admin_allowed(server_name: str | None, share: bool, environ: dict | None = None) -> bool:
@@ -164,6 +188,19 @@ def warnings_note(result, lang: str) -> str:
 def notes_line(*notes: str) -> str:
     """The page's message: the non-empty notes, one per line."""
     return "  \n".join(n for n in notes if n)
+
+
+THUMBNAIL_SIDE = 240  # px: the product photo's picture beside its file
+
+
+def photo_thumbnail(photo_path: str) -> Image.Image | None:
+    """The product photo as a small picture (HEIC/AVIF decoded here, where the browser may not); None if unreadable."""
+    try:
+        photo = decode_image(read_image_file(photo_path, "product photo"), "product photo")
+    except (AdgenError, OSError):
+        return None
+    photo.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
+    return photo
 
 
 def mask_editor_value(photo_path: str) -> tuple[dict, bool]:
@@ -303,8 +340,10 @@ def status_line(slot, lang: str, width=None, height=None, count=None, place: str
         line += f"  \n{described['download']}"
     if described["demo"]:
         line += "  \n⚠ " + text("status_demo", lang)
-    if described.get("notice"):
-        line += f"  \n**{described['notice']}**"
+    if described.get("notice"):  # the Ray workers' notice, in English as made: its template turns it to `lang`
+        from .i18n import translate_message
+
+        line += f"  \n**{translate_message(described['notice'], lang) or described['notice']}**"
     details = render(snap, described, lang)
     if engine.device.type == "cuda" and width and height:
         try:
@@ -327,6 +366,21 @@ def progress_text(done: int, total: int, images: int, lang: str) -> str:
     return text("progress_image", lang, i=index, n=images, step=step, steps=per)
 
 
+def writing_text(done: int, total: int, lang: str) -> str:
+    """The writer's progress in the UI's words: "writing · 40%" (its budget of tokens is no unit a person reads)."""
+    share = min(100, max(0, round(100 * done / total))) if total else 0
+    return text("progress_writing_share", lang, percent=share)
+
+
+def download_name(product: str, seed: int | None, suffix: str = ".png", day: str | None = None) -> str:
+    """A download's name after the product and the date (and one image's seed): "제주-감귤-2026-12-03-11.png"."""
+    import datetime
+
+    stem = re.sub(r"[^\w-]+", "-", product or "").strip("-")[:40] or "adgen"
+    day = day or datetime.date.today().isoformat()
+    return f"{stem}-{day}" + (f"-{seed}" if seed is not None else "") + suffix
+
+
 def ordinal(n: int, lang: str) -> str:
     """1st, 2nd, 3rd, 4th ... (Korean: the number; the sentence says 번째)."""
     if lang_code(lang) == "ko":
@@ -335,13 +389,14 @@ def ordinal(n: int, lang: str) -> str:
     return f"{n}{suffix}"
 
 
-def place_text(place: int, running_ends: list[float], waiting_before: int, seconds_per_image: float | None,
+def place_text(place: int, running_ends: list[float], waiting_before: list[int], seconds_per_image: float | None,
                now: float, lang: str) -> str:
     """A waiting tab's line: its place ("2nd in line") and the seconds left, from the running jobs' expected ends
-    and measured seconds per image for each job before it; never a figure that has run past itself."""
+    and, per job waiting before it, its images x measured seconds per image; never a figure that has run past
+    itself (a running job late on its estimate counts as ending now)."""
     if seconds_per_image is None:  # nothing measured yet: the place alone
         return text("queue_place_soon", lang, place=ordinal(place, lang))
-    left = sum(max(0.0, end - now) for end in running_ends) + waiting_before * seconds_per_image
+    left = sum(max(0.0, end - now) for end in running_ends) + sum(max(1, n) for n in waiting_before) * seconds_per_image
     if left < 1:
         return text("queue_place_soon", lang, place=ordinal(place, lang))
     return text("queue_place", lang, place=ordinal(place, lang), seconds=round(left))

@@ -1,8 +1,10 @@
 """The Gradio shell: build_demo without launching, handlers called with one typed form, the API over HTTP."""
 
 import dataclasses
+import datetime
 import io
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -17,6 +19,7 @@ from PIL import Image
 from adgen.engine import Engine
 from adgen.errors import InputError
 from adgen.form import AdForm
+from adgen.i18n import load_locales
 from adgen.metadata import read_params
 from adgen.page import admin_allowed, mask_png
 
@@ -72,7 +75,13 @@ def test_generate_shows_the_image_whole_and_keeps_the_history_newest_first(handl
     assert shown["cutout"] is None and shown["message"] == ""  # no photo, no copy: a plain image
     assert [caption for _, caption in shown["gallery"]] == ["seed 11 · 256x256", "seed 12 · 256x256"]
     assert shown["seed"] == 11 and "**seed** 11" in shown["info"] and "demo model (random weights)" in shown["info"]
-    assert shown["image"] == shown["download"] and read_params(Path(shown["image"]).read_bytes())["seed"] == 11
+    assert read_params(Path(shown["image"]).read_bytes())["seed"] == 11
+    # the download is named after the product and the date (like the campaign ZIP), not adgen-<seed>-<hash>.png
+    download = Path(shown["download"])
+    assert download.name == f"탄산수-{datetime.date.today().isoformat()}-11.png"
+    assert download.read_bytes() == Path(shown["image"]).read_bytes()
+    assert Path(handlers.select(shown["history"], 1)["download"]).name.endswith("-12.png")  # read from the PNG
+    assert shown["redo"] == [False, False, False]  # a plain image: no step to redo
     again = generate(handlers, history=shown["history"], seed=20, count=1)
     assert [c for _, c in again["gallery"]] == ["seed 20 · 256x256", "seed 11 · 256x256", "seed 12 · 256x256"]
     cached = generate(handlers, history=again["history"], seed=20, count=1)
@@ -140,7 +149,7 @@ def test_prompt_preview_is_the_prompt_used_and_keeps_a_users_edit(handlers):
     ad, _ = handlers.preview(AdForm(name="Cola", copy="Taste the summer"), "", "")
     assert "Leave calm, uncluttered space for a headline." in ad and "headline reads" not in ad
     shown = generate(handlers, copy="Taste the summer", count=1)
-    assert f"**prompt:** {handlers.preview(dataclasses.replace(FORM, copy='Taste the summer'), '', '')[0]}" \
+    assert f"given it): {handlers.preview(dataclasses.replace(FORM, copy='Taste the summer'), '', '')[0]}" \
         in shown["info"]  # what the preview showed is what ran
     first, _ = handlers.preview(AdForm(), "", "")
     assert first  # never empty on a first visit
@@ -148,9 +157,9 @@ def test_prompt_preview_is_the_prompt_used_and_keeps_a_users_edit(handlers):
 
 def test_an_edited_prompt_overrides_and_an_unedited_one_does_not(handlers):
     info = generate(handlers, prompt="a custom prompt", auto_prompt="the built one", count=1)["info"]
-    assert "**prompt:** a custom prompt" in info
+    assert "**model prompt** (English, as the model was given it): a custom prompt" in info
     info = generate(handlers, prompt="the built one", auto_prompt="the built one", count=1)["info"]
-    assert "**prompt:** Professional commercial product photograph of 탄산수" in info
+    assert "given it): Professional commercial product photograph of 탄산수" in info
 
 
 def test_load_from_image_restores_every_setting_and_says_what(handlers):
@@ -914,11 +923,11 @@ def test_progress_says_which_image_and_step_and_the_wait_never_runs_past_itself(
 
 
 def test_the_form_has_no_traps(tmp_path):
-    example = list(app.EXAMPLES[1])  # Aurora wireless earbuds, its copy, its features
+    example = list(app.EXAMPLES["en"][1])  # Aurora wireless earbuds, its copy, its features
     assert app.forget_example("Citrus water", example[1], example[2], example) == ("", "", None)
     kept = app.forget_example("Citrus water", "My own copy", example[2], example)
     assert kept[0] == gr.skip() and kept[1] == ""  # a copy the user wrote stays
-    assert app.forget_example("Aurora wireless earbuds", "x", "y", list(app.EXAMPLES[1]))[2] == gr.skip()
+    assert app.forget_example("Aurora wireless earbuds", "x", "y", list(app.EXAMPLES["en"][1]))[2] == gr.skip()
     # a photo switched the background to a packshot; removing the photo puts the user's one back
     assert app.background_after_photo(True, False, "t2i", None, "packshot") == ("packshot", "t2i")
     assert app.background_after_photo(False, False, "packshot", "t2i", gr.skip()) == ("t2i", None)
@@ -940,3 +949,111 @@ def test_the_history_secret_is_the_installations(tmp_path, monkeypatch):
     assert installation_secret(tmp_path) == first and len(first) >= 32
     assert (tmp_path / "secret").stat().st_mode & 0o077 == 0  # the owner's only
     assert installation_secret(tmp_path, {"ADGEN_SECRET": "team"}) == "team"
+
+
+def test_the_korean_phone_walk_through(handlers, tmp_path):
+    """Redo buttons only when they can act; "earlier results kept" only when there are some; the writer's progress
+    in the UI's words; the Korean page's examples and channels; Gradio's own status strings in both languages."""
+    from adgen.page import CAMPAIGN_DEFAULTS, EXAMPLES, page_locales, writing_text
+
+    # 1. redo buttons: none clickable before a result, each only when the result shown has its step
+    idle = app.button_updates(False)
+    assert [u["interactive"] for u in idle[1:4]] == [False, False, False] and idle[0]["interactive"]
+    assert [u["interactive"] for u in app.button_updates(False, app.redo_ready(None, "b.png", "c.png"))[1:4]] == \
+        [False, True, True]
+    assert all(u["interactive"] is False for u in app.button_updates(True, [True] * 3)[1:4])  # busy: none
+    # 2. a stop says earlier results stay only when the tab has some
+    from adgen.errors import GenerationStopped
+
+    stopped = GenerationStopped(2, 8, "stopped by the user")
+    assert app.failure(stopped, "ko", kept=False).startswith("중지됨 (") and "이전 결과" not in \
+        app.failure(stopped, "ko", kept=False)
+    assert "이전 결과는 그대로" in app.failure(stopped, "ko", kept=True)
+    assert handlers.stop_ui("generate", KOREAN, kept=False)["message"] == "중지됨"
+    assert "earlier results kept" in handlers.stop_ui("campaign", None, kept=True)["message"]
+    # 8. the writer's progress: a share, never "53/960 steps"
+    assert writing_text(384, 960, "ko") == "글 쓰는 중 · 40%" and writing_text(960, 960, "en") == "writing · 100%"
+    # 9. Korean examples and Korean marketplaces on the Korean page
+    names = [row[0] for row in EXAMPLES["ko"]]
+    assert all(re.search("[\uac00-\ud7a3]", "".join(row)) for row in EXAMPLES["ko"]), names
+    assert app.example_values(1, "ko")[0] == "오로라 무선 이어폰" and app.example_values(1, "en")[0] == \
+        "Aurora wireless earbuds"
+    channels = handlers.choices(KOREAN)[4]["value"]
+    assert {"coupang_main", "naver_smartstore"} <= set(channels) and channels == [
+        c for c in CAMPAIGN_DEFAULTS["ko"] if c in handlers.channels]
+    assert handlers.choices(None)[4]["value"] == list(CAMPAIGN_DEFAULTS["en"])
+    ko = load_locales()["ko"]
+    assert "manifest" not in ko["campaign_intro"] and ko["status_demo"].endswith("만드세요.")
+    # 4. Ray workers' lines in Korean: device and dtype as labels, the cluster's notice translated
+    from adgen.i18n import translate_message
+    from adgen.monitor import worker_lines
+
+    worker = {"index": 0, "state": "ready", "device": "cpu", "dtype": "float32", "used": 1e8, "busy": False,
+              "host": "h", "pid": 3}
+    assert worker_lines([worker], "ko") == ["워커 1: **준비됨** · CPU · 32비트 정밀도 · RAM 95 MB · 호스트 h · pid 3"]
+    notice = "the Ray cluster at auto has no GPU: the 2 workers run on CPUs (start AdGen after the GPU nodes joined)"
+    assert translate_message(notice, "ko").startswith("auto의 Ray 클러스터에 GPU가 없습니다")
+    # 6. Gradio's status announcer finds its strings (it showed "common.complete" as is)
+    locales = page_locales()
+    assert locales["ko"]["common"]["complete"] == "완료" and locales["en"]["common"]["complete"] == "done"
+    assert locales["ko"]["status"]["queue_position"] == "대기 {position}/{size}"
+
+
+def test_every_ui_string_the_code_asks_for_is_in_both_locales():
+    """A key the code looks up but the locales lack shows as the raw key (or fails): scan app.py and adgen/ for
+    text("key") and i18n("key") and the f-string families (f"position_{p}")."""
+    locales = load_locales()
+    keys, families = set(), set()
+    for path in [ROOT / "app.py", *sorted((ROOT / "adgen").glob("*.py"))]:
+        source = path.read_text(encoding="utf-8")
+        # (not a key: studio's local text(name, limit), and 'cli_' + kind, a family)
+        keys |= set(re.findall(r"\b(?:text|i18n)\(\s*[\"']([a-z][a-z0-9_]*[a-z0-9])[\"'](?!\s*,\s*\d)(?!\s*\+)",
+                               source))
+        families |= set(re.findall(r"\b(?:text|i18n)\(\s*f?[\"']([a-z][a-z0-9_]*)(?:\{|[\"']\s*\+)", source))
+    keys |= set(re.findall(r'"((?:writer|status)_[a-z_]+)"', (ROOT / "app.py").read_text()))  # keys kept in tables
+    assert len(keys) > 100 and {"step_name_", "position_", "rule_", "cli_"} <= families, (len(keys), families)
+    from adgen.page import GRADIO_KEYS
+
+    keys |= set(GRADIO_KEYS.values())
+    for lang, strings in locales.items():
+        missing = sorted(k for k in keys if k not in strings)
+        assert not missing, f"{lang}.yaml lacks {missing}"
+        for family in families:
+            assert any(k.startswith(family) for k in strings), f"{lang}.yaml has no {family}* key"
+
+
+def test_a_waiting_tabs_estimate_counts_each_waiting_jobs_images():
+    from types import SimpleNamespace
+
+    from adgen.page import place_text
+
+    # one job running (ends in 10 s); before us a 4-image job and a 1-image one, at 4 s per image measured
+    assert place_text(4, [110.0], [4, 1], 4.0, 100.0, "en") == "you are 4th in line · about 30 s"
+    assert place_text(4, [90.0], [4, 1], 4.0, 100.0, "ko") == "대기 4번째 · 약 20초"  # a late job never adds
+    count, channels, variants = object(), object(), object()
+    event = lambda inputs, data: SimpleNamespace(fn=SimpleNamespace(inputs=inputs),  # noqa: E731
+                                                data=SimpleNamespace(data=data))
+    assert app.images_in(event([variants, count], [2, 3]), count, channels, variants) == 3  # a generation
+    assert app.images_in(event([count, variants, channels], [1, 2, list("abc")]), count, channels, variants) == 6
+    assert app.images_in(SimpleNamespace(), count, channels, variants) == 1  # a writer's job, or no data yet
+    queue = SimpleNamespace(event_queue_per_concurrency_id={"gpu": SimpleNamespace(queue=[
+        SimpleNamespace(session_hash="a"), SimpleNamespace(session_hash="b"), SimpleNamespace(session_hash="c")])})
+    assert [e.session_hash for e in app.queue_ahead(queue, "c")] == ["a", "b"] and app.queue_ahead(queue, "z") is None
+
+
+def test_the_page_keeps_messages_stop_and_gradios_lines_where_a_phone_user_looks(engine, tmp_path):
+    """On a phone Generate brings the result up, and an error (no new result) then its message; Stop floats while
+    a job runs; Gradio's English queue line and its announcer are never drawn; images are shown whole."""
+    demo = app.build_demo(engine, outputs=tmp_path / "outputs")
+    go = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "generate")
+    scrolls = [fn.js for fn in demo.fns.values() if fn.js and go._id in [t[0] for t in fn.targets]]
+    assert any("#result'" in js for js in scrolls), scrolls
+    assert sum(fn.js == app.SHOW_MESSAGE for fn in demo.fns.values()) == 4  # after Generate and each redo
+    css = re.sub(r"\s+", " ", app.CSS)
+    assert "#stop, #campaign-stop { position: fixed;" in css and ".meta-text, .meta-text-center { display: none" in css
+    assert ".sr-only { position: absolute" in css and '[id^="step-"] img' in css
+    ids = {getattr(b, "elem_id", None): b for b in demo.blocks.values()}
+    assert isinstance(ids["load-png"], gr.UploadButton)  # one tap, not folded in Advanced › a tab
+    assert {"place", "campaign-place", "photo-thumb"} <= set(ids)
+    names = [getattr(b, "elem_id", None) for b in demo.blocks.values()]
+    assert names.index("campaign-zip") < names.index("campaign-gallery")  # the ZIP with the campaign's result

@@ -23,8 +23,10 @@ CHROMIUM = "/usr/bin/chromium"
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium not installed "
                                 "(scripts/test.sh installs it)")
 DESKTOP, PHONE = {"width": 1400, "height": 1000}, {"width": 390, "height": 844}
-LABELS = {"ko-KR": {"name": "제품명", "generate": "생성", "advanced": "고급 설정", "size": "시드·크기"},
-          "en-US": {"name": "Product name", "generate": "Generate", "advanced": "Advanced", "size": "Seed & Size"}}
+LABELS = {"ko-KR": {"name": "제품명", "generate": "생성", "advanced": "고급 설정", "size": "시드·크기",
+                    "example": "오로라 무선 이어폰", "feature": "노이즈 캔슬링"},
+          "en-US": {"name": "Product name", "generate": "Generate", "advanced": "Advanced", "size": "Seed & Size",
+                    "example": "Aurora wireless earbuds", "feature": "noise cancelling"}}
 
 
 def keep_screenshot(shot: Path, name: str) -> None:
@@ -83,6 +85,11 @@ def open_page(browser, url: str, locale: str, viewport: dict):
     return page
 
 
+def includes(selector: str, text: str, prop: str = "innerText") -> str:
+    """A page function: whether the element's text (or value) includes `text`."""
+    return f"document.querySelector({json.dumps(selector)})?.{prop}.includes({json.dumps(text)})"
+
+
 def box(page, selector: str) -> dict:
     return page.locator(selector).first.bounding_box()
 
@@ -117,20 +124,27 @@ def test_the_ad_comes_first_in_the_browsers_language(server, browser, tmp_path, 
     if viewport is PHONE:
         assert generate_box["y"] < box(page, "#result")["y"]  # the result right under the form
     assert not page.locator("#stop").is_visible()  # Stop shows only while this tab's job runs
+    assert page.locator("#redo-copy").is_disabled()  # nothing to redo yet
+    assert page.locator("#load-png").is_visible()  # Load from image: one tap to its file picker, not in Advanced
     if not generate:
         return
+    if viewport is PHONE:  # an error after Generate shows where the phone has scrolled to, with Stop's row
+        page.locator("#generate").click()
+        page.wait_for_function(includes("#message", labels["name"]))
+        page.wait_for_function("(() => { const r = document.querySelector('#message').getBoundingClientRect();"
+                               " return r.top >= 0 && r.bottom <= innerHeight; })()", timeout=5_000)
     # An example fills three fields at once; the prompt must still follow what is typed next
-    page.get_by_role("button", name="Aurora wireless earbuds").click()
+    page.get_by_role("button", name=labels["example"]).click()
     page.get_by_text(labels["advanced"], exact=True).first.click()
     prompt = page.locator("#prompt textarea")
-    page.wait_for_function("document.querySelector('#prompt textarea')?.value.includes('Aurora wireless earbuds')")
+    page.wait_for_function(includes("#prompt textarea", labels["example"], "value"))
     page.get_by_text(labels["advanced"], exact=True).first.click()  # fold it again
     name = "제주 감귤 탄산수" if locale == "ko-KR" else "Cola zero"
     page.get_by_label(labels["name"], exact=True).fill(name)
     # the user's own product: the example's features are gone from the prompt
     page.wait_for_function(f"(() => {{ const v = document.querySelector('#prompt textarea').value;"
-                           f" return v.includes({name!r}) && !v.includes('noise cancelling'); }})()", timeout=20_000)
-    assert "Aurora" not in prompt.input_value()
+                           f" return v.includes({name!r}) && !v.includes({labels['feature']!r}); }})()", timeout=20_000)
+    assert labels["example"] not in prompt.input_value()
     if locale == "ko-KR":  # Write copy: the demo model's text is random, and the page says so, in Korean
         copy = page.locator("#copy textarea, #copy input").first
         before = copy.input_value()
@@ -158,6 +172,9 @@ def test_the_ad_comes_first_in_the_browsers_language(server, browser, tmp_path, 
     assert (drawn["w"], drawn["h"]) == (896, 1120)
     assert drawn["fit"] == "contain" or abs(drawn["rw"] / drawn["rh"] - 896 / 1120) < 0.02, drawn
     assert drawn["shown_w"] <= drawn["rw"] + 1 and drawn["shown_h"] <= drawn["rh"] + 1
+    # the download is named after the product and the date; no raw key of Gradio's ("common.complete") on the page
+    page.wait_for_function(includes("#download", name.replace(" ", "-")))
+    assert "common." not in page.evaluate("document.body.innerText")
     page.screenshot(path=str(tmp_path / "shot.png"), full_page=True)
     keep_screenshot(tmp_path / "shot.png", f"screenshot-{locale[:2]}-{'phone' if viewport is PHONE else 'desktop'}.png")
     # history survives a reload (the browser keeps it; the server checks every name)
@@ -190,11 +207,15 @@ def test_stop_in_one_tab_never_touches_another_tabs_job(server, browser):
     second.locator("#stop").wait_for(state="visible")
     # the waiting tab sees its own place (the running job is 1st), in its language, not the other tab's job
     second.wait_for_function("document.querySelector('#status')?.innerText.includes('대기 2번째')")
+    # ... also where its result will show, and never Gradio's English "queue: 1/1" over it
+    second.wait_for_function("document.querySelector('#place')?.innerText.includes('대기 2번째')")
+    assert "queue:" not in second.locator("#result").inner_text()
     assert "대기" not in first.locator("#status").inner_text()
     second.locator("#stop").click()  # the second tab gives up
     second.locator("#generate").wait_for(state="visible")
     second.wait_for_function("document.querySelector('#message')?.innerText.includes('중지')")
-    first.wait_for_function("document.querySelector('#result-info')?.innerText.includes('seed')")
+    first.wait_for_function("document.querySelector('#result-info')?.innerText.includes('seed')",
+                            timeout=180_000)  # four 1024x1024 images on 2 shared cores: over a minute
     assert "stopped" not in first.locator("#message").inner_text()
     first.locator("#generate").wait_for(state="visible")  # the buttons swap back in their own event, just after
     assert not first.locator("#stop").is_visible()
@@ -264,9 +285,11 @@ def test_a_korean_user_makes_a_campaign_and_downloads_its_zip(server, browser, t
     page.wait_for_function("document.querySelector('#message')?.innerText.includes('데모 모델')")  # packshot chosen
     page.get_by_role("tab", name="캠페인").click()
     channels = page.locator("#campaign-channels")
-    for name in ("메타 · 인스타그램 정사각형", "메타 · 인스타그램 스토리",  # the defaults, grouped by platform
-                 "구글 / IAB · 디스플레이 300x250 (미디엄 렉탱글)"):
-        channels.get_by_label(name, exact=True).uncheck()
+    for name in ("쿠팡 · 쿠팡 대표 이미지", "네이버 · 네이버 스마트스토어 대표 이미지",  # a Korean page's defaults
+                 "메타 · 인스타그램 정사각형"):
+        assert channels.get_by_label(name, exact=True).is_checked()
+    while channels.locator("input:checked").count():
+        channels.locator("input:checked").first.uncheck()
     for name in ("메타 · 인스타그램 정사각형", "구글 / IAB · 디스플레이 320x50 (모바일 배너)"):
         channels.get_by_label(name, exact=True).check()
     page.locator("#campaign-generate").click()
@@ -276,6 +299,7 @@ def test_a_korean_user_makes_a_campaign_and_downloads_its_zip(server, browser, t
     assert "인스타그램 정사각형 · 1080x1080 · 버전 1 · ✓ 메타 규칙" in gallery and "320x50 · 버전 1 · ✓" in gallery
     assert gallery.index("인스타그램 정사각형") < gallery.index("320x50 (모바일 배너)")  # in the channels' order
     assert engine.runs == 0  # packshots: no model work
+    assert box(page, "#campaign-zip")["y"] < box(page, "#campaign-gallery")["y"]  # the ZIP with the result
     page.screenshot(path=str(tmp_path / "campaign.png"), full_page=True)
     with page.expect_download() as download:
         page.locator("#campaign-zip").click()

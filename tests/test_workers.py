@@ -390,10 +390,10 @@ def test_the_panel_lists_both_workers_in_korean_and_english(pool):
     assert "Ray 워커 2/2개 준비됨" in line and "**Ray 워커 2개** (각각 엔진 하나)" in details
     assert "2 workers" not in details
     for n in (1, 2):
-        assert f"워커 {n}: **준비됨** · cpu · float32 · RAM " in details and "· 호스트 " in details
+        assert f"워커 {n}: **준비됨** · CPU · 32비트 정밀도 · RAM " in details and "· 호스트 " in details
     english = status_line(slot, "en")[1]
     for worker in pool.workers():
-        assert f"worker {worker['index'] + 1}: **ready** · cpu · float32 · RAM " in english
+        assert f"worker {worker['index'] + 1}: **ready** · CPU · float32 · RAM " in english
         assert f"· host {worker['host']} · pid {worker['pid']}" in english
 
 
