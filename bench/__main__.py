@@ -62,7 +62,7 @@ def run(args) -> tuple[list[tuple[str, str, str, str]], str]:
     quiet_libraries()
     tmp = Path(tempfile.mkdtemp(prefix="adgen-bench-"))
     engine = Engine(args.model, cache=ResultCache(tmp / "results"), device=args.device)
-    size = dict(width=args.size, height=args.size)
+    size = dict(width=args.size, height=args.size, steps=args.steps)
     seeds = iter(range(10**6))
     request = lambda **kw: AdRequest(PRODUCT, seed=next(seeds), **size, **kw)  # noqa: E731
     rows = []
@@ -77,7 +77,8 @@ def run(args) -> tuple[list[tuple[str, str, str, str]], str]:
 
     def plain_call():  # what a plain script does: generate, then save a PNG (here to memory, as adgen does)
         generator = torch.Generator("cpu").manual_seed(next(seeds))
-        image = plain(prompt, num_inference_steps=8, guidance_scale=0.0, generator=generator, **size).images[0]
+        image = plain(prompt, num_inference_steps=args.steps, guidance_scale=0.0, generator=generator,
+                      width=args.size, height=args.size).images[0]
         image.save(io.BytesIO(), format="PNG")
 
     plain_call()
@@ -117,7 +118,7 @@ def run(args) -> tuple[list[tuple[str, str, str, str]], str]:
                  f"{t_with / t_without:.2f}x", "< 1 (the text encoder skipped)"))
 
     # 5. memory growth over N generations after warm-up
-    small = dict(width=256, height=256)
+    small = dict(width=256, height=256, steps=args.steps)
     for _ in range(3):
         engine.generate(AdRequest(PRODUCT, seed=next(seeds), **small), use_cache=False)
     gc.collect()
@@ -132,7 +133,7 @@ def run(args) -> tuple[list[tuple[str, str, str, str]], str]:
                  f"{growth:+.1f} MB", "<= 20 MB"))
 
     # 6. a 4-image 1024x1024 request with PNG encoding beside the next denoise vs inline under the GPU lock
-    big = dict(width=args.overlap_size, height=args.overlap_size)
+    big = dict(width=args.overlap_size, height=args.overlap_size, steps=args.steps)
     image = engine.generate(AdRequest(PRODUCT, seed=next(seeds), **big), use_cache=False).images[0].png
     from PIL import Image
 
@@ -165,14 +166,16 @@ def run(args) -> tuple[list[tuple[str, str, str, str]], str]:
     ad = Product(PRODUCT.name, features=PRODUCT.features, scene=PRODUCT.scene, copy="Fresh summer")
 
     def campaign():
-        make_campaign(maker, AdSpec(AdRequest(ad, seed=next(seeds), image=photo), background="t2i"), channels,
+        make_campaign(maker, AdSpec(AdRequest(ad, seed=next(seeds), image=photo, steps=args.steps), background="t2i"),
+                      channels,
                       area=area)
 
     def separate():
         seed = next(seeds)
         for channel in channels:
             width, height = generation_size(channel.width, channel.height, area)
-            maker.make(AdSpec(AdRequest(ad, seed=seed, image=photo, width=width, height=height), background="t2i"))
+            maker.make(AdSpec(AdRequest(ad, seed=seed, image=photo, width=width, height=height, steps=args.steps),
+                              background="t2i"))
 
     t_campaign, t_separate = interleaved(campaign, separate, max(2, args.runs // 2))
     rows.append((f"{len(channels)}-channel campaign vs {len(channels)} separate generate calls (t2i, "
@@ -240,7 +243,8 @@ def app_start(command: list[str], model: str | None) -> float:
 
 def table(rows, args, label: str) -> str:
     lines = [f"### {time.strftime('%Y-%m-%d')} · {machine()}", "",
-             f"Model: {label} · {args.size}x{args.size}, 8 steps · medians of {args.runs} interleaved runs", "",
+             f"Model: {label} · {args.size}x{args.size}, {args.steps} steps · medians of {args.runs} interleaved runs",
+             "",
              "| measurement | measured | ratio | target |", "| --- | --- | --- | --- |"]
     lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
     return "\n".join(lines) + "\n"
@@ -258,6 +262,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", default=None, help="auto (default: ZIT if cached, else the demo model), demo, ...")
     parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
     parser.add_argument("--size", type=int, default=512, help="square size for the timings (default 512)")
+    parser.add_argument("--steps", type=int, default=8, help="denoising steps per image (default 8, ZIT's)")
     parser.add_argument("--runs", type=int, default=5, help="interleaved runs per timing (default 5)")
     parser.add_argument("--overlap-size", type=int, default=1024, help="square size of the 4-image overlap row")
     parser.add_argument("--soak", type=int, default=50, help="generations for the memory-growth check")
