@@ -1,4 +1,6 @@
-"""Ray workers (`--workers N`): a local Ray with two CPU workers on the demo model, started once for the module.
+"""Ray workers (`--workers N`, `--ray-address`): one Ray head started as the docs say (`ray start --head`, token
+authentication on, node address 127.0.0.1) and workers joining it by address: two float32 CPU workers and one bf16
+worker on the demo model, started once for the module.
 
 Each worker is a real Ray actor owning a real Engine in its own process; nothing is mocked. The in-process
 reference runs with the workers' CPU thread count (one each: Ray gives an actor one CPU), as CPU kernels
@@ -65,6 +67,9 @@ def ray_env(demo_cache, tmp_path_factory):
             yield folder
         finally:
             shutil.rmtree(folder, ignore_errors=True)
+    from ray._raylet import AuthenticationTokenLoader
+
+    AuthenticationTokenLoader.instance().reset_cache()  # a later Ray in this process reads its own token again
 
 
 @pytest.fixture(scope="module")
@@ -100,14 +105,25 @@ def head(ray_env):
 
 
 @pytest.fixture(scope="module")
-def pool(head, ray_env, tmp_path_factory):
-    """Two float32 workers joining the head by address (this process's Ray is that cluster for the whole module)."""
-    workers = Workers(2, address=head, config=WorkerConfig(model=str(demo_dir()), device="cpu"),
+def pools(head, tmp_path_factory):
+    """The module's one start of workers, all joining the head by address and loading at once: two float32 workers
+    (the pool most tests use) and one bf16 worker (the real dtype)."""
+    float32 = Workers(2, address=head, config=WorkerConfig(model=str(demo_dir()), device="cpu"),
                       cache=ResultCache(tmp_path_factory.mktemp("results")))
-    workers.info()  # both start loading at once; wait for the model and both reports
-    wait_for(lambda: [w["state"] for w in workers.workers()] == ["ready", "ready"], "both workers ready")
-    yield workers
-    workers.close()
+    bf16 = Workers(1, config=WorkerConfig(model=str(demo_dir()), device="cpu", dtype="bfloat16"))  # the same Ray
+    try:
+        for workers in (float32, bf16):
+            workers.info()  # the model, then every worker's report
+            wait_for(lambda w=workers: all(r["state"] == "ready" for r in w.workers()), "the workers ready")
+        yield float32, bf16
+    finally:
+        bf16.close()
+        float32.close()  # last: it started this process's Ray
+
+
+@pytest.fixture(scope="module")
+def pool(pools):
+    return pools[0]
 
 
 def demo_dir() -> Path:
@@ -151,22 +167,19 @@ def test_results_are_byte_identical_to_in_process(pool, demo_source):
     assert remote_result.model == local.model and remote_result.demo and remote_result.prompt == local.prompt
 
 
-def test_a_photo_ad_in_bf16_on_a_worker_is_byte_identical_and_stays_bf16(pool, demo_source):
+def test_a_photo_ad_in_bf16_on_a_worker_is_byte_identical_and_stays_bf16(pools, demo_source):
     """bf16 (the real dtype) through a photo ad, the path that once turned a shared pipeline float32."""
     from test_ad import photo_png
 
-    bf16 = Workers(1, config=WorkerConfig(model=str(demo_source.path), device="cpu", dtype="bfloat16"))
-    try:
-        spec = AdSpec(small(PRODUCT, seed=5, steps=2, image=photo_png()), subcopy="500ml")
-        twice = [AdMaker(bf16).make(spec, use_cache=False), AdMaker(bf16).make(small_spec(seed=6))]
-        with threads(bf16.numerics()["threads"]):
-            engine = in_process(bf16, demo_source, "bfloat16")
-            local = [AdMaker(engine).make(spec, use_cache=False), AdMaker(engine).make(small_spec(seed=6))]
-        assert [r.images[0].files for r in twice] == [r.images[0].files for r in local]
-        assert bf16.numerics()["dtype"] == "bfloat16"
-        assert ray.get(bf16._workers[0].handle.describe.remote())["dtype"] == "bfloat16"  # after the photo ad too
-    finally:
-        bf16.close()
+    bf16 = pools[1]
+    spec = AdSpec(small(PRODUCT, seed=5, steps=2, image=photo_png()), subcopy="500ml")
+    twice = [AdMaker(bf16).make(spec, use_cache=False), AdMaker(bf16).make(small_spec(seed=6))]
+    with threads(bf16.numerics()["threads"]):
+        engine = in_process(bf16, demo_source, "bfloat16")
+        local = [AdMaker(engine).make(spec, use_cache=False), AdMaker(engine).make(small_spec(seed=6))]
+    assert [r.images[0].files for r in twice] == [r.images[0].files for r in local]
+    assert bf16.numerics()["dtype"] == "bfloat16"
+    assert ray.get(bf16._workers[0].handle.describe.remote())["dtype"] == "bfloat16"  # after the photo ad too
 
 
 def test_a_replaced_lora_file_changes_the_key_and_the_image_through_the_workers(pool):
