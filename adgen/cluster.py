@@ -48,12 +48,13 @@ def join(address: str, **options) -> None:
         setup.ensure_token_if_auth_enabled(None, create_token_if_missing=False)
     except ray.exceptions.AuthenticationError:  # RAY_AUTH_MODE=token and no token anywhere
         raise WorkerError(_no_token(address)) from None
-    try:
-        head = services.canonicalize_bootstrap_address(address)  # "auto": the cluster this machine runs, if any
-    except (ConnectionError, ValueError) as exc:
-        raise WorkerError(cannot_join(address, first_line(exc))) from None
-    if head is not None:
-        _ask(address, head, sends)
+    if not address.startswith("ray://"):  # Ray Client addresses are a proxy's, not a GCS to ask
+        try:
+            head = services.canonicalize_bootstrap_address(address)  # "auto": the cluster this machine runs, if any
+        except (ConnectionError, ValueError) as exc:
+            raise WorkerError(cannot_join(address, first_line(exc))) from None
+        if head is not None:
+            _ask(address, head, sends)
     ray.init(address=address, **options)
 
 
@@ -95,12 +96,17 @@ def _silenced():
     level = logger.level
     logger.setLevel(logging.ERROR)
     sys.stderr.flush()
-    saved = os.dup(2)
     try:
-        with open(os.devnull, "w") as null:  # the GCS client logs from C++, to the process's stderr itself
-            os.dup2(null.fileno(), 2)
+        saved = os.dup(2)
+    except OSError:  # no stderr to quiet
+        saved = None
+    try:
+        if saved is not None:
+            with open(os.devnull, "w") as null:  # the GCS client logs from C++, to the process's stderr itself
+                os.dup2(null.fileno(), 2)
         yield
     finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+        if saved is not None:
+            os.dup2(saved, 2)
+            os.close(saved)
         logger.setLevel(level)

@@ -87,9 +87,10 @@ def head(ray_env):
     log = ray_env / "head.log"
     with log.open("wb") as out:
         started = subprocess.Popen([shutil.which("ray", path=Path(sys.executable).parent) or "ray", "start", "--head",
-                                    "--block", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=6",
+                                    "--block", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=5",
                                     f"--temp-dir={ray_env / 'r'}", "--include-dashboard=false",
-                                    "--disable-usage-stats"], stdout=out, stderr=subprocess.STDOUT)
+                                    "--disable-usage-stats"], stdout=out, stderr=subprocess.STDOUT,
+                                   env={**os.environ, "RAY_enable_worker_prestart": "0"})  # idle workers: CPU lost
     try:
         wait_for(lambda: b"Ray runtime started" in log.read_bytes() or started.poll() is not None, "the Ray head", 120)
         assert started.poll() is None, log.read_text(errors="replace")
