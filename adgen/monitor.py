@@ -102,7 +102,7 @@ def dtype_text(dtype: str, lang: str = "en") -> str:
 
 def render(snap: MemorySnapshot, model: dict, lang: str = "en") -> str:
     """Markdown for the panel, in `lang`: memory, then the model's state (`model` from `Engine.describe()`)."""
-    from .i18n import lang_code, text
+    from .i18n import lang_code, text, translate_message
 
     clock = time.strftime("%H:%M:%S", time.localtime(snap.taken_at))
     if "workers" in model:  # Ray workers: this process is the front end; each worker's own line follows
@@ -132,7 +132,7 @@ def render(snap: MemorySnapshot, model: dict, lang: str = "en") -> str:
     if model.get("download"):
         lines.append(model["download"])
     if model.get("notice"):
-        lines.append(f"**{model['notice']}**")
+        lines.append(f"**{translate_message(model['notice'], lang) or model['notice']}**")
     if model.get("error") and "workers" not in model:
         lines.append(text("panel_last_error", lang, error=model["error"]))
     if "workers" in model:

@@ -17,7 +17,7 @@ from PIL import Image
 from .compose import auto_mask
 from .errors import AdgenError, InputError
 from .form import AdForm
-from .i18n import label, lang_code, lang_of, localize_error, text
+from .i18n import label, lang_code, lang_of, localize_error, text, translate_message
 from .images import decode_image, read_image_file
 from .request import ASPECTS
 
@@ -304,7 +304,7 @@ def status_line(slot, lang: str, width=None, height=None, count=None, place: str
     if described["demo"]:
         line += "  \n⚠ " + text("status_demo", lang)
     if described.get("notice"):
-        line += f"  \n**{described['notice']}**"
+        line += f"  \n**{translate_message(described['notice'], lang) or described['notice']}**"
     details = render(snap, described, lang)
     if engine.device.type == "cuda" and width and height:
         try:
