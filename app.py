@@ -627,7 +627,9 @@ def launch(demo: gr.Blocks, **kwargs):
     waiting and per session (`adgen.limits`, refused in the caller's language), sessions held, Gradio's files."""
     if getattr(demo, "delete_cache", None) is None:
         demo.delete_cache = DELETE_CACHE
-    demo.queue(default_concurrency_limit=1, max_size=queue_max())
+    # Gradio's own limit counts every queued event (a photo's mask preview too) and answers in English: a backstop
+    # above AdGen's GPU limit, which `admit` applies first in the caller's language.
+    demo.queue(default_concurrency_limit=1, max_size=2 * queue_max())
     admit(demo)
     kwargs.setdefault("state_session_capacity", max_sessions())
     return demo.launch(css=CSS, i18n=demo.i18n, **kwargs)
