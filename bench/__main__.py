@@ -8,7 +8,8 @@ inline; a 6-channel campaign vs 6 separate generate calls; the writer's tokens/s
 the RAM it adds vs a separately loaded Qwen3ForCausalLM; a batch of 8 images on 2 Ray workers vs 1;
 a 12-megapixel photo's soft product cutout vs decoding it (bench/cutout.py; also its quality table);
 `python app.py` until its page answers vs a
-bare gr.Blocks app. Runs on the embedded demo model,
+bare gr.Blocks app; the server's RSS per 100 new client sessions vs 100 requests of one (bench/sessions.py).
+Runs on the embedded demo model,
 or on the real ZIT when it is present (`--model`). `python -m bench --gpu` is the GPU benchmark.
 """
 
@@ -204,6 +205,12 @@ def run(args) -> tuple[list[tuple[str, str, str, str]], str]:
     # 7. `python app.py` until its page answers vs a bare `gr.Blocks` app (torch loads after the page is up)
     if not args.skip_app:
         rows.append(app_row(args.model))
+
+    # 11. soak: the server's RSS per 100 new client sessions after warm-up vs 100 requests of one session
+    if not args.skip_app:
+        from bench.sessions import row as sessions_row
+
+        rows.append(sessions_row(args.model, args.sessions_warmup))
     return rows, engine.source.label
 
 
@@ -278,9 +285,19 @@ def main(argv: list[str] | None = None) -> None:
                         help="square size of the Ray workers' batch (default 1024, ZIT's)")
     parser.add_argument("--skip-workers", action="store_true",
                         help="skip the Ray workers' row (it needs requirements-ray.txt)")
+    parser.add_argument("--sessions-warmup", type=int, default=300,
+                        help="new sessions before the soak row measures (default 300: more than the server keeps)")
+    parser.add_argument("--sessions-only", action="store_true", help="only the soak row (new client sessions)")
     parser.add_argument("--append", type=Path, help="append the table to this Markdown file")
     args = parser.parse_args(argv)
-    rows, label = ([app_row(args.model, args.runs)], "app start-up only") if args.app_only else run(args)
+    if args.sessions_only:
+        from bench.sessions import row as sessions_row
+
+        rows, label = [sessions_row(args.model, args.sessions_warmup)], "soak only (demo model, 256x256, 1 step)"
+    elif args.app_only:
+        rows, label = [app_row(args.model, args.runs)], "app start-up only"
+    else:
+        rows, label = run(args)
     text = table(rows, args, label)
     print(text)
     if args.append:
