@@ -1172,7 +1172,7 @@ class PageEvents:
         with stream:
             output = self.until(stream, event, "process_completed")["output"]
         job = next(d for d in self.deps.values() if d.get("trigger_after") == first["id"])
-        for then in (d for d in self.deps.values() if d.get("trigger_after") == job["id"]):
+        for then in (d for d in self.deps.values() if d.get("trigger_after") == job["id"] and d["backend_fn"]):
             self.post("gradio_api/run/predict", {"data": self.data(then, values), "fn_index": then["id"]})
         return output
 
@@ -1271,7 +1271,7 @@ def test_a_public_status_names_no_host_process_or_server_path(engine, tmp_path):
     worker = {"index": 0, "state": "ready", "device": "cuda", "gpu": "NVIDIA L4", "dtype": "bfloat16", "used": 2**30,
               "total": 2**34, "host": "gpu-node-7", "pid": 4242}
     assert worker_lines(public_view({"workers": [worker]})["workers"], "ko") == [
-        "워커 1: **준비됨** · NVIDIA L4 · bfloat16 · VRAM 1.0/16 GB"]
+        "워커 1: **준비됨** · NVIDIA L4 · bf16 정밀도 · VRAM 1.0/16 GB"]  # the dtype as its label
     assert "gpu-node-7" in worker_lines([worker])[0]  # the operator's own page
     assert [is_public(*launch, environ=env) for launch, env in (
         (("127.0.0.1", False), {}), (("0.0.0.0", False), {}), (("127.0.0.1", True), {}),
