@@ -1,5 +1,7 @@
 """Memory modes, the VRAM forecast and its refusals, OOM recovery, and the speed-up switches."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -150,7 +152,8 @@ def test_warmup_runs_once_and_stores_nothing(engine, cache):
 def test_before_the_first_load_the_check_uses_the_mode_auto_will_pick(demo_source, memory, available_gb, refused):
     engine = Engine(demo_source, cache=None, device="cpu", memory=memory,
                     vram_probe=lambda: (available_gb * GB, 24 * GB))
-    engine._footprint = ZIT  # as if the folder held the real ZIT weights (an L4 has ~22 GB free)
+    # as if the folder held the real ZIT weights (an L4 has ~22 GB free); its 8-bit transformer is 6.2 GB
+    engine._footprints = (ZIT, dataclasses.replace(ZIT, transformer=int(6.2 * GB)))
     if refused:
         with pytest.raises(WontFit, match="1024x1024 needs ~"):
             engine.check_fits(1024, 1024)
