@@ -51,10 +51,24 @@ def make_campaign(maker: AdMaker, spec: AdSpec, channels: list[Channel], variant
     One `Result`: its pictures in variant-then-channel order, each naming its channel and variant.
     `job` owns Stop across the whole campaign.
     """
+    return run_campaign(maker, spec, channels, check_campaign(spec, channels, variants), progress, use_cache, job,
+                        area)
+
+
+def check_campaign(spec: AdSpec, channels: list[Channel], variants: object) -> int:
+    """A campaign's inputs, before any work: at least one channel, the variants, every channel's needs met;
+    returns the variants."""
     if not channels:
         raise InputError("channels", "choose at least one channel")
     variants = check_variants(variants)
     check_channels(spec, channels)
+    return variants
+
+
+def run_campaign(maker: AdMaker, spec: AdSpec, channels: list[Channel], variants: int,
+                 progress: Progress | None = None, use_cache: bool = True, job: Job | None = None,
+                 area: int | None = None) -> Result:
+    """`make_campaign` on inputs `check_campaign` passed (the CLI checks them before it starts the model)."""
     start = time.perf_counter()
     base = spec.request.resolved()  # one seed for the whole campaign
     runs = [(v, channel) for v in range(variants) for channel in channels]

@@ -285,3 +285,34 @@ def test_packshot_variants_differ_by_layout_and_backdrop(maker, product):
     assert len({p.png for p in result.images}) == 3
     assert len({pixels(p.png).tobytes() for p in result.images}) == 3  # the pixels, not only the parameters
     assert [read_params(p.png)["ad"]["packshot"] for p in result.images] == ["gradient", "white", "color"]
+
+
+SHOP = {"label": "Test shop main image", "label_ko": "시험 쇼핑 대표 이미지", "width": 256, "height": 256,
+        "source": "a test", "rules": {"background": "white", "copy": False, "logo": False}}
+BANNER = {"label": "Test banner", "label_ko": "시험 배너", "width": 320, "height": 64, "source": "a test"}
+
+
+@pytest.fixture
+def small_channels(tmp_path, monkeypatch):
+    """$ADGEN_CHANNELS_DIR with two small channels: a shop's main image (no copy, no logo) and a banner."""
+    folder = tmp_path / "channels"
+    folder.mkdir()
+    for name, fields in (("shop_main", SHOP), ("test_banner", BANNER)):
+        (folder / f"{name}.json").write_text(json.dumps(fields, ensure_ascii=False))
+    monkeypatch.setenv("ADGEN_CHANNELS_DIR", str(folder))
+    return folder
+
+
+def test_a_cli_campaign_checks_its_channels_once(small_channels, tmp_path, monkeypatch, capsys):
+    from adgen import campaign
+    from adgen.__main__ import main
+
+    calls, real = [], campaign.check_channels
+    monkeypatch.setattr(campaign, "check_channels", lambda *args: calls.append(args) or real(*args))
+    (tmp_path / "product.png").write_bytes(red_product())
+    code = main(["campaign", "--product", "Citrus water", "--copy", "Fresh", "--image", str(tmp_path / "product.png"),
+                 "--channels", "shop_main,test_banner", "--background", "packshot", "--model", "demo",
+                 "--out", str(tmp_path / "out"), "--quiet"])
+    said = capsys.readouterr()
+    assert code == 0, said.err
+    assert len(calls) == 1  # before any work, and not again when the files are made
