@@ -532,6 +532,8 @@ def cmd_campaign(args: argparse.Namespace) -> tuple[dict, int]:
     report = {**write_campaign(result, spec, channels, out, args.zip), **writer}
     # a file that fails its platform's rules: said, and exit 1 (never shipped silently)
     failed = rule_warnings(report["checks"], report.pop("notes"))
+    for note in result.notes:  # once: why a marketplace's files have no copy (their platform's rules)
+        print(line("note", note), file=sys.stderr)
     for warning in [*warnings, *result.warnings, *failed]:
         print(line("warning", warning), file=sys.stderr)
     return {**report, "seconds": round(time.perf_counter() - start, 3)}, 1 if failed else 0
@@ -571,6 +573,7 @@ def cmd_batch(args: argparse.Namespace) -> tuple[dict, int]:
     out = Path(args.out)
     _check_out(out)
     made: dict = {}  # the engine and its AdMaker, made at the first row whose inputs are good
+    notes: dict = {}  # the rows' notes, each said once for the whole batch
     lock = threading.Lock()
 
     def maker_() -> AdMaker:
@@ -589,6 +592,8 @@ def cmd_batch(args: argparse.Namespace) -> tuple[dict, int]:
             folder = out / f"row{number:03d}-{slug(spec.request.product.name)}"
             report = write_campaign(result, spec, flags.channels, folder, args.zip)
             report["warnings"] = rule_warnings(report["checks"], report.pop("notes"))  # files failing their rules
+            with lock:
+                notes.update(dict.fromkeys(result.notes))
             for warning in report["warnings"]:
                 tqdm.write(line("warning", f"row {number}: {warning}"), file=sys.stderr)
             return {"row": number, "name": spec.request.product.name, **report}, None
@@ -618,6 +623,8 @@ def cmd_batch(args: argparse.Namespace) -> tuple[dict, int]:
                 made["maker"].engine.jobs.stop_all()
             raise
         outcomes = [future.result() for future in futures]  # in row order
+    for note in notes:
+        print(line("note", note), file=sys.stderr)
     done = [report for report, _ in outcomes if report is not None]
     failed = [error for _, error in outcomes if error is not None]
     if failed:

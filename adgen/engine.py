@@ -150,6 +150,7 @@ class Result:
     demo: bool
     seconds: float
     written: tuple = ()  # what the writer wrote for it ("Different scenes"): `writer.Written`s, usable or not
+    notes: tuple[str, ...] = ()  # said once for the whole result, not a problem: why some files carry no copy
 
     @property
     def prompt(self) -> str:

@@ -170,7 +170,7 @@ def _patterns() -> list[tuple[str, re.Pattern]]:
     specific wins)."""
     patterns = []
     for key, template in _locales()["en"].items():
-        if not key.startswith(("error_", "warning_", "check_")):  # messages the CLI and the page translate
+        if not key.startswith(("error_", "warning_", "check_", "note_")):  # messages the CLI and the page translate
             continue
         regex, seen, literal_chars = "", set(), 0
         for literal, name, _, _ in string.Formatter().parse(template):
