@@ -150,7 +150,8 @@ def test_warmup_runs_once_and_stores_nothing(engine, cache):
 @pytest.mark.parametrize(("memory", "available_gb", "refused"),
                          [("auto", 22, False), ("gpu", 22, True), ("auto", 5, True), ("lowvram", 8, False)])
 def test_before_the_first_load_the_check_uses_the_mode_auto_will_pick(demo_source, memory, available_gb, refused):
-    engine = Engine(demo_source, cache=None, device="cpu", memory=memory,
+    # the memory modes alone: unquantized (on 22 GB `auto` quantization would pick fp8, which fits on the GPU)
+    engine = Engine(demo_source, cache=None, device="cpu", memory=memory, quantize="none",
                     vram_probe=lambda: (available_gb * GB, 24 * GB))
     # as if the folder held the real ZIT weights (an L4 has ~22 GB free); its 8-bit transformer is 6.2 GB
     engine._footprints = (ZIT, dataclasses.replace(ZIT, transformer=int(6.2 * GB)))
