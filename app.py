@@ -26,11 +26,13 @@ import gradio as gr
 from gradio import utils
 from PIL import Image
 
+from adgen.cache import evict_files, max_cache_bytes
 from adgen.channels import choice_label, load_channels
 from adgen.errors import AdgenError, GenerationStopped, InputError
 from adgen.form import UI_MAX_COUNT, AdForm
 from adgen.i18n import description, label, load_locales, localize_error, text
 from adgen.images import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, UPLOAD_TYPES
+from adgen.limits import max_sessions, queue_max, refusal
 from adgen.metadata import read_params
 from adgen.page import (
     EXAMPLES,
@@ -39,6 +41,7 @@ from adgen.page import (
     brand_choices,
     brand_colors_of,
     check_mask_fits,
+    is_public,
     lang_of_request,
     mask_editor_value,
     mask_png,
@@ -97,9 +100,11 @@ CSS = """
 class Handlers:
     """Every event's function; the tests call these directly with an `AdForm`."""
 
-    def __init__(self, studio: Studio, admin: bool):
+    def __init__(self, studio: Studio, admin: bool, public: bool | None = None):
         self.studio, self.admin = studio, admin
+        self.public = not admin if public is None else public  # a public launch: no hosts, pids or paths shown
         self.queue = lambda: None  # the page's Gradio queue (build_demo sets it): a waiting tab's own place
+        self.files = lambda: ([], set())  # the files Gradio copied or received for the page, and those it keeps
         self.seconds_per_image: float | None = None  # measured, for a waiting tab's estimate
         self._running: dict[object, float] = {}  # a running generation's id -> when it should end (measured)
         self.presets = load_presets()
@@ -120,6 +125,18 @@ class Handlers:
             self._running.pop(key, None)
         spent = (time.monotonic() - start) / max(1, images)
         self.seconds_per_image = spent if self.seconds_per_image is None else 0.7 * self.seconds_per_image + 0.3 * spent
+
+    def admission(self, session: str, request=None) -> str | None:
+        """The line refusing one more GPU job of `session` (the queue is full, or the session has its share queued or
+        running), in the request's language; None when it may queue."""
+        waiting, mine = queue_counts(self.queue(), session)
+        return refusal(waiting, mine, lang_of_request(request))
+
+    def tidy(self) -> int:
+        """Keep Gradio's copies of what the page showed (images, steps, galleries, ZIPs) and the uploads within
+        $ADGEN_CACHE_MAX_MB, least recently used first; the bytes freed. Runs after each job, when its copies exist."""
+        files, kept = self.files()
+        return evict_files(files, max_cache_bytes(), keep=kept, empty_folders=True)
 
     def place(self, session: str, lang: str) -> str:
         """This tab's own place in the GPU queue and an estimate, when it waits ("" when it does not)."""
@@ -369,7 +386,8 @@ class Handlers:
     def status(self, width=None, height=None, count=None, request: gr.Request | None = None) -> tuple[str, str]:
         """(the one status line, the details) — never waits for the engine, a download or a load."""
         lang = lang_of_request(request)
-        return status_line(self.studio.slot, lang, width, height, count, place=self.place(session_of(request), lang))
+        return status_line(self.studio.slot, lang, width, height, count, place=self.place(session_of(request), lang),
+                           public=self.public)
 
     def is_admin(self, request: gr.Request | None = None) -> bool:
         """Admin controls for this request: a local launch, and a request from this machine that no proxy forwarded
@@ -500,6 +518,33 @@ def named_zip(zip_path: str, product: str) -> str:
     return str(named)
 
 
+def queue_counts(queue, session: str) -> tuple[int, int]:
+    """(GPU jobs waiting in the queue, `session`'s GPU jobs waiting or running)."""
+    events = getattr(queue, "event_queue_per_concurrency_id", {}).get("gpu")
+    waiting = list(getattr(events, "queue", []))
+    running = [e for batch in list(getattr(queue, "active_jobs", [])) for e in batch or []
+               if getattr(e.fn, "concurrency_id", None) == "gpu"]
+    return len(waiting), sum(e.session_hash == session for e in waiting + running)
+
+
+def gradio_files(demo: gr.Blocks) -> tuple[list[str], set[str]]:
+    """(the files Gradio copied or received for `demo` (outputs shown, uploads), those it keeps for its own
+    components). Files it tracks no longer on disk are forgotten."""
+    files: list[str] = []
+    for tracked in list(getattr(demo, "temp_file_sets", [])):
+        for _ in range(3):  # a set another thread adds to meanwhile: read it again
+            try:
+                listed = list(tracked)
+                break
+            except RuntimeError:
+                listed = []
+        gone = {f for f in listed if not os.path.exists(f)}
+        tracked.difference_update(gone)
+        files += [f for f in listed if f not in gone]
+    kept = {str(f) for block in list(getattr(demo, "blocks", {}).values()) for f in getattr(block, "keep_in_cache", ())}
+    return files, kept
+
+
 def queue_place(queue, session: str) -> int | None:
     """How many of the GPU queue's waiting events come before `session`'s (0: next); None when it is not waiting."""
     events = getattr(queue, "event_queue_per_concurrency_id", {}).get("gpu")
@@ -573,9 +618,43 @@ class Page(gr.Blocks):
         super().validate_inputs(block_fn, inputs)
 
 
+# Gradio's own clean-up (`delete_cache`): every hour, its copies older than a day go (all of them at shutdown). The
+# size cap (`Handlers.tidy`, after each job) bounds them between those runs.
+DELETE_CACHE = (3600, 86400)
+
+
 def launch(demo: gr.Blocks, **kwargs):
-    """`demo.queue().launch(...)` with the page's CSS and its Korean/English strings."""
-    return demo.queue(default_concurrency_limit=1).launch(css=CSS, i18n=demo.i18n, **kwargs)
+    """`demo.queue().launch(...)` with the page's CSS and its Korean/English strings, and the server's limits: GPU jobs
+    waiting and per session (`adgen.limits`, refused in the caller's language), sessions held, Gradio's files."""
+    if getattr(demo, "delete_cache", None) is None:
+        demo.delete_cache = DELETE_CACHE
+    # Gradio's own limit counts every queued event (a photo's mask preview too) and answers in English: a backstop
+    # above AdGen's GPU limit, which `admit` applies first in the caller's language.
+    demo.queue(default_concurrency_limit=1, max_size=2 * queue_max())
+    admit(demo)
+    kwargs.setdefault("state_session_capacity", max_sessions())
+    return demo.launch(css=CSS, i18n=demo.i18n, **kwargs)
+
+
+def admit(demo: gr.Blocks) -> None:
+    """Refuse a GPU job before Gradio queues it when the queue is full or its session has its share (`Handlers.
+    admission`): one line in the caller's language, as HTTP 400's detail, which the page shows (Gradio's own "queue
+    full" is an English 503 the page replaces with "This application is currently busy")."""
+    queue, handlers = demo._queue, getattr(demo, "handlers", None)
+    push = queue.push
+    if handlers is None or getattr(push, "admits", False):
+        return
+
+    async def admitted(body, request, username):
+        fn = demo.fns.get(body.fn_index) if body.fn_index is not None else None
+        if fn is not None and fn.concurrency_id == "gpu":
+            said = handlers.admission(body.session_hash or "", request)
+            if said is not None:
+                return False, said, "error"
+        return await push(body, request, username)
+
+    admitted.admits = True
+    queue.push = admitted
 
 
 def on_gpu(fn, names: dict | None = None):
@@ -644,6 +723,7 @@ def api_functions(h: Handlers):
             warnings (e.g. the photo is enlarged too much for the size asked)
         """
         lang = lang_of_request(request)
+        h.tidy()  # the uploads of API calls within the cap too
         try:
             photo_path = _path_of(photo)
         except AdgenError as exc:
@@ -951,15 +1031,16 @@ def page_state(secret: str) -> PageState:
                      variation=gr.State(0))
 
 
-def build_demo(engine, outputs: Path | None = None, admin: bool = False) -> gr.Blocks:
+def build_demo(engine, outputs: Path | None = None, admin: bool = False, public: bool | None = None) -> gr.Blocks:
     """The whole UI, wired to `engine` (an Engine or Ray `Workers`, or a function making an Engine in the background).
 
     `admin`: show the memory-mode and unload controls (`main` decides: a local launch only).
+    `public`: a public launch (default: not `admin`): the status shows no host names, process ids or server paths.
     The GPU queue runs as many events at once as the engine runs jobs (`parallel`: Ray workers; else one).
     """
     studio = Studio(engine if isinstance(engine, EngineSlot) else EngineSlot(engine), outputs or
                     cache_dir() / "outputs")
-    h = Handlers(studio, admin)
+    h = Handlers(studio, admin, public)
     slots = getattr(engine, "parallel", 1)  # Ray workers run that many jobs at once; an engine (or its maker) one
     i18n = gr.I18n(**load_locales())
     with Page(title="AdGen") as demo:
@@ -977,6 +1058,7 @@ def build_demo(engine, outputs: Path | None = None, admin: bool = False) -> gr.B
         memory = memory_panel(i18n, admin)
         state = page_state(installation_secret(cache_dir()))
         h.queue = lambda: getattr(demo, "_queue", None)
+        h.files = lambda: gradio_files(demo)
         wire(demo, h, slots, status, form, result, campaign, memory, state)
     demo.handlers = h  # for tests and embedding
     demo.i18n = i18n
@@ -1039,7 +1121,7 @@ def wire(demo: gr.Blocks, h: Handlers, slots: int, status: gr.Markdown, form: Fo
     def busy(job: str):
         return (lambda: (*button_updates(True), job, "")), None, [*buttons, running, notes[job]]
 
-    idle = (lambda: (*button_updates(False), None), None, [*buttons, running])
+    idle = (lambda: (h.tidy(), (*button_updates(False), None))[1], None, [*buttons, running])  # the job's copies exist
     gpu = dict(concurrency_limit=slots, concurrency_id="gpu", api_visibility="private")
     out = list(outputs.values())
     runs = []
@@ -1281,7 +1363,7 @@ def main(argv: list[str] | None = None) -> None:
         engine = make_engine() if ray is not None else make_engine
     except AdgenError as exc:
         raise SystemExit(f"error: {exc}") from None
-    demo = build_demo(engine, admin=admin)
+    demo = build_demo(engine, admin=admin, public=is_public(server_name, args.share))
     launch(demo, share=args.share, auth=tuple(auth.split(":", 1)) if auth else None, max_file_size=MAX_IMAGE_BYTES,
            allowed_paths=[str(cache_dir() / "outputs")], server_name=server_name, mcp_server=mcp,
            prevent_thread_lock=True)

@@ -147,8 +147,18 @@ def evict_lru(root: Path, pattern: str, max_bytes: int, keep: Iterable[Path] = (
     writer). Files in `keep` (e.g. the ones just saved for the user) are spared even over the cap.
     Returns the bytes freed.
     """
-    entries, total, now, spared = [], 0, time.time(), set(keep)
-    for path in root.glob(pattern):
+    return evict_files(root.glob(pattern), max_bytes, keep)
+
+
+def evict_files(paths: Iterable[Path | str], max_bytes: int, keep: Iterable[Path | str] = (),
+                empty_folders: bool = False) -> int:
+    """Delete the least recently used of `paths` (by mtime) until the rest total at most `max_bytes`; the bytes freed.
+
+    What `evict_lru` does for one folder, for any set of files (e.g. the copies Gradio made for the page).
+    `empty_folders`: a folder a deletion leaves empty goes too (Gradio keeps each copy in a folder of its own).
+    """
+    entries, total, now, spared = [], 0, time.time(), {Path(p) for p in keep}
+    for path in dict.fromkeys(map(Path, paths)):  # once each (Gradio tracks a file shown twice in two sets)
         try:
             info = path.stat()
         except OSError:  # deleted meanwhile, e.g. by another process evicting
@@ -168,7 +178,25 @@ def evict_lru(root: Path, pattern: str, max_bytes: int, keep: Iterable[Path] = (
             break
         path.unlink(missing_ok=True)
         freed += size
+        if empty_folders:
+            try:
+                path.parent.rmdir()  # only when empty
+            except OSError:
+                pass
     return freed
+
+
+def tree_bytes(root: Path) -> int:
+    """The bytes of the files under `root` (0 when it is missing)."""
+    total = 0
+    for path in Path(root).rglob("*"):
+        try:
+            info = path.stat()
+        except OSError:
+            continue
+        if S_ISREG(info.st_mode):
+            total += info.st_size
+    return total
 
 
 def max_cache_bytes() -> int:

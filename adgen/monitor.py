@@ -6,8 +6,10 @@ Reads counters only; never takes the engine's lock, so the panel never waits beh
 from __future__ import annotations
 
 import os
+import re
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import psutil
 
@@ -102,7 +104,7 @@ def dtype_text(dtype: str, lang: str = "en") -> str:
 
 def render(snap: MemorySnapshot, model: dict, lang: str = "en") -> str:
     """Markdown for the panel, in `lang`: memory, then the model's state (`model` from `Engine.describe()`)."""
-    from .i18n import lang_code, text
+    from .i18n import lang_code, text, translate_message
 
     clock = time.strftime("%H:%M:%S", time.localtime(snap.taken_at))
     if "workers" in model:  # Ray workers: this process is the front end; each worker's own line follows
@@ -132,7 +134,7 @@ def render(snap: MemorySnapshot, model: dict, lang: str = "en") -> str:
     if model.get("download"):
         lines.append(model["download"])
     if model.get("notice"):
-        lines.append(f"**{model['notice']}**")
+        lines.append(f"**{translate_message(model['notice'], lang) or model['notice']}**")
     if model.get("error") and "workers" not in model:
         lines.append(text("panel_last_error", lang, error=model["error"]))
     if "workers" in model:
@@ -168,6 +170,36 @@ def worker_lines(workers: list[dict], lang: str = "en") -> list[str]:
         memory = f"VRAM {used / GB:.1f}/{total / GB:.0f} GB" if cuda else f"RAM {used / MB:.0f} MB"
         device = f"{(worker.get('gpu') if cuda else '') or worker.get('device')} · {worker.get('dtype')}"
         job = text("panel_worker_job", lang) if worker.get("busy") else ""
+        if "host" not in worker and "pid" not in worker:  # a public page: where the worker runs is not shown
+            lines.append(text("panel_worker_public", lang, n=n, state=label, device=device, memory=memory, job=job))
+            continue
         lines.append(text("panel_worker", lang, n=n, state=label, device=device, memory=memory,
                           host=worker.get("host", "?"), pid=worker.get("pid", "?"), job=job))
     return lines
+
+
+# An absolute path (POSIX or Windows) starting a word, an IPv4 address (with its port), "pid 1234": what a public
+# page never shows. A path inside a URL or a ratio ("1.0/24 GB", "1/2 workers") is not a path.
+_PRIVATE = re.compile(r"(?<![\w.:/~-])(?:/|~/|[A-Za-z]:\\)(?=[\w.~-])[^\s'\"`,;:()\[\]]*"
+                      r"|\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b|\bpid[ =:]*\d+", re.IGNORECASE)
+
+
+def scrub(line: str) -> str:
+    """`line` without server paths, IP addresses or process ids (each becomes "…"), for a public page."""
+    return _PRIVATE.sub("…", str(line or ""))
+
+
+def public_view(model: dict) -> dict:
+    """`Engine.describe()` (or the Ray front end's) as a public page may show it: a local model folder by its name
+    only, no worker's host or process id, and no server path, address or pid in any error, notice or line."""
+    shown = dict(model)
+    label = str(shown.get("model") or "")
+    if label.startswith(("/", "~", ".")) or Path(label).is_absolute() or re.match(r"[A-Za-z]:\\", label):
+        shown["model"] = Path(label).name or "…"
+    for key in ("error", "notice", "download", "memory_reason", "quantize_reason"):
+        if shown.get(key):
+            shown[key] = scrub(shown[key])
+    if "workers" in shown:
+        shown["workers"] = [{**{k: v for k, v in w.items() if k not in ("host", "pid")},
+                             **({"error": scrub(w["error"])} if w.get("error") else {})} for w in shown["workers"]]
+    return shown

@@ -17,7 +17,7 @@ from PIL import Image
 from .compose import auto_mask
 from .errors import AdgenError, InputError
 from .form import AdForm
-from .i18n import label, lang_code, lang_of, localize_error, text
+from .i18n import label, lang_code, lang_of, localize_error, text, translate_message
 from .images import decode_image, read_image_file
 from .request import ASPECTS
 
@@ -39,15 +39,21 @@ def admin_allowed(server_name: str | None, share: bool, environ: dict | None = N
     env = os.environ if environ is None else environ
     if env.get("ADGEN_ADMIN") in ("0", "1"):
         return env["ADGEN_ADMIN"] == "1"
+    return not is_public(server_name, share, env)
+
+
+def is_public(server_name: str | None, share: bool, environ: dict | None = None) -> bool:
+    """A launch others reach: a Hugging Face Space (`SPACE_ID`), a share link, or listening beyond loopback."""
+    env = os.environ if environ is None else environ
     if env.get("SPACE_ID") or share:
-        return False
+        return True
     host = (server_name or "127.0.0.1").strip("[]")
     if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:  # a host name other than localhost: reachable from elsewhere
         return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name other than localhost: reachable from elsewhere
+        return True
 
 
 PROXY_HEADERS = ("forwarded", "x-forwarded-for", "x-real-ip")  # set by nginx, Caddy, tunnels: not this machine
@@ -111,6 +117,9 @@ def uploaded(path: object, field: str, folder: str | Path) -> str | None:
         except (OSError, RuntimeError):
             inside = False
         if inside and not candidate.is_symlink():
+            if not candidate.exists():  # pruned by the disk cap (Handlers.tidy) while the page still named it
+                raise InputError(field, "was removed from the server to keep its disk within its limit: upload it "
+                                        "again")
             return str(candidate)
     raise InputError(field, "must be a file uploaded on this page; a path on the server is never read")
 
@@ -272,19 +281,32 @@ def _label_of(kind: str, name: str, lang: str) -> str:
     return label(items[name], lang) if name in items else name
 
 
-def status_line(slot, lang: str, width=None, height=None, count=None, place: str = "") -> tuple[str, str]:
+def status_line(slot, lang: str, width=None, height=None, count=None, place: str = "", public: bool = False
+                ) -> tuple[str, str]:
     """(one compact status line, the memory details) — from counters only; never waits for the engine.
 
     `place`: this tab's own place in the queue ("you are 2nd in line · about 30 s"), shown instead of the job count.
+    `public`: a public launch: no host names, process ids or server paths (`monitor.public_view`).
     """
+    from .monitor import (
+        STATE_KEYS,
+        device_text,
+        dtype_text,
+        model_text,
+        public_view,
+        render,
+        scrub,
+        snapshot,
+        workers_text,
+    )
+
     engine = slot.peek()
     if engine is None:
         if slot.error is not None:
-            return "⚠ " + text("status_failed", lang, detail=str(slot.error)), ""
+            detail = scrub(str(slot.error)) if public else str(slot.error)
+            return "⚠ " + text("status_failed", lang, detail=detail), ""
         return text("status_starting", lang), ""
-    from .monitor import STATE_KEYS, device_text, dtype_text, model_text, render, snapshot, workers_text
-
-    described = engine.describe()
+    described = public_view(engine.describe()) if public else engine.describe()
     snap = snapshot(engine.device)
     memory = (f"VRAM {snap.used / 1e9:.1f}/{snap.total / 1e9:.0f} GB" if snap.device == "cuda"
               else f"RAM {snap.rss / 2**20:.0f} MB")
@@ -305,7 +327,7 @@ def status_line(slot, lang: str, width=None, height=None, count=None, place: str
     if described["demo"]:
         line += "  \n⚠ " + text("status_demo", lang)
     if described.get("notice"):
-        line += f"  \n**{described['notice']}**"
+        line += f"  \n**{translate_message(described['notice'], lang) or described['notice']}**"
     details = render(snap, described, lang)
     if engine.device.type == "cuda" and width and height:
         try:

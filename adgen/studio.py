@@ -38,7 +38,9 @@ if TYPE_CHECKING:  # torch loads in the background: the page must not wait for i
 MAX_HISTORY = 48
 CAMPAIGN_CHANNELS = ("instagram_square", "instagram_story", "display_300x250")  # the page's default choice
 UI_MAX_VARIANTS = 4  # variants per channel from the page (the CLI allows 8)
-MAX_CAMPAIGNS = 16  # campaign folders kept under outputs/campaigns/, the least recently made removed first
+# campaign folders kept under outputs/campaigns/ (at most this many, and within $ADGEN_CACHE_MAX_MB together), the
+# least recently made removed first
+MAX_CAMPAIGNS = 16
 STEP_VIEWS = ("cutout", "background", "copy_layer")
 # What the outputs folder holds: `adgen-SEED-HASH.png` and `adgen-SEED-HASH.STEP.png`, nothing else.
 OUTPUT_NAME = re.compile(r"adgen-\d{1,10}-[0-9a-f]{12}(?:\.(?:cutout|mask|background|copy_layer))?\.png")
@@ -212,7 +214,7 @@ class Studio:
         out = root / digest
         report = write_campaign(result, spec, channels, out, zip_=True)
         os.utime(out)  # made again: the most recent
-        _keep_newest(root, MAX_CAMPAIGNS, spare=out)
+        _keep_newest(root, MAX_CAMPAIGNS, max_cache_bytes(), spare=out)
         return result, report["zip"]
 
     def save(self, result: Result) -> list[Entry]:
@@ -303,8 +305,11 @@ class _PerFile:
         return self.maker.make(spec, progress, use_cache, job)
 
 
-def _keep_newest(root: Path, keep: int, spare: Path) -> None:
-    """Remove all but the `keep` most recently made folders under `root` (never `spare`)."""
+def _keep_newest(root: Path, keep: int, max_bytes: int, spare: Path) -> None:
+    """Remove all but the `keep` most recently made folders under `root`, and the oldest of those until the folders
+    total at most `max_bytes` (never `spare`, the one just made: the page shows it)."""
+    from .cache import tree_bytes
+
     folders = []
     for path in root.iterdir():
         try:
@@ -312,8 +317,12 @@ def _keep_newest(root: Path, keep: int, spare: Path) -> None:
                 folders.append((path.stat().st_mtime, path))
         except OSError:  # removed meanwhile
             continue
-    for _, path in sorted(folders, reverse=True)[max(keep - 1, 0):]:
-        shutil.rmtree(path, ignore_errors=True)
+    total, full = tree_bytes(spare), False
+    for n, (_, path) in enumerate(sorted(folders, reverse=True)):
+        total += tree_bytes(path)
+        full = full or n >= keep - 1 or total > max_bytes  # this one and every older one go
+        if full:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def campaign_gallery(result: Result, zip_path: str, lang: str = "en") -> list[tuple[str, str]]:

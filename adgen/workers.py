@@ -29,6 +29,7 @@ from pathlib import Path
 import ray
 import torch
 
+from . import cluster
 from .cache import ResultCache
 from .engine import ImagePlan, ModelInfo, Progress, Result, plan_images
 from .errors import AdgenError, GenerationStopped, ModelError, WorkerError, first_line
@@ -248,16 +249,17 @@ class Workers:
         self._owns_ray = not ray.is_initialized()
         if self._owns_ray:
             path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+            options = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
+                           runtime_env={"env_vars": {"PYTHONPATH": path}}, **(ray_options or {}))
             try:  # no address: a new local Ray, never a cluster that happens to run on this machine
-                ray.init(address=address or "local", include_dashboard=False, log_to_driver=False,
-                         logging_level=logging.ERROR, runtime_env={"env_vars": {"PYTHONPATH": path}},
-                         **(ray_options or {}))
+                if address is None:
+                    ray.init(address="local", **options)
+                else:  # the cluster's token sent, a refusal said in one line (adgen.cluster)
+                    cluster.join(address, **options)
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 if address is None:
                     raise WorkerError(f"workers: cannot start a local Ray: {first_line(exc)}") from None
-                raise WorkerError(f"ray address: cannot join the Ray cluster at {address!r}: {first_line(exc)} "
-                                  f"(start one with `ray start --head`, or leave --ray-address out for a local one)"
-                                  ) from None
+                raise WorkerError(cluster.cannot_join(address, first_line(exc))) from None
         gpus = int(ray.cluster_resources().get("GPU", 0))
         n = n if n is not None else min(max(gpus, 1), MAX_WORKERS)  # default: one per GPU in the cluster
         gpu = self.config.device == "cuda" or (self.config.device is None
@@ -272,7 +274,6 @@ class Workers:
         self._workers = [_Worker(actor.remote(i, self.config, self.presets), i) for i in range(n)]
         self._free = threading.Condition()
         self._info: ModelInfo | None = None  # asked of the first worker to load; again after a Mismatch
-        self._loras: dict[str, str | None] = {}  # style -> its LoRA file's fingerprint, asked on first use
         self._info_lock = threading.Lock()
         self._closed = threading.Event()
         self._watcher = threading.Thread(target=self._watch, name="adgen-workers", daemon=True)
@@ -535,9 +536,9 @@ class Workers:
                                                                       " yet; try again in a moment"))
 
     def _lora(self, style: str, job: Job | None = None) -> str | None:
-        """The fingerprint of `style`'s LoRA file as the workers see it, asked of one on the style's first use."""
-        if style in self._loras:
-            return self._loras[style]
+        """The fingerprint of `style`'s LoRA file as the workers see it, asked of one for every plan: a file replaced
+        on disk changes the key at once, as in-process (the worker's `Engine.lora_id`: a stat, the file hashed again
+        only when its size or time changed), so a cached image of the old file is never served."""
         answered = [w for w in self._workers if not w.broken and w.seen.get("state") in UP] or self._workers
         ref = answered[0].handle.lora_id.remote(style)
         deadline = time.monotonic() + 600
@@ -548,16 +549,14 @@ class Workers:
             outcome = ray.get(ref)
         except ray.exceptions.RayError as exc:
             raise WorkerError(f"worker: worker {answered[0].index + 1} failed: {first_line(exc)}") from None
-        if outcome.error is not None:  # not remembered: a LoRA put in place later is found then
+        if outcome.error is not None:
             raise outcome.error
-        self._loras[style] = outcome.value
         return outcome.value
 
     def _forget(self) -> None:
-        """Ask the workers again for the model's info and the LoRAs' fingerprints (one changed under us)."""
+        """Ask the workers again for the model's info (it changed under us)."""
         with self._info_lock:
             self._info = None
-            self._loras.clear()
 
     @staticmethod
     def _wait(refs: list, deadline: float, job: Job | None) -> list:

@@ -8,7 +8,8 @@ inline; a 6-channel campaign vs 6 separate generate calls; the writer's tokens/s
 the RAM it adds vs a separately loaded Qwen3ForCausalLM; a batch of 8 images on 2 Ray workers vs 1;
 a 12-megapixel photo's soft product cutout vs decoding it (bench/cutout.py; also its quality table);
 `python app.py` until its page answers vs a
-bare gr.Blocks app. Runs on the embedded demo model,
+bare gr.Blocks app; the server's RSS per 100 new client sessions vs 100 requests of one (bench/sessions.py).
+Runs on the embedded demo model,
 or on the real ZIT when it is present (`--model`). `python -m bench --gpu` is the GPU benchmark.
 """
 
@@ -62,7 +63,7 @@ def run(args) -> tuple[list[tuple[str, str, str, str]], str]:
     quiet_libraries()
     tmp = Path(tempfile.mkdtemp(prefix="adgen-bench-"))
     engine = Engine(args.model, cache=ResultCache(tmp / "results"), device=args.device)
-    size = dict(width=args.size, height=args.size)
+    size = dict(width=args.size, height=args.size, steps=args.steps)
     seeds = iter(range(10**6))
     request = lambda **kw: AdRequest(PRODUCT, seed=next(seeds), **size, **kw)  # noqa: E731
     rows = []
@@ -77,7 +78,8 @@ def run(args) -> tuple[list[tuple[str, str, str, str]], str]:
 
     def plain_call():  # what a plain script does: generate, then save a PNG (here to memory, as adgen does)
         generator = torch.Generator("cpu").manual_seed(next(seeds))
-        image = plain(prompt, num_inference_steps=8, guidance_scale=0.0, generator=generator, **size).images[0]
+        image = plain(prompt, num_inference_steps=args.steps, guidance_scale=0.0, generator=generator,
+                      width=args.size, height=args.size).images[0]
         image.save(io.BytesIO(), format="PNG")
 
     plain_call()
@@ -117,7 +119,7 @@ def run(args) -> tuple[list[tuple[str, str, str, str]], str]:
                  f"{t_with / t_without:.2f}x", "< 1 (the text encoder skipped)"))
 
     # 5. memory growth over N generations after warm-up
-    small = dict(width=256, height=256)
+    small = dict(width=256, height=256, steps=args.steps)
     for _ in range(3):
         engine.generate(AdRequest(PRODUCT, seed=next(seeds), **small), use_cache=False)
     gc.collect()
@@ -132,7 +134,7 @@ def run(args) -> tuple[list[tuple[str, str, str, str]], str]:
                  f"{growth:+.1f} MB", "<= 20 MB"))
 
     # 6. a 4-image 1024x1024 request with PNG encoding beside the next denoise vs inline under the GPU lock
-    big = dict(width=args.overlap_size, height=args.overlap_size)
+    big = dict(width=args.overlap_size, height=args.overlap_size, steps=args.steps)
     image = engine.generate(AdRequest(PRODUCT, seed=next(seeds), **big), use_cache=False).images[0].png
     from PIL import Image
 
@@ -165,14 +167,16 @@ def run(args) -> tuple[list[tuple[str, str, str, str]], str]:
     ad = Product(PRODUCT.name, features=PRODUCT.features, scene=PRODUCT.scene, copy="Fresh summer")
 
     def campaign():
-        make_campaign(maker, AdSpec(AdRequest(ad, seed=next(seeds), image=photo), background="t2i"), channels,
+        make_campaign(maker, AdSpec(AdRequest(ad, seed=next(seeds), image=photo, steps=args.steps), background="t2i"),
+                      channels,
                       area=area)
 
     def separate():
         seed = next(seeds)
         for channel in channels:
             width, height = generation_size(channel.width, channel.height, area)
-            maker.make(AdSpec(AdRequest(ad, seed=seed, image=photo, width=width, height=height), background="t2i"))
+            maker.make(AdSpec(AdRequest(ad, seed=seed, image=photo, width=width, height=height, steps=args.steps),
+                              background="t2i"))
 
     t_campaign, t_separate = interleaved(campaign, separate, max(2, args.runs // 2))
     rows.append((f"{len(channels)}-channel campaign vs {len(channels)} separate generate calls (t2i, "
@@ -201,6 +205,12 @@ def run(args) -> tuple[list[tuple[str, str, str, str]], str]:
     # 7. `python app.py` until its page answers vs a bare `gr.Blocks` app (torch loads after the page is up)
     if not args.skip_app:
         rows.append(app_row(args.model))
+
+    # 11. soak: the server's RSS per 100 new client sessions after warm-up vs 100 requests of one session
+    if not args.skip_app:
+        from bench.sessions import row as sessions_row
+
+        rows.append(sessions_row(args.model, args.sessions_warmup))
     return rows, engine.source.label
 
 
@@ -240,7 +250,8 @@ def app_start(command: list[str], model: str | None) -> float:
 
 def table(rows, args, label: str) -> str:
     lines = [f"### {time.strftime('%Y-%m-%d')} · {machine()}", "",
-             f"Model: {label} · {args.size}x{args.size}, 8 steps · medians of {args.runs} interleaved runs", "",
+             f"Model: {label} · {args.size}x{args.size}, {args.steps} steps · medians of {args.runs} interleaved runs",
+             "",
              "| measurement | measured | ratio | target |", "| --- | --- | --- | --- |"]
     lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
     return "\n".join(lines) + "\n"
@@ -258,6 +269,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", default=None, help="auto (default: ZIT if cached, else the demo model), demo, ...")
     parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
     parser.add_argument("--size", type=int, default=512, help="square size for the timings (default 512)")
+    parser.add_argument("--steps", type=int, default=8, help="denoising steps per image (default 8, ZIT's)")
     parser.add_argument("--runs", type=int, default=5, help="interleaved runs per timing (default 5)")
     parser.add_argument("--overlap-size", type=int, default=1024, help="square size of the 4-image overlap row")
     parser.add_argument("--soak", type=int, default=50, help="generations for the memory-growth check")
@@ -273,9 +285,19 @@ def main(argv: list[str] | None = None) -> None:
                         help="square size of the Ray workers' batch (default 1024, ZIT's)")
     parser.add_argument("--skip-workers", action="store_true",
                         help="skip the Ray workers' row (it needs requirements-ray.txt)")
+    parser.add_argument("--sessions-warmup", type=int, default=300,
+                        help="new sessions before the soak row measures (default 300: more than the server keeps)")
+    parser.add_argument("--sessions-only", action="store_true", help="only the soak row (new client sessions)")
     parser.add_argument("--append", type=Path, help="append the table to this Markdown file")
     args = parser.parse_args(argv)
-    rows, label = ([app_row(args.model, args.runs)], "app start-up only") if args.app_only else run(args)
+    if args.sessions_only:
+        from bench.sessions import row as sessions_row
+
+        rows, label = [sessions_row(args.model, args.sessions_warmup)], "soak only (demo model, 256x256, 1 step)"
+    elif args.app_only:
+        rows, label = [app_row(args.model, args.runs)], "app start-up only"
+    else:
+        rows, label = run(args)
     text = table(rows, args, label)
     print(text)
     if args.append:

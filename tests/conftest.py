@@ -7,6 +7,7 @@ Z-Image-Turbo in the developer's cache is never picked up and nothing reaches th
 from __future__ import annotations
 
 import io
+import os
 import sys
 from pathlib import Path
 
@@ -24,6 +25,13 @@ from adgen.presets import load_presets  # noqa: E402
 from adgen.request import AdRequest, Product  # noqa: E402
 
 quiet_libraries()
+
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):  # `-n N`: the cores shared out, not every worker on all of them
+    import torch
+
+    threads = max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
+    torch.set_num_threads(threads)
+    os.environ["OMP_NUM_THREADS"] = str(threads)  # the CLIs the tests start use as many (threads are in a cache key)
 
 
 @pytest.fixture(scope="session")

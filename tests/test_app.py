@@ -274,23 +274,41 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def served(demo_source, cache, tmp_path):
-    """The app launched on a free port (in this process), its URL, then closed."""
-    engine = Engine(demo_source, cache=cache, device="cpu")
-    demo = app.build_demo(engine, outputs=tmp_path / "outputs", admin=False)
-    port = free_port()
-    app.launch(demo, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
-               allowed_paths=[str(tmp_path / "outputs")])
-    yield f"http://127.0.0.1:{port}/", engine
-    demo.close()
+@dataclasses.dataclass
+class Served:
+    url: str
+    engine: Engine
+    demo: gr.Blocks
+    gradio: Path  # Gradio's folder: its copies of what the page shows, and the uploads
+
+
+@pytest.fixture(scope="module")
+def served(demo_cache, tmp_path_factory):
+    """The app launched once for this module on a free port (in this process), with its own Gradio folder and a
+    small session capacity (8), then closed."""
+    from adgen.cache import ResultCache
+    from adgen.models import resolve_model
+
+    folder = tmp_path_factory.mktemp("served")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("ADGEN_CACHE_DIR", str(demo_cache))
+        env.setenv("HF_HUB_OFFLINE", "1")
+        env.setenv("GRADIO_TEMP_DIR", str(folder / "gradio"))  # read when components are made: before build_demo
+        env.setenv("ADGEN_MAX_SESSIONS", "8")
+        engine = Engine(resolve_model("demo", cache=demo_cache), cache=ResultCache(folder / "results"), device="cpu")
+        demo = app.build_demo(engine, outputs=folder / "outputs", admin=False)
+        port = free_port()
+        app.launch(demo, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
+                   allowed_paths=[str(folder / "outputs")])
+        yield Served(f"http://127.0.0.1:{port}/", engine, demo, folder / "gradio")
+        demo.close()
 
 
 def test_the_api_needs_only_a_name(served, tmp_path, short_writer):
-    url, engine = served
+    url, engine, runs = served.url, served.engine, served.engine.runs
     client = Client(url, verbose=False)
     summary = client.predict(name="Aurora earbuds", api_name="/generate")
-    assert len(summary["images"]) == 1 and summary["demo"] is True and engine.runs == 1
+    assert len(summary["images"]) == 1 and summary["demo"] is True and engine.runs == runs + 1
     assert Image.open(summary["images"][0]).size == (1024, 1024)
     info = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
     assert set(info) == {"/generate", "/write"}  # no admin or UI-internal endpoints on a public page
@@ -302,7 +320,7 @@ def test_the_api_needs_only_a_name(served, tmp_path, short_writer):
     assert said.startswith("event: complete") or "\nevent: complete" in said, said
     done = json.loads(said.split("event: complete\ndata: ", 1)[1].splitlines()[0])[0]
     assert done["prompt"] == summary["prompt"] and Image.open(done["images"][0]).size == (1024, 1024)
-    assert engine.runs == 2
+    assert engine.runs == runs + 2
     for headers, says in (({}, "product name: must not be empty"),
                           ({"Accept-Language": "ko"}, "제품명: 비워 둘 수 없습니다")):
         said = call_raw(url, [], headers)  # a required value left out: named, in the caller's language
@@ -322,7 +340,7 @@ def test_the_api_needs_only_a_name(served, tmp_path, short_writer):
         # posted by hand, as any HTTP client can: a path on the server is never read as the product photo
         said = call_raw(url, ["x", "", "", "", "", "", "ad copy", "", photo])
         assert said.startswith("event: error") and "images" not in said, said
-    assert engine.runs == 3
+    assert engine.runs == runs + 3
     written = client.predict(name="제주 감귤 탄산수", features="무설탕", kind="copy", n=2, seed=5, api_name="/write")
     assert (written["job"], written["texts"], written["usable"], written["demo"], written["seed"]) == (
         "copy", [], False, True, 5) and written["reason"].startswith("could not write usable text")  # demo: random
@@ -346,15 +364,34 @@ def call_raw(url: str, data: list, headers: dict | None = None) -> str:
 
 
 def test_stop_in_one_tab_never_ends_another_tabs_job(handlers, engine):
-    """Two sessions on one page: B presses Stop while A's job runs; A's job finishes, B's next one works."""
-    tab_a, tab_b = gr.Request(session_hash="tab-a"), gr.Request(session_hash="tab-b")
-    pressed = []
+    """Two tabs, each with a job: B's runs (mid-denoise) while A's waits for the GPU. A's Stop ends A's job only;
+    B's finishes, with its own seed. A Stop from a tab with no job ends nothing."""
+    import threading
 
-    # another tab's Stop, mid-run
-    done = generate(handlers, steps=8, count=1, seed=11, request=tab_a,
-                    progress=StopFrom(handlers, tab_b, lambda value: value == 2 / 8, pressed))
-    assert pressed == [0] and done["seed"] == 11 and engine.runs == 1
-    assert generate(handlers, steps=2, count=1, seed=12, request=tab_b)["seed"] == 12
+    tab_a, tab_b, tab_c = (gr.Request(session_hash=f"tab-{t}") for t in "abc")
+    pressed, shown, a_open = [], {}, threading.Event()
+
+    def a_waits():  # A's job opens, then waits behind B's on the one GPU
+        shown["a"] = generate(handlers, steps=2, count=1, seed=21, request=tab_a)
+
+    class AStopsMidB(FakeProgress):
+        def __call__(self, value, desc=None):
+            super().__call__(value, desc)
+            if value == 2 / 4 and not pressed:
+                pressed.append(handlers.stop(request=tab_c))  # no job in tab C: nothing stops
+                threading.Thread(target=a_waits).start()
+                while not engine.jobs.running("tab-a"):  # until A's job is open (it waits for B's lock)
+                    a_open.wait(0.005)
+                assert {j.session for j in engine.jobs.running()} == {"tab-a", "tab-b"}
+                pressed.append(handlers.stop(request=tab_a))
+
+    b_done = generate(handlers, steps=4, count=1, seed=11, request=tab_b, progress=AStopsMidB())
+    while "a" not in shown:
+        a_open.wait(0.005)
+    assert pressed == [0, 1]  # tab C's Stop found no job; tab A's found its own one, not B's
+    assert b_done["seed"] == 11 and "image" in b_done and engine.runs == 1  # B's job ran to its end
+    assert shown["a"] == {"message": "stopped: earlier results kept (generation stopped by the user after step 0 "
+                                     "of 2)"}  # A's own job, before its first step
 
 
 def test_closing_a_tab_ends_its_job(handlers, engine):
@@ -544,6 +581,7 @@ def test_a_bad_font_upload_is_one_localized_line(handlers, tmp_path):
 
 
 def test_page_files_come_from_the_upload_folder_only_and_colours_apply_only_when_ticked(tmp_path):
+    from adgen.i18n import localize_error
     from adgen.page import brand_colors_of, hex_color, uploaded
 
     folder = tmp_path / "uploads"
@@ -555,6 +593,10 @@ def test_page_files_come_from_the_upload_folder_only_and_colours_apply_only_when
     for path in ("/etc/hostname", str(folder / ".." / "elsewhere.png"), str(folder / "link.png"), {"path": "/etc"}):
         with pytest.raises(InputError, match="brand font: must be a file uploaded on this page"):
             uploaded(path, "brand font", folder)
+    with pytest.raises(InputError) as gone:  # an upload the disk cap removed while the page still names it
+        uploaded(str(folder / "abc" / "photo.png"), "product photo", folder)
+    assert localize_error(gone.value, "ko") == ("제품 사진: 서버 디스크 한도를 지키려고 지운 파일입니다. "
+                                                "다시 올려 주세요")
     assert [hex_color(c) for c in ("#ff8a00", "#f80", "rgba(255, 138, 0, 1)", "rgb(31,58,46)", "#FF8A00FF")] == [
         "#FF8A00", "#FF8800", "#FF8A00", "#1F3A2E", "#FF8A00"]
     assert brand_colors_of(False, "#000000", "#ffffff") == ""  # the pickers' default black never applies unasked
@@ -624,6 +666,23 @@ def test_only_the_newest_campaigns_are_kept(handlers, tmp_path, monkeypatch):
     second = handlers.campaign(dataclasses.replace(form, copy="새 카피"), ["display_320x50"], 1)["zip"]
     assert Path(second).exists() and not Path(first).exists()
     assert list((tmp_path / "outputs" / "campaigns").iterdir()) == [Path(second).parent]
+
+
+def test_campaign_folders_are_kept_within_the_disk_cap_newest_first(tmp_path):
+    """At most MAX_CAMPAIGNS folders, and within $ADGEN_CACHE_MAX_MB together: the oldest go, the new one stays."""
+    import os
+
+    from adgen.studio import _keep_newest
+
+    root = tmp_path / "campaigns"
+    for age, (name, size) in enumerate([("new", 600), ("b", 300), ("c", 300), ("d", 100)]):
+        (root / name).mkdir(parents=True)
+        (root / name / "campaign.zip").write_bytes(b"z" * size)
+        os.utime(root / name, (1000 - age, 1000 - age))  # "new" is the most recent, "d" the oldest
+    _keep_newest(root, 16, 1000, spare=root / "new")
+    assert sorted(p.name for p in root.iterdir()) == ["b", "new"]  # 600 + 300 fit; c would not, so c and d go
+    _keep_newest(root, 16, 100, spare=root / "new")
+    assert [p.name for p in root.iterdir()] == ["new"]  # the one just made stays, even over the cap
 
 
 def test_the_page_has_the_campaign_tab_packshot_and_brand_kit(engine, tmp_path):
@@ -940,3 +999,163 @@ def test_the_history_secret_is_the_installations(tmp_path, monkeypatch):
     assert installation_secret(tmp_path) == first and len(first) >= 32
     assert (tmp_path / "secret").stat().st_mode & 0o077 == 0  # the owner's only
     assert installation_secret(tmp_path, {"ADGEN_SECRET": "team"}) == "team"
+
+
+class PageEvents:
+    """One browser tab on the launched page, sending the page's own events as its front end does: a dependency by
+    the button that triggers it, then each `.then` after it, over HTTP (values: the components' defaults)."""
+
+    def __init__(self, served: Served, session: str, lang: str = "en"):
+        self.url, self.session, self.demo = served.url, session, served.demo
+        self.headers = {"Content-Type": "application/json", "Accept-Language": lang}
+        config = served.demo.get_config_file()
+        self.deps = {d["id"]: d for d in config["dependencies"]}
+        self.values = {c["id"]: c.get("props", {}).get("value") for c in config["components"]}
+        self.ids = {c["props"]["elem_id"]: c["id"] for c in config["components"] if c.get("props", {}).get("elem_id")}
+
+    def data(self, dep: dict, values: dict) -> list:
+        given = {self.ids[k]: v for k, v in values.items()}
+        return [given.get(i, self.values.get(i)) for i in dep["inputs"]]
+
+    def post(self, path: str, body: dict) -> dict:
+        import urllib.request
+
+        request = urllib.request.Request(self.url + path, json.dumps({**body, "session_hash": self.session}).encode(),
+                                         headers=self.headers)
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return json.loads(response.read())
+
+    def queued(self, button: str, **values):
+        """Join the GPU job the button starts; (its event id, the open stream of this tab's messages)."""
+        import urllib.request
+
+        first = next(d for d in self.deps.values() if (self.ids[button], "click") in map(tuple, d["targets"])
+                     and d["backend_fn"])
+        dep = next(d for d in self.deps.values() if d.get("trigger_after") == first["id"])
+        event = self.post("gradio_api/queue/join", {"data": self.data(dep, values), "fn_index": dep["id"]})["event_id"]
+        return event, urllib.request.urlopen(f"{self.url}gradio_api/queue/data?session_hash={self.session}",
+                                             timeout=120)
+
+    @staticmethod
+    def until(stream, event: str, msg: str) -> dict:
+        for line in stream:
+            if line.startswith(b"data: "):
+                said = json.loads(line[6:])
+                if said.get("event_id") == event and said.get("msg") == msg:
+                    return said
+        raise AssertionError(f"the stream ended before {msg}")
+
+    def click(self, button: str, **values) -> dict:
+        """The button's chain as the page runs it (busy, the GPU job, idle); the GPU job's output."""
+        first = next(d for d in self.deps.values() if (self.ids[button], "click") in map(tuple, d["targets"])
+                     and d["backend_fn"])
+        self.post("gradio_api/run/predict", {"data": self.data(first, values), "fn_index": first["id"]})
+        event, stream = self.queued(button, **values)
+        with stream:
+            output = self.until(stream, event, "process_completed")["output"]
+        job = next(d for d in self.deps.values() if d.get("trigger_after") == first["id"])
+        for then in (d for d in self.deps.values() if d.get("trigger_after") == job["id"]):
+            self.post("gradio_api/run/predict", {"data": self.data(then, values), "fn_index": then["id"]})
+        return output
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def test_what_the_page_shows_stays_within_the_disk_cap(served, monkeypatch):
+    """Gradio copies every image the page shows into its own folder: those copies are kept within
+    $ADGEN_CACHE_MAX_MB like AdGen's folders, least recently used first, the one on screen kept."""
+    monkeypatch.setenv("ADGEN_CACHE_MAX_MB", "1")
+    tab, cap, made = PageEvents(served, "disk-tab"), 1024 * 1024, 0
+    for _ in range(2):  # a 512x512 noise PNG is ~0.67 MB: two overflow the cap
+        output = tab.click("generate", name="탄산수", width=512, height=512, steps=1)
+        shown = Path(output["data"][0]["path"])  # the result image, as the page fetches it: Gradio's copy
+        made += shown.stat().st_size
+        assert shown.is_relative_to(served.gradio) and shown.exists()
+        assert folder_bytes(served.gradio) <= cap
+    assert made > cap and served.demo.delete_cache == app.DELETE_CACHE  # and Gradio's own age-based clean-up
+
+
+def test_a_flood_of_jobs_is_refused_in_the_callers_language(served, monkeypatch):
+    """A tab or client has at most $ADGEN_SESSION_JOBS jobs queued or running, and at most $ADGEN_QUEUE_MAX wait:
+    one more is refused before it queues, with one line in its language; the others run."""
+    import urllib.error
+
+    monkeypatch.setenv("ADGEN_SESSION_JOBS", "1")
+    monkeypatch.setenv("ADGEN_QUEUE_MAX", "1")
+    job = dict(name="탄산수", width=256, height=256, steps=50)
+
+    def refusal(tab: PageEvents):
+        try:
+            event, stream = tab.queued("generate", **job)
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())["detail"]
+        streams.append(stream)
+        return None
+
+    a, streams = PageEvents(served, "flood-a", "ko"), []
+    first, a_stream = a.queued("generate", **job)
+    streams.append(a_stream)
+    try:
+        a.until(a_stream, first, "process_starts")  # A's job runs
+        said = [refusal(tab) for tab in (a, PageEvents(served, "flood-b"), PageEvents(served, "flood-c", "ko"),
+                                         PageEvents(served, "flood-d"))]
+    finally:
+        for stream in streams:  # the tabs leave: their jobs end at their next step
+            stream.close()
+    assert said == [
+        (400, "이 탭(또는 클라이언트)의 작업이 너무 많습니다(대기·실행 1건, 최대 1건). 하나가 끝난 뒤 다시 시도하세요"),
+        None,  # B's job queues behind A's: one waits, so C and D find the queue full
+        (400, "대기열이 가득 찼습니다(대기 1건, 최대 1건). 잠시 후 다시 시도하세요"),
+        (400, "the queue is full (1 waiting, at most 1): try again in a minute")]
+    assert served.demo._queue.max_size == 64  # Gradio's own limit (every event): a backstop above the GPU's 32
+
+
+def test_each_new_session_leaves_nothing_behind_beyond_the_cap(served, monkeypatch):
+    """Gradio keeps a copy of the page's configuration per session (10,000 by default): on a public page every
+    visitor is a new session, so the server keeps at most $ADGEN_MAX_SESSIONS (8 here), least recently used
+    dropped first; AdGen's own per-job records are empty once the jobs end."""
+    holder = served.demo.server_app.state_holder
+    status = next(d for d in served.demo.get_config_file()["dependencies"]
+                  if any(t[1] == "load" for t in d["targets"]) and d["backend_fn"] and not d["inputs"])
+    for n in range(12):
+        PageEvents(served, f"visitor-{n}").post("gradio_api/run/predict", {"data": [], "fn_index": status["id"]})
+    assert holder.capacity == 8 and len(holder.session_data) <= 8 and "visitor-11" in holder.session_data
+    assert not served.demo.handlers._running and not served.engine.jobs.running()
+    monkeypatch.delenv("ADGEN_MAX_SESSIONS")
+    assert app.max_sessions() == 256  # the default
+
+
+def test_a_public_status_names_no_host_process_or_server_path(engine, tmp_path):
+    """On a public launch (a Space, a share link, a bind beyond loopback) the status line and its details show no
+    server path, address, host name or process id; a local launch still shows them to its operator."""
+    from adgen.errors import ModelError
+    from adgen.monitor import public_view, worker_lines
+    from adgen.page import is_public
+
+    def broken():
+        raise ModelError("model: cannot read /srv/models/zit/model.safetensors (Permission denied)")
+
+    from adgen.studio import Studio
+
+    failed = app.Handlers(Studio(broken, tmp_path), admin=False)
+    with pytest.raises(ModelError):
+        failed.studio.slot.get()
+    assert failed.status()[0] == "⚠ AdGen could not start: model: cannot read … (Permission denied)"
+    engine.source = dataclasses.replace(engine.source, label="/srv/models/zit")  # a local model folder
+    engine.error = "loading /srv/models/zit failed: 10.0.0.7:6379 refused (pid 4242)"
+    public, local = app.Handlers(Studio(engine, tmp_path), admin=False), app.Handlers(Studio(engine, tmp_path), True)
+    said = {"public": "".join(public.status()), "local": "".join(local.status())}
+    assert "last error: loading … failed: … refused (…)" in said["public"]
+    assert all(private not in said["public"] and private in said["local"] for private in ("/srv", "10.0.0.7", "4242"))
+    assert public_view({"model": "/srv/models/zit"})["model"] == "zit"  # a local model folder: its name only
+    worker = {"index": 0, "state": "ready", "device": "cuda", "gpu": "NVIDIA L4", "dtype": "bfloat16", "used": 2**30,
+              "total": 2**34, "host": "gpu-node-7", "pid": 4242}
+    assert worker_lines(public_view({"workers": [worker]})["workers"], "ko") == [
+        "워커 1: **준비됨** · NVIDIA L4 · bfloat16 · VRAM 1.0/16 GB"]
+    assert "gpu-node-7" in worker_lines([worker])[0]  # the operator's own page
+    assert [is_public(*launch, environ=env) for launch, env in (
+        (("127.0.0.1", False), {}), (("0.0.0.0", False), {}), (("127.0.0.1", True), {}),
+        (("127.0.0.1", False), {"SPACE_ID": "team/adgen"}), (("localhost", False), {}))] == [
+        False, True, True, True, False]

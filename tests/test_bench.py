@@ -5,10 +5,11 @@ from bench.__main__ import main
 
 def test_bench_prints_every_row(capsys, tmp_path):
     out = tmp_path / "BENCH.md"
-    main(["--model", "demo", "--size", "256", "--runs", "1", "--soak", "2", "--overlap-size", "256", "--skip-app",
-          "--writer-tokens", "16", "--writer-layers", "0", "--skip-workers", "--cutout-size", "400x300",
+    main(["--model", "demo", "--size", "256", "--steps", "2", "--runs", "1", "--soak", "2", "--overlap-size", "256",
+          "--skip-app", "--writer-tokens", "16", "--writer-layers", "0", "--skip-workers", "--cutout-size", "400x300",
           "--append", str(out)])
     text = capsys.readouterr().out
+    assert "256x256, 2 steps" in text
     for row in ("adgen generate vs plain diffusers loop", "cache hit vs miss", "style (LoRA) switch",
                 "seed-only change", "memory growth over 2 generations",
                 "4 images 256x256: PNG encode beside the next denoise vs inline",

@@ -130,12 +130,10 @@ def test_generate_takes_the_new_flags(tmp_path, capsys, flag):
     assert image.getpixel((0, 0)) == (255, 255, 255)
 
 
-def test_the_readmes_first_command_makes_the_ad_it_shows(tmp_path):
+def test_the_readmes_first_command_makes_the_ad_it_shows(tmp_path, capsys):
     """Run as written in README.md (with --out in a temp folder): a real-looking packshot ad, the one shown."""
     import re
     import shlex
-    import subprocess
-    import sys
 
     import numpy as np
 
@@ -143,10 +141,8 @@ def test_the_readmes_first_command_makes_the_ad_it_shows(tmp_path):
     line = re.search(r"^pip install -r requirements.txt && (python -m adgen generate .*)$", readme, re.M).group(1)
     args = shlex.split(line)[3:]
     args[args.index("--out") + 1] = str(tmp_path)
-    done = subprocess.run([sys.executable, "-m", "adgen", *args, "--quiet"], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300)
-    assert done.returncode == 0, done.stderr
-    made = np.asarray(Image.open(json.loads(done.stdout)["images"][0]).convert("RGB"), dtype=np.int16)
+    assert main([*args, "--quiet"]) == 0, capsys.readouterr().err  # `python -m adgen` is main() (test_cli checks it)
+    made = np.asarray(Image.open(json.loads(capsys.readouterr().out)["images"][0]).convert("RGB"), dtype=np.int16)
     shown = np.asarray(Image.open(ROOT / "docs" / "example-packshot.png").convert("RGB"), dtype=np.int16)
     assert made.shape == shown.shape and np.abs(made - shown).mean() < 1.0  # fonts may differ by a hair
     assert made[:40, :40].std(axis=(0, 1)).max() < 4  # a smooth studio backdrop, not noise

@@ -203,6 +203,7 @@ def test_the_engine_and_the_memory_command_count_one_8_bit_footprint(dtype, demo
 
 
 def test_set_quantize_reloads_in_the_new_scheme_and_compile_runs_on_it(demo_source, product):
+    torch._dynamo.reset()  # as in a fresh process: other tests' engines compiled the same block code
     engine = Engine(demo_source, cache=None, device="cpu", quantize="none", compile=True, compile_backend="eager")
     engine.load()
     assert engine.set_quantize("int8") == "int8-weight" and engine.state == "unloaded"

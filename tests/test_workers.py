@@ -1,4 +1,6 @@
-"""Ray workers (`--workers N`): a local Ray with two CPU workers on the demo model, started once for the module.
+"""Ray workers (`--workers N`, `--ray-address`): one Ray head started as the docs say (`ray start --head`, token
+authentication on, node address 127.0.0.1) and workers joining it by address: two float32 CPU workers and one bf16
+worker on the demo model, started once for the module.
 
 Each worker is a real Ray actor owning a real Engine in its own process; nothing is mocked. The in-process
 reference runs with the workers' CPU thread count (one each: Ray gives an actor one CPU), as CPU kernels
@@ -8,10 +10,16 @@ split their sums by thread and 1 and 2 threads differ by 1/255.
 from __future__ import annotations
 
 import dataclasses
+import os
+import shutil
+import socket
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 import ray
@@ -40,24 +48,87 @@ PRODUCT = Product(name="탄산수 Citrus Sparkling Water", category="drink", fea
 
 @pytest.fixture(scope="module")
 def ray_env(demo_cache, tmp_path_factory):
-    """The environment the workers inherit (the demo model's cache, no network), set before Ray starts."""
+    """The environment of the head (its workers inherit it) and of this driver: the demo model's cache, no network,
+    a Ray home of its own (its token; nothing in the user's ~/.ray) and every Ray address on loopback."""
+    import ray._private.ray_constants
+
+    folder = Path(tempfile.mkdtemp(prefix="adgen-ray-"))  # short: Ray's socket paths live under its temp dir
+    (folder / "home" / ".ray").mkdir(parents=True)
     with pytest.MonkeyPatch.context() as env:
         env.setenv("ADGEN_CACHE_DIR", str(demo_cache))
         env.setenv("HF_HUB_OFFLINE", "1")
         env.setenv("HF_HUB_CACHE", str(tmp_path_factory.mktemp("hf-empty")))
-        yield demo_cache
+        env.setenv("HOME", str(folder / "home"))
+        env.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # Ray's loopback-only mode: node address 127.0.0.1
+        env.setattr(ray._private.ray_constants, "ENABLE_RAY_CLUSTER", False)  # the same, for this process's Ray
+        for name in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_ADDRESS"):
+            env.delenv(name, raising=False)  # joining sets RAY_AUTH_MODE in this process: unset again after
+        try:
+            yield folder
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+    from ray._raylet import AuthenticationTokenLoader
+
+    AuthenticationTokenLoader.instance().reset_cache()  # a later Ray in this process reads its own token again
 
 
 @pytest.fixture(scope="module")
-def pool(ray_env, tmp_path_factory):
-    """Two workers on a local Ray (six logical CPUs: room for the extra pools some tests start beside them)."""
-    demo = next(ray_env.glob("demo-model-v*"))
-    workers = Workers(2, config=WorkerConfig(model=str(demo), device="cpu"),
-                      cache=ResultCache(tmp_path_factory.mktemp("results")), ray_options={"num_cpus": 6})
-    workers.info()  # both start loading at once; wait for the model and both reports
-    wait_for(lambda: [w["state"] for w in workers.workers()] == ["ready", "ready"], "both workers ready")
-    yield workers
-    workers.close()
+def head(ray_env):
+    """A Ray head started as docs/workers.md says (`ray start --head`), with a token as a user's Ray folder has one
+    (token authentication on); every pool of this module joins it by address, and it is stopped by its pid."""
+    from ray._private.authentication.authentication_token_generator import generate_new_authentication_token
+    from ray._raylet import AuthenticationTokenLoader
+
+    (ray_env / "home" / ".ray" / "auth_token").write_text(generate_new_authentication_token())
+    AuthenticationTokenLoader.instance().reset_cache()  # this process reads the token of this Ray home
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = ray_env / "head.log"
+    with log.open("wb") as out:
+        started = subprocess.Popen([shutil.which("ray", path=Path(sys.executable).parent) or "ray", "start", "--head",
+                                    "--block", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=5",
+                                    f"--temp-dir={ray_env / 'r'}", "--include-dashboard=false",
+                                    "--disable-usage-stats"], stdout=out, stderr=subprocess.STDOUT,
+                                   env={**os.environ, "RAY_enable_worker_prestart": "0"})  # idle workers: CPU lost
+    try:
+        wait_for(lambda: b"Ray runtime started" in log.read_bytes() or started.poll() is not None, "the Ray head", 120)
+        assert started.poll() is None, log.read_text(errors="replace")
+        assert b"Token authentication is enabled" in log.read_bytes()  # as a user's head has it
+        yield f"127.0.0.1:{port}"
+    finally:
+        started.terminate()  # `ray start --block` ends its GCS, raylet and workers on SIGTERM
+        try:
+            started.wait(30)
+        except subprocess.TimeoutExpired:
+            started.kill()
+            started.wait()
+
+
+@pytest.fixture(scope="module")
+def pools(head, tmp_path_factory):
+    """The module's one start of workers, all joining the head by address and loading at once: two float32 workers
+    (the pool most tests use) and one bf16 worker (the real dtype)."""
+    float32 = Workers(2, address=head, config=WorkerConfig(model=str(demo_dir()), device="cpu"),
+                      cache=ResultCache(tmp_path_factory.mktemp("results")))
+    bf16 = Workers(1, config=WorkerConfig(model=str(demo_dir()), device="cpu", dtype="bfloat16"))  # the same Ray
+    try:
+        for workers in (float32, bf16):
+            workers.info()  # the model, then every worker's report
+            wait_for(lambda w=workers: all(r["state"] == "ready" for r in w.workers()), "the workers ready")
+        yield float32, bf16
+    finally:
+        bf16.close()
+        float32.close()  # last: it started this process's Ray
+
+
+@pytest.fixture(scope="module")
+def pool(pools):
+    return pools[0]
+
+
+def demo_dir() -> Path:
+    return next(Path(os.environ["ADGEN_CACHE_DIR"]).glob("demo-model-v*"))
 
 
 def wait_for(condition, what: str, timeout: float = 90) -> None:
@@ -97,22 +168,78 @@ def test_results_are_byte_identical_to_in_process(pool, demo_source):
     assert remote_result.model == local.model and remote_result.demo and remote_result.prompt == local.prompt
 
 
-def test_a_photo_ad_in_bf16_on_a_worker_is_byte_identical_and_stays_bf16(pool, ray_env, demo_source):
+def test_a_photo_ad_in_bf16_on_a_worker_is_byte_identical_and_stays_bf16(pools, demo_source):
     """bf16 (the real dtype) through a photo ad, the path that once turned a shared pipeline float32."""
     from test_ad import photo_png
 
-    bf16 = Workers(1, config=WorkerConfig(model=str(demo_source.path), device="cpu", dtype="bfloat16"))
+    bf16 = pools[1]
+    spec = AdSpec(small(PRODUCT, seed=5, steps=2, image=photo_png()), subcopy="500ml")
+    twice = [AdMaker(bf16).make(spec, use_cache=False), AdMaker(bf16).make(small_spec(seed=6))]
+    with threads(bf16.numerics()["threads"]):
+        engine = in_process(bf16, demo_source, "bfloat16")
+        local = [AdMaker(engine).make(spec, use_cache=False), AdMaker(engine).make(small_spec(seed=6))]
+    assert [r.images[0].files for r in twice] == [r.images[0].files for r in local]
+    assert bf16.numerics()["dtype"] == "bfloat16"
+    assert ray.get(bf16._workers[0].handle.describe.remote())["dtype"] == "bfloat16"  # after the photo ad too
+
+
+def test_a_replaced_lora_file_changes_the_key_and_the_image_through_the_workers(pool):
+    """As in-process: the front end asks the workers for the style's LoRA fingerprint for every request, so a file
+    replaced between two requests is a new key and a new image, never the cached image of the old file."""
+    from safetensors.torch import load_file, save_file
+
+    request = small(PRODUCT, seed=321, steps=2, preset="anime")
+    first = pool.generate(request).images[0]
+    lora = demo_dir() / "loras" / "anime.safetensors"
+    original = lora.read_bytes()
     try:
-        spec = AdSpec(small(PRODUCT, seed=5, steps=2, image=photo_png()), subcopy="500ml")
-        twice = [AdMaker(bf16).make(spec, use_cache=False), AdMaker(bf16).make(small_spec(seed=6))]
-        with threads(bf16.numerics()["threads"]):
-            engine = in_process(bf16, demo_source, "bfloat16")
-            local = [AdMaker(engine).make(spec, use_cache=False), AdMaker(engine).make(small_spec(seed=6))]
-        assert [r.images[0].files for r in twice] == [r.images[0].files for r in local]
-        assert bf16.numerics()["dtype"] == "bfloat16"
-        assert ray.get(bf16._workers[0].handle.describe.remote())["dtype"] == "bfloat16"  # after the photo ad too
+        save_file({k: v * 2 for k, v in load_file(lora).items()}, lora, metadata={"format": "pt"})
+        second = pool.generate(request).images[0]
     finally:
-        bf16.close()
+        lora.write_bytes(original)
+    assert not second.cached and second.key != first.key and second.png != first.png
+
+
+TOKEN_CHECK = """
+import os, sys
+from ray._raylet import AuthenticationTokenLoader
+from adgen.cli_text import line
+from adgen.cluster import join
+from adgen.errors import WorkerError
+for token, address in ((None, sys.argv[1]), ("0" * 32, sys.argv[1]), ("0" * 32, "127.0.0.1:1")):
+    if token:  # no token on this machine, then one that is not the head's; then an address nothing answers at
+        os.environ["RAY_AUTH_TOKEN"] = token
+        AuthenticationTokenLoader.instance().reset_cache()
+    try:
+        join(address)
+    except WorkerError as exc:
+        print(line("error", str(exc)), file=sys.stderr)
+"""
+
+
+def test_a_head_refusing_the_token_is_one_line_that_names_the_token(head, tmp_path):
+    """A machine without the head's token (none, then a wrong one) asking to join, as `Workers` does before it starts
+    any worker (the Ray import alone: the CLI's would add seconds): one line each, at once, saying where the token is
+    read from and what to set; in Korean too. An address nothing answers at is one line at once too (Ray waits 40 s)."""
+    home = tmp_path / "home"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}  # this process joined in token mode
+    env.update(HOME=str(home), ADGEN_LANG="en")
+    done = subprocess.run([sys.executable, "-c", TOKEN_CHECK, head], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=60)
+    token = home / ".ray" / "auth_token"
+    how = f"(`ray get-auth-token` on the head prints it) in {token} or RAY_AUTH_TOKEN"
+    lines = [f"ray address: the Ray cluster at {head} needs an authentication token and this machine has none: put "
+             f"the head's token {how}",
+             f"ray address: the Ray cluster at {head} refused the authentication token from RAY_AUTH_TOKEN: use the "
+             f"head's token {how}"]
+    assert done.stderr.splitlines()[:2] == [f"error: {line}" for line in lines] and done.returncode == 0, done.stderr
+    assert done.stderr.splitlines()[2:] == ["error: ray address: cannot join the Ray cluster at 127.0.0.1:1: nothing "
+                                            "answers at 127.0.0.1:1 ([Errno 111] Connection refused) (start one with "
+                                            "`ray start --head`, or leave --ray-address out for a local one)"]
+    how_ko = f"(헤드에서 `ray get-auth-token`을 실행하면 나옵니다)을 {token}에 넣거나 RAY_AUTH_TOKEN으로 설정하세요"
+    assert [localize_error(WorkerError(line), "ko") for line in lines] == [
+        f"Ray 주소: {head}의 Ray 클러스터에는 인증 토큰이 필요한데 이 컴퓨터에는 없습니다: 헤드의 토큰{how_ko}",
+        f"Ray 주소: {head}의 Ray 클러스터가 RAY_AUTH_TOKEN의 인증 토큰을 거부했습니다: 헤드의 토큰{how_ko}"]
 
 
 def small_spec(**changes) -> AdSpec:
@@ -166,20 +293,20 @@ def test_stop_ends_a_remote_job_within_a_step(pool):
 
 def test_one_sessions_stop_never_ends_another_sessions_remote_job(pool):
     """Two sessions on the page at once: A's Stop (Stop, by session) ends A's remote job and not B's."""
-    done = {}
+    done, stepped = {}, {"tab-a": threading.Event(), "tab-b": threading.Event()}
 
     def run(session: str, seed: int) -> None:
         with pool.jobs.open(session) as job:
             try:
                 done[session] = pool.generate(small(PRODUCT, seed=seed, steps=30, width=768, height=768),
-                                              use_cache=False, job=job)
+                                              use_cache=False, job=job, progress=lambda *_: stepped[session].set())
             except GenerationStopped as exc:
                 done[session] = exc
 
     runners = [threading.Thread(target=run, args=a) for a in (("tab-a", 501), ("tab-b", 502))]
     for runner in runners:
         runner.start()
-    wait_for(lambda: all(w.busy for w in pool._workers), "both jobs on a worker")
+    assert all(event.wait(60) for event in stepped.values()), done  # both jobs running on their workers
     assert pool.stop("tab-a") == 1
     for runner in runners:
         runner.join()
@@ -201,20 +328,20 @@ def test_the_writer_runs_on_a_worker_and_its_answer_is_cached_here(pool, demo_so
 
 
 def test_a_killed_worker_gives_a_clear_error_and_the_next_request_works(pool):
-    failed = {}
+    failed, stepped = {}, threading.Event()
 
     def run() -> None:
         try:
-            pool.generate(small(PRODUCT, seed=601, steps=50, width=1024, height=1024), use_cache=False)
+            pool.generate(small(PRODUCT, seed=601, steps=50, width=1024, height=1024), use_cache=False,
+                          progress=lambda done, total: stepped.set())
         except Exception as exc:  # noqa: BLE001 - the test reads it
             failed["error"] = exc
 
     runner = threading.Thread(target=run)
     runner.start()
-    wait_for(lambda: any(w.busy for w in pool._workers) or failed, "the job on a worker")
+    assert stepped.wait(60), failed  # mid-job: the worker has reported a step of it
     victim = next(w for w in pool._workers if w.busy)
     pid = victim.seen["pid"]
-    time.sleep(0.2)  # mid-job
     ray.kill(victim.handle, no_restart=False)  # as if its process died: Ray restarts it
     runner.join(60)
     error = failed["error"]
@@ -265,7 +392,7 @@ def test_workers_without_ray_installed_say_how_to_get_it(monkeypatch):
         make_engine(args)
 
 
-def test_a_worker_that_cannot_load_the_model_is_shown_and_refuses_jobs(ray_env, tmp_path, capsys):
+def test_a_worker_that_cannot_load_the_model_is_shown_and_refuses_jobs(pool, tmp_path, capsys):
     """The worker's own report (its real class, here in-process) in the panel, and a real one refusing the job."""
     from adgen.__main__ import main
     from adgen.monitor import worker_lines
@@ -288,10 +415,10 @@ def test_a_worker_that_cannot_load_the_model_is_shown_and_refuses_jobs(ray_env, 
     assert not (tmp_path / "out").exists()
 
 
-def test_a_worker_ray_cannot_place_is_shown_and_a_stop_ends_the_wait_for_it(pool, ray_env):
+def test_a_worker_ray_cannot_place_is_shown_and_a_stop_ends_the_wait_for_it(pool):
     """A worker asking for a GPU on a cluster without one waits to be placed: the panel says so, and Stop ends
     a job waiting for its model, or sent to it, instead of leaving the tab waiting forever."""
-    unplaced = Workers(1, config=WorkerConfig(model=str(next(ray_env.glob("demo-model-v*"))), device="cuda"))
+    unplaced = Workers(1, config=WorkerConfig(model=str(demo_dir()), device="cuda"))
     try:
         assert unplaced.resources == {"num_gpus": 1, "num_cpus": 1}
         assert status_line(EngineSlot(unplaced), "ko")[1].count(
@@ -308,15 +435,11 @@ def test_a_worker_ray_cannot_place_is_shown_and_a_stop_ends_the_wait_for_it(pool
         unplaced.close()
 
 
-def test_a_cluster_without_gpus_is_said_not_silently_run_on_cpus(pool, ray_env):
-    """Joined before its GPU nodes did (the local Ray here has none): the status line says so."""
-    joined = Workers(1, address="auto", config=WorkerConfig(model="demo"))
-    try:
-        assert joined.resources["num_gpus"] == 0
-        line = status_line(EngineSlot(joined), "en")[0]
-        assert "the Ray cluster at auto has no GPU: the 1 workers run on CPUs" in line
-    finally:
-        joined.close()
+def test_a_cluster_without_gpus_is_said_not_silently_run_on_cpus(pool, head):
+    """The module's pool joined the head (which has no GPU) by address: the status line says so."""
+    assert pool.resources["num_gpus"] == 0
+    line = status_line(EngineSlot(pool), "en")[0]
+    assert f"the Ray cluster at {head} has no GPU: the 2 workers run on CPUs" in line
 
 
 @pytest.mark.parametrize(("value", "why"), [("0", "must be from 1 to 64 (got 0)"),
@@ -388,7 +511,8 @@ def test_the_panel_lists_both_workers_in_korean_and_english(pool):
     slot = EngineSlot(pool)
     line, details = status_line(slot, "ko")
     assert "Ray 워커 2/2개 준비됨" in line and "**Ray 워커 2개** (각각 엔진 하나)" in details
-    assert "2 workers" not in details
+    assert "2 workers" not in details and "workers run on CPUs" not in line
+    assert "Ray 클러스터에 GPU가 없습니다: 워커 2개가 CPU에서 실행됩니다" in line  # the module's cluster has none
     for n in (1, 2):
         assert f"워커 {n}: **준비됨** · cpu · float32 · RAM " in details and "· 호스트 " in details
     english = status_line(slot, "en")[1]
