@@ -381,11 +381,12 @@ class Handlers:
         """A new product photo: the mask editor shows it faintly under the automatic mask, or says to paint one.
 
         On the demo model (its backgrounds are noise) a packshot background is preselected, and said why,
-        unless the user chose a background themselves. Returns (editor value, note, background).
+        unless the user chose a background themselves. Returns (editor value, note, background); what a removed
+        photo puts back is `background_after_photo`'s to say (it knows the background before).
         """
         lang = lang_of_request(request)
-        if not photo:  # a packshot needs a photo: one AdGen preselected goes back to the default with it
-            return None, "", gr.skip() if chosen else "inpaint"
+        if not photo:
+            return None, "", gr.skip()
         notes, background = [], gr.skip()
         if not chosen and self.demo_model():
             notes, background = [text("demo_packshot", lang)], "packshot"

@@ -468,7 +468,7 @@ def _campaign_inputs(args: argparse.Namespace) -> _CampaignInputs:
 
 def _campaign_of(args: argparse.Namespace, flags: _CampaignInputs, row: dict | None = None, base: Path | None = None):
     """(spec, warnings) of one campaign: the flags, with a CSV `row`'s product columns; every channel's needs met."""
-    from .campaign import check_channels
+    from .campaign import check_campaign
     from .images import read_image_file
     from .request import AdRequest, Product
 
@@ -486,7 +486,7 @@ def _campaign_of(args: argparse.Namespace, flags: _CampaignInputs, row: dict | N
     request = AdRequest(product=product, preset=args.preset, seed=args.seed, image=image, same_scene=args.same_scene)
     layout = argparse.Namespace(**{**vars(args), "subcopy": values.get("subcopy") or args.subcopy})
     spec, warnings = _ad_spec(layout, request, mask, campaign=True, layout=flags.layout)
-    check_channels(spec, flags.channels)
+    check_campaign(spec, flags.channels, flags.variants)  # the campaign's one check: run_campaign trusts it
     return spec, warnings
 
 
@@ -510,7 +510,7 @@ def cmd_campaign(args: argparse.Namespace) -> tuple[dict, int]:
     import time
 
     from .ad import AdMaker
-    from .campaign import make_campaign, write_campaign
+    from .campaign import run_campaign, write_campaign
 
     start = time.perf_counter()
     flags = _campaign_inputs(args)  # 1. every input checked before any work
@@ -528,10 +528,12 @@ def cmd_campaign(args: argparse.Namespace) -> tuple[dict, int]:
             request, writer, more = _written(engine, args, spec.request, variants, spec)
             warnings += more
             spec = dataclasses.replace(spec, request=request)
-        result = make_campaign(AdMaker(engine), spec, channels, variants, bars, use_cache=not args.no_cache)
+        result = run_campaign(AdMaker(engine), spec, channels, variants, bars, use_cache=not args.no_cache)
     report = {**write_campaign(result, spec, channels, out, args.zip), **writer}
     # a file that fails its platform's rules: said, and exit 1 (never shipped silently)
     failed = rule_warnings(report["checks"], report.pop("notes"))
+    for note in result.notes:  # once: why a marketplace's files have no copy (their platform's rules)
+        print(line("note", note), file=sys.stderr)
     for warning in [*warnings, *result.warnings, *failed]:
         print(line("warning", warning), file=sys.stderr)
     return {**report, "seconds": round(time.perf_counter() - start, 3)}, 1 if failed else 0
@@ -561,7 +563,7 @@ def cmd_batch(args: argparse.Namespace) -> tuple[dict, int]:
     from tqdm import tqdm
 
     from .ad import AdMaker
-    from .campaign import make_campaign, slug, write_campaign
+    from .campaign import run_campaign, slug, write_campaign
     from .settings import worker_flags
 
     start = time.perf_counter()
@@ -571,6 +573,7 @@ def cmd_batch(args: argparse.Namespace) -> tuple[dict, int]:
     out = Path(args.out)
     _check_out(out)
     made: dict = {}  # the engine and its AdMaker, made at the first row whose inputs are good
+    notes: dict = {}  # the rows' notes, each said once for the whole batch
     lock = threading.Lock()
 
     def maker_() -> AdMaker:
@@ -585,10 +588,12 @@ def cmd_batch(args: argparse.Namespace) -> tuple[dict, int]:
             if "_extra" in values:
                 raise InputError("row", f"has more cells than the header has columns ({len(values) - 1})")
             spec, _ = _campaign_of(args, flags, values, path.parent)
-            result = make_campaign(maker_(), spec, flags.channels, flags.variants, use_cache=not args.no_cache)
+            result = run_campaign(maker_(), spec, flags.channels, flags.variants, use_cache=not args.no_cache)
             folder = out / f"row{number:03d}-{slug(spec.request.product.name)}"
             report = write_campaign(result, spec, flags.channels, folder, args.zip)
             report["warnings"] = rule_warnings(report["checks"], report.pop("notes"))  # files failing their rules
+            with lock:
+                notes.update(dict.fromkeys(result.notes))
             for warning in report["warnings"]:
                 tqdm.write(line("warning", f"row {number}: {warning}"), file=sys.stderr)
             return {"row": number, "name": spec.request.product.name, **report}, None
@@ -618,6 +623,8 @@ def cmd_batch(args: argparse.Namespace) -> tuple[dict, int]:
                 made["maker"].engine.jobs.stop_all()
             raise
         outcomes = [future.result() for future in futures]  # in row order
+    for note in notes:
+        print(line("note", note), file=sys.stderr)
     done = [report for report, _ in outcomes if report is not None]
     failed = [error for _, error in outcomes if error is not None]
     if failed:

@@ -278,9 +278,12 @@ def too_small(photo: tuple[int, int], product: tuple[int, int], box: tuple, size
     if factor <= MAX_ENLARGE:
         return ()
     need = [math.ceil(side * factor / MAX_ENLARGE) for side in photo]
-    target = f"{channel.id} {size[0]}x{size[1]}" if channel is not None else f"{size[0]}x{size[1]}"
-    return (f"the product photo is {photo[0]}x{photo[1]} px and is enlarged {factor:.1f}x in {target}: at least "
-            f"{need[0]}x{need[1]} px keeps it sharp",)
+    said = f"the product photo is {photo[0]}x{photo[1]} px and is enlarged {factor:.1f}x"
+    keeps = f"at least {need[0]}x{need[1]} px keeps it sharp"
+    if channel is None:
+        return (f"{said} in {size[0]}x{size[1]}: {keeps}",)
+    # the channel by its label (i18n puts the Korean one in a Korean message), never its file name
+    return (f"{said} at {size[0]}x{size[1]} for {channel.label}: {keeps}",)
 
 
 @dataclass(frozen=True)

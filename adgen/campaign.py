@@ -51,10 +51,24 @@ def make_campaign(maker: AdMaker, spec: AdSpec, channels: list[Channel], variant
     One `Result`: its pictures in variant-then-channel order, each naming its channel and variant.
     `job` owns Stop across the whole campaign.
     """
+    return run_campaign(maker, spec, channels, check_campaign(spec, channels, variants), progress, use_cache, job,
+                        area)
+
+
+def check_campaign(spec: AdSpec, channels: list[Channel], variants: object) -> int:
+    """A campaign's inputs, before any work: at least one channel, the variants, every channel's needs met;
+    returns the variants."""
     if not channels:
         raise InputError("channels", "choose at least one channel")
     variants = check_variants(variants)
     check_channels(spec, channels)
+    return variants
+
+
+def run_campaign(maker: AdMaker, spec: AdSpec, channels: list[Channel], variants: int,
+                 progress: Progress | None = None, use_cache: bool = True, job: Job | None = None,
+                 area: int | None = None) -> Result:
+    """`make_campaign` on inputs `check_campaign` passed (the CLI checks them before it starts the model)."""
     start = time.perf_counter()
     base = spec.request.resolved()  # one seed for the whole campaign
     runs = [(v, channel) for v in range(variants) for channel in channels]
@@ -116,7 +130,17 @@ def make_campaign(maker: AdMaker, spec: AdSpec, channels: list[Channel], variant
             raise GenerationStopped(done, len(runs) * per, errors[0].reason, files=(len(made), len(runs)))
     pictures = [made[n][1] for n in range(len(runs))]
     return Result(tuple(pictures), made[0][0], maker.engine.source.label, maker.engine.source.is_demo,
-                  time.perf_counter() - start)
+                  time.perf_counter() - start, notes=no_copy_note(spec, channels))
+
+
+def no_copy_note(spec: AdSpec, channels: list[Channel]) -> tuple[str, ...]:
+    """The line, said once, on why the files of channels whose platform allows no text on a main image (Coupang,
+    Naver) carry the ad's copy and logo nowhere; none when the ad has neither, or no such channel is in it."""
+    bare = [c.label for c in channels if not c.copy]
+    drawn = spec.request.product.copy or spec.subcopy or (spec.brand is not None and spec.brand.logo is not None)
+    if not bare or not drawn:
+        return ()
+    return (f"no copy or logo on {', '.join(bare)}: the platform's rules allow no text or logo on a main image",)
 
 
 def check_channels(spec: AdSpec, channels: list[Channel]) -> None:
@@ -177,6 +201,7 @@ def manifest_of(result: Result, spec: AdSpec, channels: list[Channel], files: li
             "checks": [c.to_json() for c in d.checks], "note": d.note, "params": read_chunk(p.png),
         } for p, d in zip(result.images, files, strict=True)],
         "warnings": list(result.warnings),
+        "notes": list(result.notes),
     }
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from PIL import Image
 
 from .metadata import jpeg_bytes, read_chunk
-from .rules import Check, Rules, check_image
+from .rules import Check, Rules, check_decoded, check_image
 
 BYTE_MARGIN = 0.05  # a JPEG is made to fit 95% of a byte limit: room for a platform that counts a little differently
 JPEG_QUALITY = (40, 95)  # the search's range: below 40 a product photo shows blocks; above 95 only bytes grow
@@ -36,12 +36,18 @@ class Delivered:
 
 
 def deliver(png: bytes, rules: Rules, size: tuple[int, int]) -> Delivered:
-    """`png` (an ad AdGen made for a channel of `size`) in the format `rules` allow, fitted to the byte limit."""
-    data, fmt, quality, note = _encode(png, rules)
-    return Delivered(data, fmt, quality, tuple(check_image(data, rules, size)), note)
+    """`png` (an ad AdGen made for a channel of `size`) in the format `rules` allow, fitted to the byte limit.
+
+    The PNG is decoded once, here: the JPEG is encoded from those pixels, and a PNG that ships is checked on them
+    (a JPEG that ships is checked on its own pixels, as the platform will see them)."""
+    with Image.open(io.BytesIO(png)) as opened:
+        opened.load()
+        data, fmt, quality, note = _encode(png, opened, rules)
+        checks = check_decoded(opened, len(png), rules, size) if data is png else check_image(data, rules, size)
+    return Delivered(data, fmt, quality, tuple(checks), note)
 
 
-def _encode(png: bytes, rules: Rules) -> tuple[bytes, str, int | None, str | None]:
+def _encode(png: bytes, decoded: Image.Image, rules: Rules) -> tuple[bytes, str, int | None, str | None]:
     limit = rules.max_bytes
     budget = int(limit * (1 - BYTE_MARGIN)) if limit else None
     if "png" in rules.formats and (budget is None or len(png) <= budget):
@@ -49,8 +55,7 @@ def _encode(png: bytes, rules: Rules) -> tuple[bytes, str, int | None, str | Non
     if "jpeg" not in rules.formats:
         return png, "png", None, f"a PNG of {len(png):,} bytes is over the limit of {limit:,} and JPEG is not allowed"
     params = read_chunk(png)
-    with Image.open(io.BytesIO(png)) as opened:
-        image = opened.convert("RGB")
+    image = decoded.convert("RGB")
     if budget is None:
         return jpeg_bytes(image, params, JPEG_QUALITY[1]), "jpeg", JPEG_QUALITY[1], None
     # the highest quality that fits: a binary search (JPEG size grows with quality), never more than ~6 encodes

@@ -17,7 +17,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -27,7 +27,7 @@ from .errors import InputError, ModelError, OutOfMemory, first_line
 from .images import decode_image, fit_to
 from .jobs import Job, Jobs
 from .loras import Adapters
-from .memory import CPU_REASON, MODES, MemoryPlanner, VramProbe, cuda_probe, flush_memory, footprint
+from .memory import CPU_REASON, MODES, MemoryPlanner, VramProbe, cuda_probe, flush_memory
 from .metadata import params_of, png_bytes, restamp
 from .models import (
     Download,
@@ -150,6 +150,7 @@ class Result:
     demo: bool
     seconds: float
     written: tuple = ()  # what the writer wrote for it ("Different scenes"): `writer.Written`s, usable or not
+    notes: tuple[str, ...] = ()  # said once for the whole result, not a problem: why some files carry no copy
 
     @property
     def prompt(self) -> str:
@@ -269,8 +270,7 @@ class Engine:
         self.jobs = Jobs()
         self._pipe = self._img2img = self._inpaint = None
         self._fingerprint: str | None = None
-        self._footprint = None
-        self._eight_bit: float | None = None  # an 8-bit transformer's bytes over its unquantized bytes
+        self._footprints: tuple | None = None  # (unquantized, 8-bit transformer) footprints
         self._embeds: OrderedDict[str, list[torch.Tensor]] = OrderedDict()
         self._load_lock = threading.RLock()
         self._source_lock = threading.RLock()  # path and fingerprint: cache hits never wait for a load
@@ -325,7 +325,7 @@ class Engine:
 
     def _set_source(self, source: ModelSource) -> None:
         self.source = self.adapters.source = source
-        self._fingerprint = self._footprint = self._eight_bit = self.quantizer.scheme = None
+        self._fingerprint = self._footprints = self.quantizer.scheme = None
 
     def load(self):
         """The pipeline, loaded on first use (one load per process, whatever the threads)."""
@@ -379,20 +379,11 @@ class Engine:
     def _footprint_at(self, quantized: bool):
         with self._source_lock:
             path = self._local_path()
-            if self._footprint is None:
-                if path is None:
-                    from .synthetic import footprint_full_size
+            if self._footprints is None:
+                from .quantize import model_footprints
 
-                    self._footprint = footprint_full_size(self.dtype)
-                else:
-                    self._footprint = footprint(path, self.dtype)
-            if not quantized:
-                return self._footprint
-            if self._eight_bit is None:
-                from .quantize import eight_bit_share
-
-                self._eight_bit = eight_bit_share(path, self.dtype)
-            return replace(self._footprint, transformer=int(self._footprint.transformer * self._eight_bit))
+                self._footprints = model_footprints(path, self.dtype)
+            return self._footprints[quantized]
 
     def quantization(self) -> str:
         """The scheme the transformer runs in: none, float8-dynamic, float8-weight or int8-weight (`auto`: from the
@@ -480,7 +471,7 @@ class Engine:
 
         `wait=False` (the panel): None instead of waiting for a download or a first header read.
         """
-        if not wait and self._footprint is None:
+        if not wait and self._footprints is None:
             if not self._source_lock.acquire(blocking=False):
                 return None
             try:

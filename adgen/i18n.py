@@ -170,7 +170,7 @@ def _patterns() -> list[tuple[str, re.Pattern]]:
     specific wins)."""
     patterns = []
     for key, template in _locales()["en"].items():
-        if not key.startswith(("error_", "warning_", "check_")):  # messages the CLI and the page translate
+        if not key.startswith(("error_", "warning_", "check_", "note_")):  # messages the CLI and the page translate
             continue
         regex, seen, literal_chars = "", set(), 0
         for literal, name, _, _ in string.Formatter().parse(template):
@@ -188,8 +188,23 @@ def translate_message(message: str, lang: str) -> str | None:
     for key, regex in _patterns():
         match = regex.fullmatch(message)
         if match:
-            return text(key, lang, **match.groupdict())
+            return text(key, lang, **_named(match.groupdict(), lang))
     return None
+
+
+def _named(values: dict[str, str], lang: str) -> dict[str, str]:
+    """A message's values in `lang` where they are labels: `channel` (or `channels`, comma-separated) holds channels'
+    English labels, each given its label in `lang` (a label no channel file has stays as written)."""
+    names = [n for n in ("channel", "channels") if n in values]
+    if not names or lang_code(lang) == "en":
+        return values
+    from .channels import load_channels
+
+    try:
+        labels = {c.label: label(c, lang) for c in load_channels().values()}
+    except AdgenError:  # a broken channel file is said where channels are chosen; here the English label stays
+        labels = {}
+    return {**values, **{n: ", ".join(labels.get(v, v) for v in values[n].split(", ")) for n in names}}
 
 
 def localize_error(exc: BaseException, lang: str) -> str:

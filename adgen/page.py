@@ -188,10 +188,11 @@ def brand_choices() -> list[tuple[str, str]]:
 
 
 def warnings_note(result, lang: str) -> str:
-    """A result's warnings (English as made) in `lang`, one "⚠" line each; empty without any."""
+    """A result's notes ("ℹ") and warnings ("⚠"), English as made, in `lang`, a line each; empty without any."""
     from .i18n import translate_message
 
-    return "  \n".join("⚠ " + (translate_message(w, lang) or w) for w in result.warnings)
+    said = [("ℹ ", n) for n in getattr(result, "notes", ())] + [("⚠ ", w) for w in result.warnings]
+    return "  \n".join(mark + (translate_message(m, lang) or m) for mark, m in said)
 
 
 def notes_line(*notes: str) -> str:

@@ -19,6 +19,7 @@ import dataclasses
 import logging
 import os
 from collections.abc import Iterable
+from pathlib import Path
 
 import torch
 
@@ -164,19 +165,18 @@ def transformer_bytes(named_shapes: Iterable[tuple[str, tuple[int, ...]]], eleme
     return total
 
 
-def eight_bit_share(path, dtype: torch.dtype) -> float:
-    """An 8-bit transformer's bytes over its bytes in `dtype`, from the tensors' names and shapes (`path`: the
-    model folder; None: the full-size synthetic ZIT)."""
+def model_footprints(path: Path | None, dtype: torch.dtype) -> tuple[Footprint, Footprint]:
+    """(unquantized, 8-bit transformer) footprints of the model folder `path` at `dtype` (None: the full-size
+    synthetic ZIT), from file headers or ZIT's shapes: the one figure the engine and `adgen memory` both report."""
     if path is None:
-        from .synthetic import transformer_shapes
+        from .synthetic import footprint_full_size, transformer_shapes
 
-        shapes = transformer_shapes()
+        base, shapes = footprint_full_size(dtype), transformer_shapes()
     else:
-        from .memory import tensor_shapes
+        from .memory import footprint, tensor_shapes
 
-        shapes = list(tensor_shapes(path / "transformer"))
-    size = torch.empty((), dtype=dtype).element_size()
-    return transformer_bytes(shapes, size, "8-bit") / transformer_bytes(shapes, size, "none")
+        base, shapes = footprint(path, dtype), list(tensor_shapes(path / "transformer"))
+    return base, quantized_footprint(base, shapes, torch.empty((), dtype=dtype).element_size(), "8-bit")
 
 
 def quantized_footprint(fp: Footprint, named_shapes: Iterable[tuple[str, tuple[int, ...]]], element: int,

@@ -87,10 +87,17 @@ def check_image(data: bytes, rules: Rules, size: tuple[int, int], drawn: dict | 
     """Measure the file `data` against `rules` for a channel of `size`; `drawn` ({"copy": bool, "logo": bool})
     is what AdGen's layout put on it (read from its parameters when not given; unknown on a seller's photo)."""
     with Image.open(io.BytesIO(data)) as image:
-        fmt = (image.format or "?").lower()
         image.load()
-        rgb = np.asarray(image.convert("RGB"), dtype=np.int16)
-        info = dict(image.info)
+        return check_decoded(image, len(data), rules, size, drawn)
+
+
+def check_decoded(image: Image.Image, nbytes: int, rules: Rules, size: tuple[int, int],
+                  drawn: dict | None = None) -> list[Check]:
+    """`check_image` on a file already decoded (`image`, opened from its `nbytes` bytes): a caller holding the
+    pixels never decodes the file twice."""
+    fmt = (image.format or "?").lower()
+    rgb = np.asarray(image.convert("RGB"), dtype=np.int16)
+    info = dict(image.info)
     height, width = rgb.shape[:2]
     if drawn is None:
         drawn = _drawn_of(info)
@@ -98,8 +105,8 @@ def check_image(data: bytes, rules: Rules, size: tuple[int, int], drawn: dict | 
               Check("format", "JPEG" if fmt == "jpeg" else fmt.upper(), ", ".join(f.upper() for f in rules.formats),
                     fmt in rules.formats)]
     if rules.max_bytes is not None:
-        checks.append(Check("bytes", _bytes(len(data)), f"at most {_bytes(rules.max_bytes)}",
-                            len(data) <= rules.max_bytes))
+        checks.append(Check("bytes", _bytes(nbytes), f"at most {_bytes(rules.max_bytes)}",
+                            nbytes <= rules.max_bytes))
     border = _border(rgb)
     if rules.background == "white":
         share = float((np.abs(border - 255).max(axis=1) <= WHITE_TOLERANCE).mean())

@@ -6,8 +6,8 @@ from __future__ import annotations
 import torch
 
 from .errors import InputError, ModelError
-from .memory import GB, HEADROOM, MODES, choose_mode, footprint, forecast, tensor_shapes
-from .quantize import check, prefer_fp8, quantized_footprint
+from .memory import GB, HEADROOM, MODES, choose_mode, forecast
+from .quantize import check, model_footprints, prefer_fp8
 
 FULL_SIZE_NOTE = "full-size ZIT's figures"
 
@@ -30,20 +30,14 @@ def footprints(model: str | None, dtype: torch.dtype):
     from .models import ZIT_REPO, resolve_model
 
     source = resolve_model(model, download=False)
-    size = torch.empty((), dtype=dtype).element_size()
     if source.path is not None and not source.synthetic and source.label != ZIT_REPO:
-        base = footprint(source.path, dtype)
-        shapes = list(tensor_shapes(source.path / "transformer"))
-        label = source.label
+        path, label = source.path, source.label
     elif source.synthetic or ZIT_REPO in (source.label, source.repo_id):
-        from .synthetic import footprint_full_size, transformer_shapes
-
-        base, shapes = footprint_full_size(dtype), transformer_shapes()
-        label = f"{ZIT_REPO} ({FULL_SIZE_NOTE})"
+        path, label = None, f"{ZIT_REPO} ({FULL_SIZE_NOTE})"
     else:
         raise ModelError(f"model: {source.spec} is not on this machine; its sizes are read from its files "
                          "(download it first, or ask for synthetic: ZIT's own figures)")
-    return label, base, quantized_footprint(base, shapes, size, "8-bit")
+    return (label, *model_footprints(path, dtype))
 
 
 def report(model: str | None = None, width: int = 1024, height: int = 1024, quantize: str | None = None,

@@ -285,3 +285,63 @@ def test_packshot_variants_differ_by_layout_and_backdrop(maker, product):
     assert len({p.png for p in result.images}) == 3
     assert len({pixels(p.png).tobytes() for p in result.images}) == 3  # the pixels, not only the parameters
     assert [read_params(p.png)["ad"]["packshot"] for p in result.images] == ["gradient", "white", "color"]
+
+
+SHOP = {"label": "Test shop main image", "label_ko": "시험 쇼핑 대표 이미지", "width": 256, "height": 256,
+        "source": "a test", "rules": {"background": "white", "copy": False, "logo": False}}
+BANNER = {"label": "Test banner", "label_ko": "시험 배너", "width": 320, "height": 64, "source": "a test"}
+
+
+@pytest.fixture
+def small_channels(tmp_path, monkeypatch):
+    """$ADGEN_CHANNELS_DIR with two small channels: a shop's main image (no copy, no logo) and a banner."""
+    folder = tmp_path / "channels"
+    folder.mkdir()
+    for name, fields in (("shop_main", SHOP), ("test_banner", BANNER)):
+        (folder / f"{name}.json").write_text(json.dumps(fields, ensure_ascii=False))
+    monkeypatch.setenv("ADGEN_CHANNELS_DIR", str(folder))
+    return folder
+
+
+NO_COPY = "no copy or logo on Test shop main image: the platform's rules allow no text or logo on a main image"
+
+
+def test_a_cli_campaign_checks_its_channels_once_and_says_once_why_the_shop_file_has_no_copy(
+        small_channels, tmp_path, monkeypatch, capsys):
+    from adgen import campaign
+    from adgen.__main__ import main
+    from adgen.cli_text import line
+
+    calls, real = [], campaign.check_channels
+    monkeypatch.setattr(campaign, "check_channels", lambda *args: calls.append(args) or real(*args))
+    (tmp_path / "product.png").write_bytes(red_product())
+    code = main(["campaign", "--product", "Citrus water", "--copy", "Fresh", "--image", str(tmp_path / "product.png"),
+                 "--channels", "shop_main,test_banner", "--variants", "2", "--background", "packshot",
+                 "--model", "demo", "--out", str(tmp_path / "out"), "--quiet"])
+    said = capsys.readouterr()
+    assert code == 0, said.err
+    assert len(calls) == 1  # before any work, and not again when the files are made
+    # the shop's files have no copy: said once (not per file or variant), in the manifest and on stderr
+    assert said.err.count("note: ") == 1 and f"note: {NO_COPY}\n" in said.err
+    assert json.loads((tmp_path / "out" / "manifest.json").read_text())["notes"] == [NO_COPY]
+    assert line("note", NO_COPY, "ko") == ("참고: 시험 쇼핑 대표 이미지에는 문구와 로고를 넣지 않았습니다. "
+                                           "플랫폼 규칙상 대표 이미지에는 글자나 로고를 넣을 수 없습니다")
+
+
+def test_the_page_says_why_a_shop_file_has_no_copy_in_both_languages(small_channels, maker, product):
+    from adgen.campaign import no_copy_note
+    from adgen.page import warnings_note
+
+    channels = list(load_channels().values())
+    spec = ad_spec(product, background="packshot")
+    result = make_campaign(maker, spec, channels)
+    assert result.notes == (NO_COPY,)  # once, for two channels' files
+    en, ko = (warnings_note(result, lang).split("  \n") for lang in ("en", "ko"))
+    assert en[0] == "ℹ " + NO_COPY and ko[0].startswith("ℹ 시험 쇼핑 대표 이미지에는 문구와 로고를 넣지 않았습니다.")
+    # (and a small photo's warning names the channel by its label too, in each language)
+    assert " for Test shop main image: " in en[1] and "px라서 시험 쇼핑 대표 이미지(256x256)에서 " in ko[1]
+    # nothing to say without such a channel, or without copy or logo to leave out
+    assert no_copy_note(spec, [c for c in channels if c.copy]) == ()
+    bare = dataclasses.replace(spec, request=dataclasses.replace(
+        spec.request, product=dataclasses.replace(product, copy="")))
+    assert no_copy_note(bare, channels) == ()

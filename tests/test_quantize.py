@@ -189,6 +189,19 @@ def test_memory_command_for_the_demo_model(capsys):
     assert capsys.readouterr().err == "error: --gpu-gb: must be a number from 1 to 1024 (got 'lots')\n"
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "bfloat16"])
+def test_the_engine_and_the_memory_command_count_one_8_bit_footprint(dtype, demo_source):
+    """One function for both: the engine's forecast and `adgen memory` give the same bytes (they once differed by
+    a byte: the engine scaled by a ratio, the command summed the tensors)."""
+    from adgen.models import resolve_model
+    from adgen.sizing import footprints
+
+    for source, model in ((resolve_model("synthetic"), "synthetic"), (demo_source, str(demo_source.path))):
+        plain, eight = footprints(model, dtype)[1:]
+        for scheme, expected in (("none", plain), ("int8", eight)):
+            assert Engine(source, cache=None, device="cpu", dtype=dtype, quantize=scheme).footprint() == expected
+
+
 def test_set_quantize_reloads_in_the_new_scheme_and_compile_runs_on_it(demo_source, product):
     torch._dynamo.reset()  # as in a fresh process: other tests' engines compiled the same block code
     engine = Engine(demo_source, cache=None, device="cpu", quantize="none", compile=True, compile_backend="eager")

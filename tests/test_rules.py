@@ -119,6 +119,28 @@ def test_a_file_over_the_limit_becomes_a_jpeg_that_fits_and_keeps_its_parameters
     assert png_only.format == "png" and "JPEG is not allowed" in png_only.note
 
 
+def test_deliver_decodes_the_png_once_whatever_it_ships(monkeypatch):
+    """The PNG's pixels are decoded once per file: for the JPEG search and for the checks alike (a JPEG that ships
+    is decoded once more, to be checked as the platform will see it)."""
+    from PIL import ImageFile
+
+    decoded, load = [], ImageFile.ImageFile.load
+
+    def counted(image):
+        if image.tile:  # pixels still to decode
+            decoded.append(image.format)
+        return load(image)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", counted)
+    rng = np.random.default_rng(2)
+    png = adgen_png(rng.integers(0, 255, (128, 128, 3), dtype=np.uint8), {"adgen": 1, "seed": 1})
+    for rules, ships in ((Rules(formats=("png", "jpeg")), "png"), (Rules(formats=("png", "jpeg"), max_bytes=40_000),
+                                                                   "jpeg"), (Rules(formats=("jpeg",)), "jpeg")):
+        decoded.clear()
+        assert deliver(png, rules, (128, 128)).format == ships
+        assert decoded == (["PNG"] if ships == "png" else ["PNG", "JPEG"]), rules
+
+
 def test_read_params_reads_a_jpeg_adgen_wrote(tmp_path):
     from adgen.metadata import jpeg_bytes
 

@@ -13,6 +13,7 @@ from PIL import Image
 from adgen.ad import AdMaker, AdSpec
 from adgen.campaign import make_campaign, manifest_of
 from adgen.channels import get_channels, load_channels
+from adgen.cli_text import translate
 from adgen.compose import auto_mask, cutout
 from adgen.errors import InputError, ModelError
 from adgen.i18n import localize_error
@@ -189,10 +190,13 @@ def test_a_too_small_photo_is_named_in_the_ad_and_the_campaign_manifest(engine):
     manifest = json.loads(json.dumps(manifest_of(result, spec, channels)))
     big, small_one = manifest["files"]
     assert big["warnings"][0].startswith("the product photo is 64x80 px and is enlarged ")
-    assert " in display_300x600 300x600: at least " in big["warnings"][0]
+    # the channel by its label in the user's language, never its file name (display_300x600)
+    assert " at 300x600 for Display 300x600 (half page): at least " in big["warnings"][0]
     assert small_one["warnings"] == []  # a 50 px high banner needs no enlargement
     assert manifest["warnings"] == big["warnings"]
-    assert warnings_note(result, "ko").startswith("⚠ 제품 사진이 64x80 px라서 display_300x600 300x600에서 ")
+    assert warnings_note(result, "ko").startswith("⚠ 제품 사진이 64x80 px라서 디스플레이 300x600 (하프 페이지)(300x600)"
+                                                  "에서 ")
+    assert translate(big["warnings"][0], "ko").startswith("제품 사진이 64x80 px라서 디스플레이 300x600 (하프 페이지)")
 
 
 def test_the_cli_makes_an_ad_from_a_heic_photo_and_names_it_too_small(heif, tmp_path, capsys):

@@ -152,7 +152,8 @@ def test_one_sessions_stop_ends_only_its_own_writer_job(engine):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
-def test_every_memory_mode_writes_the_same_text_in_each_dtype(demo_source, dtype, monkeypatch):
+def test_every_memory_mode_writes_the_same_text_in_each_dtype(demo_source, dtype, monkeypatch, short_writer):
+    # short_writer: 16 tokens and 2 tries are as many forwards through each mode's hooks as the comparison needs
     probe = lambda: (80 * GB, 80 * GB)  # noqa: E731 - a big GPU's figures: the modes place hooks, on the CPU
     engine = Engine(demo_source, cache=None, device="cpu", vram_probe=probe, dtype=dtype, presets=load_presets())
     request = WriteRequest(PRODUCT, "prompt", seed=5)
