@@ -147,8 +147,8 @@ def check_channels(spec: AdSpec, channels: list[Channel]) -> None:
     """Every channel's needs, before any work: a pure white channel shows the product, so it needs the photo."""
     for channel in channels:
         if spec.request.image is None and channel.background == "white":
-            raise InputError("channels", f"{channel.id} has a pure white background around the product: it needs a "
-                                         f"product photo; add one or leave {channel.id} out")
+            raise InputError("channels", f"{channel.label} has a pure white background around the product: it needs "
+                                         f"a product photo; add one or leave {channel.label} out")  # Korean: its label
 
 
 def variant_spec(spec: AdSpec, v: int) -> AdSpec:

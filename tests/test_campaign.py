@@ -16,6 +16,7 @@ from adgen.brand import Brand, brand_of, brand_style, color_name, load_brand, pa
 from adgen.campaign import make_campaign, manifest_of, write_campaign
 from adgen.channels import Channel, load_channels
 from adgen.errors import InputError, PresetError
+from adgen.i18n import localize_error
 from adgen.layout import cover, plan, to_generation
 from adgen.metadata import read_params
 from adgen.request import AdRequest
@@ -272,9 +273,14 @@ def test_packshot_needs_a_photo(product):
 
 def test_a_white_channel_without_a_photo_is_refused_by_name_before_any_model_work(maker, product):
     spec = AdSpec(AdRequest(product=product, seed=7, steps=1), background="t2i")
-    with pytest.raises(InputError, match="channels: marketplace_white has a pure white background around the "
-                                         "product: it needs a product photo; add one or leave marketplace_white out"):
+    with pytest.raises(InputError) as refused:
         make_campaign(maker, spec, [CHANNELS["display_320x50"], CHANNELS["marketplace_white"]], area=DRAFT)
+    white = "Marketplace main image (white)"
+    assert str(refused.value) == (f"channels: {white} has a pure white background around the product: it needs a "
+                                  f"product photo; add one or leave {white} out")
+    assert localize_error(refused.value, "ko") == (  # the channel as the Korean page names it, never its file name
+        "채널: 마켓플레이스 대표 이미지 (흰 배경) 채널은 제품 둘레가 순백색 배경이라 제품 사진이 필요합니다. "
+        "사진을 올리거나 마켓플레이스 대표 이미지 (흰 배경) 채널을 빼 주세요")
     assert maker.engine.runs == 0  # the other channel's background was never made
 
 
