@@ -165,13 +165,19 @@ class Handlers:
         """The line refusing one more GPU job of `session` (the queue is full, or the session has its share queued or
         running), in the request's language; None when it may queue."""
         waiting, mine = queue_counts(self.queue(), session)
+        if _from_mcp(request):  # every MCP user's call comes through Gradio's one loopback client, one session:
+            mine = 0  # a per-session share would be all MCP users' together (the queue's limit still holds)
         return refusal(waiting, mine, lang_of_request(request))
 
     def tidy(self) -> int:
         """Keep Gradio's copies of what the page showed (images, steps, galleries, ZIPs) and the uploads within
         $ADGEN_CACHE_MAX_MB, least recently used first; the bytes freed. Runs after each job, when its copies exist."""
-        files, kept = self.files()
-        return evict_files(files, max_cache_bytes(), keep=kept, empty_folders=True)
+        try:  # the job's end step runs this: it must never fail, or the tab's buttons would not come back
+            files, kept = self.files()
+            return evict_files(files, max_cache_bytes(), keep=kept, empty_folders=True)
+        except Exception:  # noqa: BLE001 - logged; the next job's end tries again
+            log.exception("could not keep Gradio's files within the cache cap")
+            return 0
 
     def place(self, session: str, lang: str) -> str:
         """This tab's own place in the GPU queue and an estimate, when it waits ("" when it does not)."""
@@ -429,7 +435,7 @@ class Handlers:
         """(the one status line, the details) — never waits for the engine, a download or a load."""
         lang = lang_of_request(request)
         return status_line(self.studio.slot, lang, width, height, count, place=self.place(session_of(request), lang),
-                           public=self.public)
+                           public=self.public or not request_is_local(request))  # a proxied visitor: public too
 
     def is_admin(self, request: gr.Request | None = None) -> bool:
         """Admin controls for this request: a local launch, and a request from this machine that no proxy forwarded
@@ -494,7 +500,7 @@ def button_updates(busy: bool, redo: list[bool] | None = None) -> list[dict]:
 
 def redo_ready(*views) -> list[bool]:
     """Per step view (cutout, background, copy layer): whether it shows an image, so its redo can act."""
-    return [view is not None and view != "" for view in views]
+    return [bool(view) for view in views]  # the views hand over file paths (type="filepath"): "" or None is none
 
 
 def writer_line(key: str, written, lang: str, **values) -> str:
@@ -604,6 +610,12 @@ def named_download(entry: Entry, product: str | None = None) -> str:
     except OSError:
         return str(path)
     return str(named)
+
+
+def _from_mcp(request) -> bool:
+    """Whether a queue request is Gradio's MCP server calling its own app (it marks its client so)."""
+    headers = getattr(request, "headers", None)
+    return headers is not None and headers.get("x-gradio-user") == "mcp"
 
 
 def queue_counts(queue, session: str) -> tuple[int, int]:
@@ -1088,7 +1100,7 @@ def result_panel(i18n: gr.I18n) -> ResultPanel:
                                     ("background", "step_background", "new_background"),
                                     ("copy_layer", "step_copy_layer", "redo_copy")):
             with gr.Column(min_width=110):
-                views[step] = gr.Image(label=i18n(key), format="png", interactive=False, height=150,
+                views[step] = gr.Image(label=i18n(key), format="png", interactive=False, height=150, type="filepath",
                                        elem_id=f"step-{step.split('_')[0]}",
                                        elem_classes=["checker"] if step == "copy_layer" else None)
                 redo[step] = gr.Button(i18n(redo_key), size="sm", elem_id=redo_key.replace("_", "-"),

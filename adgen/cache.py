@@ -176,7 +176,10 @@ def evict_files(paths: Iterable[Path | str], max_bytes: int, keep: Iterable[Path
     for _, size, path in sorted(entries):
         if total - freed <= max_bytes:
             break
-        path.unlink(missing_ok=True)
+        try:
+            path.unlink(missing_ok=True)
+        except OSError:  # not ours to delete (a folder shared with another user), or read-only: the next one
+            continue
         freed += size
         if empty_folders:
             try:

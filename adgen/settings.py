@@ -76,12 +76,15 @@ def make_engine(args: argparse.Namespace, cache=None):
     try:
         from .workers import WorkerConfig, Workers  # imports Ray: only here
     except ImportError as exc:
-        if exc.name != "ray":
-            raise
         from .errors import WorkerError
 
-        raise WorkerError("workers: --workers and --ray-address need Ray: "
-                          "pip install -r requirements-ray.txt") from None
+        if exc.name == "ray":
+            raise WorkerError("workers: --workers and --ray-address need Ray: "
+                              "pip install -r requirements-ray.txt") from None
+        if (exc.name or "").startswith("ray."):  # Ray's private parts AdGen uses to join a cluster (adgen.cluster)
+            raise WorkerError(f"workers: this Ray lacks {exc.name}, which AdGen uses; AdGen is tested with the Ray "
+                              "of requirements-ray.txt: pip install -r requirements-ray.txt") from None
+        raise
 
     config = WorkerConfig(model=args.model, memory=args.memory, attention=args.attention, dtype=args.dtype,
                           compile=compile, quantize=quantize)

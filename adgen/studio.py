@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -305,12 +306,16 @@ class _PerFile:
         return self.maker.make(spec, progress, use_cache, job)
 
 
+CAMPAIGN_GRACE_SECONDS = 120  # a campaign folder this recent may be another tab's, still written or being shown
+
+
 def _keep_newest(root: Path, keep: int, max_bytes: int, spare: Path) -> None:
     """Remove all but the `keep` most recently made folders under `root`, and the oldest of those until the folders
-    total at most `max_bytes` (never `spare`, the one just made: the page shows it)."""
+    total at most `max_bytes` (never `spare`, the one just made: the page shows it; nor a folder made in the last
+    CAMPAIGN_GRACE_SECONDS: another tab may be writing it or fetching its files)."""
     from .cache import tree_bytes
 
-    folders = []
+    folders, now = [], time.time()
     for path in root.iterdir():
         try:
             if path.is_dir() and not path.is_symlink() and path != spare:
@@ -318,10 +323,10 @@ def _keep_newest(root: Path, keep: int, max_bytes: int, spare: Path) -> None:
         except OSError:  # removed meanwhile
             continue
     total, full = tree_bytes(spare), False
-    for n, (_, path) in enumerate(sorted(folders, reverse=True)):
+    for n, (made, path) in enumerate(sorted(folders, reverse=True)):
         total += tree_bytes(path)
         full = full or n >= keep - 1 or total > max_bytes  # this one and every older one go
-        if full:
+        if full and now - made > CAMPAIGN_GRACE_SECONDS:
             shutil.rmtree(path, ignore_errors=True)
 
 

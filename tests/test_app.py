@@ -692,6 +692,13 @@ def test_campaign_folders_are_kept_within_the_disk_cap_newest_first(tmp_path):
     assert sorted(p.name for p in root.iterdir()) == ["b", "new"]  # 600 + 300 fit; c would not, so c and d go
     _keep_newest(root, 16, 100, spare=root / "new")
     assert [p.name for p in root.iterdir()] == ["new"]  # the one just made stays, even over the cap
+    (root / "other-tab").mkdir()  # another tab's campaign, made a moment ago: it may still be written or fetched
+    (root / "other-tab" / "campaign.zip").write_bytes(b"z" * 600)
+    _keep_newest(root, 16, 100, spare=root / "new")
+    assert sorted(p.name for p in root.iterdir()) == ["new", "other-tab"]
+    os.utime(root / "other-tab", (1000, 1000))  # long done: it goes
+    _keep_newest(root, 16, 100, spare=root / "new")
+    assert [p.name for p in root.iterdir()] == ["new"]
 
 
 def test_the_page_has_the_campaign_tab_packshot_and_brand_kit(engine, tmp_path):
@@ -1121,14 +1128,16 @@ def test_the_page_keeps_messages_stop_and_gradios_lines_where_a_phone_user_looks
 
 class PageEvents:
     """One browser tab on the launched page, sending the page's own events as its front end does: a dependency by
-    the button that triggers it, then each `.then` after it, over HTTP (values: the components' defaults)."""
+    the button that triggers it, then each `.then` after it, over HTTP. Like the page, the tab holds its components'
+    values: the defaults at first, then what each job returned (so a `.then` step gets what the page shows)."""
 
     def __init__(self, served: Served, session: str, lang: str = "en"):
         self.url, self.session, self.demo = served.url, session, served.demo
         self.headers = {"Content-Type": "application/json", "Accept-Language": lang}
         config = served.demo.get_config_file()
         self.deps = {d["id"]: d for d in config["dependencies"]}
-        self.values = {c["id"]: c.get("props", {}).get("value") for c in config["components"]}
+        self.values = {c["id"]: c.get("props", {}).get("value") for c in config["components"]}  # this tab's
+        self.props: dict[int, dict] = {}  # the other properties events set (interactive, visible, ...)
         self.ids = {c["props"]["elem_id"]: c["id"] for c in config["components"] if c.get("props", {}).get("elem_id")}
 
     def data(self, dep: dict, values: dict) -> list:
@@ -1172,9 +1181,21 @@ class PageEvents:
         with stream:
             output = self.until(stream, event, "process_completed")["output"]
         job = next(d for d in self.deps.values() if d.get("trigger_after") == first["id"])
+        self.shown(job, output)
         for then in (d for d in self.deps.values() if d.get("trigger_after") == job["id"] and d["backend_fn"]):
-            self.post("gradio_api/run/predict", {"data": self.data(then, values), "fn_index": then["id"]})
+            self.shown(then, self.post("gradio_api/run/predict", {"data": self.data(then, values),
+                                                                  "fn_index": then["id"]}))
         return output
+
+    def shown(self, dep: dict, output: dict) -> None:
+        """What an event returned is what the tab's components now hold (an update's `value`, where it has one)."""
+        for i, value in zip(dep["outputs"], output.get("data", []), strict=False):
+            if isinstance(value, dict) and value.get("__type__") == "update":
+                if "value" in value:
+                    self.values[i] = value["value"]
+                self.props.setdefault(i, {}).update({k: v for k, v in value.items() if k not in ("__type__", "value")})
+            else:
+                self.values[i] = value
 
 
 def folder_bytes(folder: Path) -> int:
@@ -1193,6 +1214,18 @@ def test_what_the_page_shows_stays_within_the_disk_cap(served, monkeypatch):
         assert shown.is_relative_to(served.gradio) and shown.exists()
         assert folder_bytes(served.gradio) <= cap
     assert made > cap and served.demo.delete_cache == app.DELETE_CACHE  # and Gradio's own age-based clean-up
+
+
+def test_after_an_ad_with_steps_the_tab_gets_its_buttons_back_with_the_redos_it_can_use(served):
+    """The job's end step reads the step views the page shows (images, as Gradio hands them over): every button
+    comes back, and each redo can act on the step it redoes (an ad without a photo has no cutout)."""
+    tab = PageEvents(served, "steps-tab")
+    output = tab.click("generate", name="탄산수", copy="여름 한정", width=256, height=256, steps=1)
+    assert output["data"][0] is not None and tab.values[tab.ids["step-background"]] is not None
+    state = {name: tab.props[tab.ids[name]] for name in ("generate", "stop", "redo-cutout", "new-background",
+                                                          "redo-copy")}
+    assert state["generate"]["visible"] is True and state["stop"]["visible"] is False
+    assert [state[n]["interactive"] for n in ("redo-cutout", "new-background", "redo-copy")] == [False, True, True]
 
 
 def test_a_flood_of_jobs_is_refused_in_the_callers_language(served, monkeypatch):
@@ -1217,8 +1250,10 @@ def test_a_flood_of_jobs_is_refused_in_the_callers_language(served, monkeypatch)
     streams.append(a_stream)
     try:
         a.until(a_stream, first, "process_starts")  # A's job runs
+        mcp = PageEvents(served, "flood-a")  # Gradio's MCP server: every MCP user's call on its one client session
+        mcp.headers["x-gradio-user"] = "mcp"
         said = [refusal(tab) for tab in (a, PageEvents(served, "flood-b"), PageEvents(served, "flood-c", "ko"),
-                                         PageEvents(served, "flood-d"))]
+                                         PageEvents(served, "flood-d"), mcp)]
     finally:
         for stream in streams:  # the tabs leave: their jobs end at their next step
             stream.close()
@@ -1226,7 +1261,8 @@ def test_a_flood_of_jobs_is_refused_in_the_callers_language(served, monkeypatch)
         (400, "이 탭(또는 클라이언트)의 작업이 너무 많습니다(대기·실행 1건, 최대 1건). 하나가 끝난 뒤 다시 시도하세요"),
         None,  # B's job queues behind A's: one waits, so C and D find the queue full
         (400, "대기열이 가득 찼습니다(대기 1건, 최대 1건). 잠시 후 다시 시도하세요"),
-        (400, "the queue is full (1 waiting, at most 1): try again in a minute")]
+        (400, "the queue is full (1 waiting, at most 1): try again in a minute"),
+        (400, "the queue is full (1 waiting, at most 1): try again in a minute")]  # MCP: no per-session share
     assert served.demo._queue.max_size == 64  # Gradio's own limit (every event): a backstop above the GPU's 32
 
 
@@ -1267,6 +1303,8 @@ def test_a_public_status_names_no_host_process_or_server_path(engine, tmp_path):
     said = {"public": "".join(public.status()), "local": "".join(local.status())}
     assert "last error: loading … failed: … refused (…)" in said["public"]
     assert all(private not in said["public"] and private in said["local"] for private in ("/srv", "10.0.0.7", "4242"))
+    for request in PROXIED:  # a local launch behind nginx or a tunnel: its visitors see the public status
+        assert not any(private in "".join(local.status(request=request)) for private in ("/srv", "10.0.0.7", "4242"))
     assert public_view({"model": "/srv/models/zit"})["model"] == "zit"  # a local model folder: its name only
     worker = {"index": 0, "state": "ready", "device": "cuda", "gpu": "NVIDIA L4", "dtype": "bfloat16", "used": 2**30,
               "total": 2**34, "host": "gpu-node-7", "pid": 4242}

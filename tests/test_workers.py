@@ -61,12 +61,19 @@ def ray_env(demo_cache, tmp_path_factory):
         env.setenv("HOME", str(folder / "home"))
         env.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # Ray's loopback-only mode: node address 127.0.0.1
         env.setattr(ray._private.ray_constants, "ENABLE_RAY_CLUSTER", False)  # the same, for this process's Ray
-        for name in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_ADDRESS"):
-            env.delenv(name, raising=False)  # joining sets RAY_AUTH_MODE in this process: unset again after
+        ray_names = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_ADDRESS")
+        before = {name: os.environ.get(name) for name in ray_names}
+        for name in ray_names:
+            env.delenv(name, raising=False)
         try:
             yield folder
         finally:
             shutil.rmtree(folder, ignore_errors=True)
+            for name, value in before.items():  # joining sets RAY_AUTH_MODE in this process: as it was before
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
     from ray._raylet import AuthenticationTokenLoader
 
     AuthenticationTokenLoader.instance().reset_cache()  # a later Ray in this process reads its own token again
@@ -383,12 +390,20 @@ def test_workers_without_ray_installed_say_how_to_get_it(monkeypatch):
 
     from adgen.settings import make_engine
 
+    real_ray = sys.modules["ray"]
     monkeypatch.setitem(sys.modules, "ray", None)  # as if requirements-ray.txt were not installed
     monkeypatch.delitem(sys.modules, "adgen.workers")
     args = argparse.Namespace(workers="2", ray_address=None, model="demo", memory=None, attention=None, dtype=None,
                               compile=False)
     with pytest.raises(WorkerError, match=r"^workers: --workers and --ray-address need Ray: pip install -r "
                                           r"requirements-ray.txt$"):
+        make_engine(args)
+    sys.modules["ray"] = real_ray  # another Ray, without the private parts adgen.cluster uses: one line
+    monkeypatch.setitem(sys.modules, "ray._raylet", None)
+    monkeypatch.delitem(sys.modules, "adgen.cluster", raising=False)
+    monkeypatch.delattr(sys.modules["adgen"], "cluster", raising=False)  # `from . import cluster` imports it again
+    with pytest.raises(WorkerError, match=r"^workers: this Ray lacks ray._raylet, which AdGen uses; .* pip install "
+                                          r"-r requirements-ray.txt$"):
         make_engine(args)
 
 
