@@ -268,6 +268,10 @@ def test_a_korean_user_makes_an_ad_from_a_product_photo(server, browser, tmp_pat
     for step in ("cutout", "background", "copy"):
         page.locator(f"#step-{step} img").first.wait_for()
     assert "896x1120" in page.locator("#result-info").inner_text()
+    # the job over: Generate back, Stop gone, each redo clickable (the ad has all three steps)
+    page.wait_for_function("document.querySelector('#generate') && !document.querySelector('#redo-copy').disabled")
+    assert page.locator("#generate").is_visible() and not page.locator("#stop").is_visible()
+    assert all(page.locator(f"#{redo}").is_enabled() for redo in ("redo-cutout", "new-background", "redo-copy"))
     # no error; the only line is the photo's size, named in Korean (a 200x240 bottle is enlarged 2.8x)
     assert page.locator("#message").inner_text().strip().startswith("⚠ 제품 사진이 200x240 px라서 896x1120에서")
     page.screenshot(path=str(tmp_path / "ad.png"), full_page=True)
