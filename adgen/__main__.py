@@ -361,6 +361,7 @@ class _Bars:
     def __init__(self, engine, show: bool, what: tuple[str, str] = ("cli_denoising", "cli_step")):
         self.engine, self.show, self.what = engine, show, (label(what[0]), label(what[1]))  # locale keys
         self._loading = self._steps = None
+        self._loads, self._said_loading = getattr(engine, "loads", 0), False  # a load too quick to be seen polling
         self._lock = threading.Lock()
         self._done = threading.Event()
         self._watcher = threading.Thread(target=self._watch, name="adgen-bars", daemon=True)
@@ -393,6 +394,7 @@ class _Bars:
                 text = download.line() if downloading else label("cli_loading") + f" {self.engine.source.label}"
                 if self._loading is None and self._steps is None:
                     self._loading = tqdm(desc=text, bar_format="{desc} {elapsed}", file=sys.stderr, **_screen())
+                    self._said_loading = True
                 elif self._loading is not None:
                     self._loading.set_description_str(text)  # redraws the elapsed time too
 
@@ -402,6 +404,9 @@ class _Bars:
         from tqdm import tqdm
 
         with self._lock:
+            if self._steps is None and not self._said_loading and getattr(self.engine, "loads", 0) > self._loads:
+                self._loading = tqdm(desc=label("cli_loading") + f" {self.engine.source.label}",  # loaded between
+                                     bar_format="{desc} {elapsed}", file=sys.stderr, **_screen())  # two looks
             if self._loading is not None:
                 self._loading.close()
                 self._loading = None

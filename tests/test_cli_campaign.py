@@ -49,9 +49,9 @@ def test_campaign_flags_are_checked_before_any_work(tmp_path, capsys):
         (["--channels", "instagram_square", "--brand", "citrus", "--logo", PHOTO], "error: --brand: give --brand NAME"),
         (["--channels", "instagram_square", "--brand-colors", "orange"], "error: --brand-colors: must be hex colours"),
         (["--channels", "instagram_square", "--font", PHOTO], "error: --font: must be a .ttf or .otf font file"),
-        (["--channels", "instagram_square,marketplace_white"], "error: --channels: marketplace_white has a pure "
-                                                               "white background around the product: it needs a "
-                                                               "product photo"),
+        (["--channels", "instagram_square,marketplace_white"], "error: --channels: Marketplace main image (white) "
+                                                               "has a pure white background around the product: it "
+                                                               "needs a product photo"),
     ):
         code, stdout, err = run(["campaign", "--product", "x", "--out", str(out), *argv], capsys)
         assert (code, stdout) == (2, "") and err.startswith(message) and err.count("\n") == 1, err
