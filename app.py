@@ -106,6 +106,7 @@ CSS = """
 #message, #campaign-message, #writer-message, #prompt-note {
   border-left: 3px solid var(--border-color-accent, #f97316); padding-left: 8px; }
 #place:empty, #campaign-place:empty { display: none; }
+#result, #campaign-gallery { scroll-margin-top: 96px; }  /* brought into view with the queue place above them */
 /* Gradio's own queue line ("queue: 2/3 | 3.5/1.9s") is English and its estimate runs past itself: #place says it */
 .meta-text, .meta-text-center { display: none !important; }
 /* its screen-reader announcer, never drawn on the page (it showed as text above the footer) */
@@ -140,7 +141,7 @@ class Handlers:
         self.queue = lambda: None  # the page's Gradio queue (build_demo sets it): a waiting tab's own place
         self.images_of = lambda event: 1  # a waiting Gradio event's images (`wire` sets it from its inputs)
         self.files = lambda: ([], set())  # the files Gradio copied or received for the page, and those it keeps
-        self.seconds_per_image: float | None = None  # measured, for a waiting tab's estimate
+        self.seconds_per_image: float | None = None  # measured per image of 1024x1024 at 8 steps (`work_of`)
         self._running: dict[object, float] = {}  # a running generation's id -> when it should end (measured)
         self.presets = load_presets()
         self.text_styles = load_text_styles()
@@ -150,15 +151,16 @@ class Handlers:
             self.channels = {}
 
     @contextlib.contextmanager
-    def timed(self, images: int):
-        """Time a generation of `images` images: its expected end while it runs, then seconds per image measured."""
+    def timed(self, images: float):
+        """Time a generation of `images` images (counted as 1024x1024 at 8 steps: `work_of`): its expected end while
+        it runs, then seconds per such image measured."""
         start, key = time.monotonic(), object()
         self._running[key] = start + (self.seconds_per_image or 0.0) * images
         try:
             yield
         finally:
             self._running.pop(key, None)
-        spent = (time.monotonic() - start) / max(1, images)
+        spent = (time.monotonic() - start) / max(images, 1e-3)
         self.seconds_per_image = spent if self.seconds_per_image is None else 0.7 * self.seconds_per_image + 0.3 * spent
 
     def admission(self, session: str, request=None) -> str | None:
@@ -210,7 +212,8 @@ class Handlers:
             if engine is None or engine.state != "ready":
                 progress(0, desc=text("progress_loading", lang))
         try:
-            with self.engine.jobs.open(session_of(request), gone=event_gone()) as job, self.timed(form.count):
+            work = work_of(form.count, form.width, form.height, form.steps)
+            with self.engine.jobs.open(session_of(request), gone=event_gone()) as job, self.timed(work):
                 result = self.studio.make(form, job=job, progress=report)
             entries = self.studio.save(result)
         except Exception as exc:  # noqa: BLE001 - every failure becomes one line in the page
@@ -293,7 +296,7 @@ class Handlers:
         report = None
         if progress is not None:
             report = lambda done, total: progress(done / total if total else 0.0,  # noqa: E731
-                                                  desc=writing_text(done, total, lang))
+                                                  desc=writing_text(lang))
             engine = self.studio.slot.peek()
             if engine is None or engine.state != "ready":
                 progress(0, desc=text("progress_loading", lang))
@@ -528,8 +531,11 @@ def failure(exc: BaseException, lang: str, stopped: str = "", kept: bool = True)
     if isinstance(exc, AdgenError):
         return "⚠ " + localize_error(exc, lang)
     log.error("generation failed", exc_info=exc)  # a bug: keep serving, say what happened, log the traceback
-    # An OSError's text names a server path (the page is public): its reason only, the log has the rest
-    said = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    # An OSError's text names a server path (the page is public): its reason only, the log has the rest; any other
+    # text without server paths, addresses or process ids
+    from adgen.monitor import scrub
+
+    said = exc.strerror if isinstance(exc, OSError) and exc.strerror else scrub(str(exc))
     return "⚠ " + text("unexpected_error", lang, kind=exc.__class__.__name__, message=said)
 
 
@@ -656,18 +662,28 @@ def queue_ahead(queue, session: str) -> list | None:
     return None
 
 
-def images_in(event, count, channels, variants) -> int:
-    """The images a waiting Gradio event asks for, from its inputs: a generation's `count`, a campaign's channels x
-    `variants`; 1 for anything else (a writer's job)."""
+def work_of(images, width=1024, height=1024, steps=8) -> float:
+    """`images` images of `width` x `height` at `steps` steps, counted as images of 1024x1024 at 8 steps (the time a
+    generation takes grows with its pixels and steps, so one measured rate serves every size)."""
+    return max(1, int(images)) * int(width) * int(height) / 1024**2 * max(1, int(steps)) / 8
+
+
+def images_in(event, count, channels, variants, width=None, height=None, steps=None) -> float:
+    """The images a waiting Gradio event asks for, from its inputs (`work_of`: counted at 1024x1024, 8 steps): a
+    generation's `count` at its size and steps, a campaign's channels x `variants` (each about a megapixel); 1 for
+    anything else (a writer's job)."""
     inputs = list(getattr(getattr(event, "fn", None), "inputs", None) or [])
     data = getattr(getattr(event, "data", None), "data", None) or []
     values = {id(block): value for block, value in zip(inputs, data, strict=False)}
+    steps_of = values.get(id(steps)) or 8
     try:
         if id(channels) in values:
-            return max(1, len(values[id(channels)] or [])) * max(1, int(values.get(id(variants)) or 1))
-        return max(1, int(values.get(id(count)) or 1))
+            return work_of(max(1, len(values[id(channels)] or [])) * max(1, int(values.get(id(variants)) or 1)),
+                           steps=steps_of)
+        return work_of(values.get(id(count)) or 1, values.get(id(width)) or 1024, values.get(id(height)) or 1024,
+                       steps_of)
     except (TypeError, ValueError):
-        return 1
+        return 1.0
 
 
 def event_gone():
@@ -1187,7 +1203,8 @@ def build_demo(engine, outputs: Path | None = None, admin: bool = False, public:
         state = page_state(installation_secret(cache_dir()))
         h.queue = lambda: getattr(demo, "_queue", None)
         h.images_of = functools.partial(images_in, count=form.w["count"], channels=campaign.channels,
-                                        variants=campaign.variants)
+                                        variants=campaign.variants, width=form.w["width"], height=form.w["height"],
+                                        steps=form.w["steps"])
         h.files = lambda: gradio_files(demo)
         wire(demo, h, slots, status, form, result, campaign, memory, state)
     demo.handlers = h  # for tests and embedding

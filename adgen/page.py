@@ -387,10 +387,10 @@ def progress_text(done: int, total: int, images: int, lang: str) -> str:
     return text("progress_image", lang, i=index, n=images, step=step, steps=per)
 
 
-def writing_text(done: int, total: int, lang: str) -> str:
-    """The writer's progress in the UI's words: "writing · 40%" (its budget of tokens is no unit a person reads)."""
-    share = min(100, max(0, round(100 * done / total))) if total else 0
-    return text("progress_writing_share", lang, percent=share)
+def writing_text(lang: str) -> str:
+    """The writer's progress in the UI's words: "writing" (Gradio's bar adds the share done, "- 40.0%"; its budget of
+    tokens is no unit a person reads)."""
+    return text("progress_writing", lang)
 
 
 def download_name(product: str, seed: int | None, suffix: str = ".png", day: str | None = None) -> str:
@@ -410,14 +410,14 @@ def ordinal(n: int, lang: str) -> str:
     return f"{n}{suffix}"
 
 
-def place_text(place: int, running_ends: list[float], waiting_before: list[int], seconds_per_image: float | None,
+def place_text(place: int, running_ends: list[float], waiting_before: list[float], seconds_per_image: float | None,
                now: float, lang: str) -> str:
     """A waiting tab's line: its place ("2nd in line") and the seconds left, from the running jobs' expected ends
-    and, per job waiting before it, its images x measured seconds per image; never a figure that has run past
-    itself (a running job late on its estimate counts as ending now)."""
+    and, per job waiting before it, its images (counted at 1024x1024, 8 steps) x measured seconds per such image;
+    never a figure that has run past itself (a running job late on its estimate counts as ending now)."""
     if seconds_per_image is None:  # nothing measured yet: the place alone
         return text("queue_place_soon", lang, place=ordinal(place, lang))
-    left = sum(max(0.0, end - now) for end in running_ends) + sum(max(1, n) for n in waiting_before) * seconds_per_image
+    left = sum(max(0.0, end - now) for end in running_ends) + sum(waiting_before) * seconds_per_image
     if left < 1:
         return text("queue_place_soon", lang, place=ordinal(place, lang))
     return text("queue_place", lang, place=ordinal(place, lang), seconds=round(left))

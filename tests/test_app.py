@@ -736,7 +736,7 @@ def test_write_copy_on_the_demo_model_says_nothing_usable_came_back_in_the_uis_l
     shown = handlers.write_copy(FORM, progress=progress)
     assert shown == {"message": f"⚠ no usable copy was written; the copy box is unchanged {DEMO_EN}"}
     assert engine.writes == 1 and progress.calls[-1] > 0  # a job on the engine, its progress a share of its budget
-    assert progress.descs[-1].startswith("writing · ") and progress.descs[-1].endswith("%")  # never "53/960 steps"
+    assert progress.descs[-1] == "Writing"  # never "53/960 steps": Gradio's bar adds the share done
     korean = handlers.write_copy(dataclasses.replace(FORM, seed=12), KOREAN)
     assert korean == {"message": "⚠ 쓸 만한 문구를 쓰지 못했습니다. 문구 칸은 그대로입니다 "
                                  "(데모 모델, 무작위 가중치: 작성기의 글은 무작위입니다)"}
@@ -882,6 +882,8 @@ def test_a_broken_result_cache_still_shows_the_image_and_a_failure_names_no_serv
     assert shown["message"] == "" and Path(shown["download"]).is_file()
     said = app.failure(NotADirectoryError(20, "Not a directory", str(tmp_path / "results" / "ab")), "en")
     assert said == "⚠ unexpected error (NotADirectoryError): Not a directory" and str(tmp_path) not in said
+    said = app.failure(ImportError("cannot import name 'x' from 'adgen.rules' (/work/main/adgen/rules.py)"), "ko")
+    assert said == "⚠ 예상하지 못한 오류입니다 (ImportError): cannot import name 'x' from 'adgen.rules' (…)"  # any bug
 
 
 def test_the_prompt_preview_reads_no_logo_or_font_file(handlers, monkeypatch, tmp_path):
@@ -1038,8 +1040,8 @@ def test_the_korean_phone_walk_through(handlers, tmp_path):
     assert "이전 결과는 그대로" in app.failure(stopped, "ko", kept=True)
     assert handlers.stop_ui("generate", KOREAN, kept=False)["message"] == "중지됨"
     assert "earlier results kept" in handlers.stop_ui("campaign", None, kept=True)["message"]
-    # 8. the writer's progress: a share, never "53/960 steps"
-    assert writing_text(384, 960, "ko") == "글 쓰는 중 · 40%" and writing_text(960, 960, "en") == "writing · 100%"
+    # 8. the writer's progress: words, never "53/960 steps" (Gradio's bar shows the share: once, not twice)
+    assert writing_text("ko") == "글 쓰는 중" and writing_text("en") == "Writing"
     # 9. Korean examples and Korean marketplaces on the Korean page
     names = [row[0] for row in EXAMPLES["ko"]]
     assert all(re.search("[\uac00-\ud7a3]", "".join(row)) for row in EXAMPLES["ko"]), names
@@ -1103,6 +1105,10 @@ def test_a_waiting_tabs_estimate_counts_each_waiting_jobs_images():
     assert app.images_in(event([variants, count], [2, 3]), count, channels, variants) == 3  # a generation
     assert app.images_in(event([count, variants, channels], [1, 2, list("abc")]), count, channels, variants) == 6
     assert app.images_in(SimpleNamespace(), count, channels, variants) == 1  # a writer's job, or no data yet
+    width, height, steps = object(), object(), object()  # a job's time grows with its pixels and steps
+    small = event([count, width, height, steps], [2, 512, 512, 4])
+    assert app.images_in(small, count, channels, variants, width, height, steps) == 2 * 0.25 * 0.5
+    assert app.work_of(1, 2048, 2048, 8) == 4 and app.work_of(3) == 3
     queue = SimpleNamespace(event_queue_per_concurrency_id={"gpu": SimpleNamespace(queue=[
         SimpleNamespace(session_hash="a"), SimpleNamespace(session_hash="b"), SimpleNamespace(session_hash="c")])})
     assert [e.session_hash for e in app.queue_ahead(queue, "c")] == ["a", "b"] and app.queue_ahead(queue, "z") is None

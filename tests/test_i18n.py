@@ -423,3 +423,9 @@ def test_every_field_name_passed_to_the_checks_is_translated():
     assert {"product name", "key features", "image count", "product photo"} <= found
     untranslated = {f for f in found if field_label(f, "ko") == f}
     assert untranslated == {"ADGEN_CACHE_MAX_MB"}  # environment variables read the same in both languages
+
+
+def test_the_english_strings_hold_no_korean():
+    """An English page reads English only (a placeholder once showed a Korean product name there)."""
+    hangul = re.compile("[\uac00-\ud7a3\u3131-\u318e]")
+    assert [key for key, value in raw("en").items() if hangul.search(str(value))] == []
