@@ -89,12 +89,12 @@ BRING_INTO_VIEW = """() => { window.adgenShown = document.querySelector('#result
   if (window.innerWidth < 768) {
   document.querySelector('%s')?.scrollIntoView({behavior: 'smooth', block: 'start'}); } }"""
 # ... and when the job ends without a new result (an error, e.g. an empty product name), its message beside Generate
-# comes into view instead: the phone had scrolled to the result, where nothing changed.
+# comes into view instead: the phone had scrolled to the result, where nothing changed (a scroll to the result still
+# under way ends there too).
 SHOW_MESSAGE = """() => { if (window.innerWidth >= 768) return;
   const m = document.querySelector('#message'), src = document.querySelector('#result img')?.src || '';
   if (!m || !m.innerText.trim() || src !== window.adgenShown) return;
-  const r = m.getBoundingClientRect();
-  if (r.top < 0 || r.bottom > innerHeight) m.scrollIntoView({behavior: 'smooth', block: 'center'}); }"""
+  m.scrollIntoView({behavior: 'smooth', block: 'center'}); }"""
 CSS = """
 #result img, #gallery img, #campaign-gallery img { object-fit: contain !important; }
 .checker img { background: repeating-conic-gradient(#9a9a9a 0% 25%, #dcdcdc 0% 50%) 50% / 16px 16px; }
@@ -763,9 +763,29 @@ def launch(demo: gr.Blocks, **kwargs):
     # Gradio's own limit counts every queued event (a photo's mask preview too) and answers in English: a backstop
     # above AdGen's GPU limit, which `admit` applies first in the caller's language.
     demo.queue(default_concurrency_limit=1, max_size=2 * queue_max())
+    check_gradio(demo)
     admit(demo)
     kwargs.setdefault("state_session_capacity", max_sessions())
     return demo.launch(css=CSS, i18n=demo.i18n, **kwargs)
+
+
+# Gradio's insides the limits, the queue place and the disk cap read (`admit`, `queue_counts`, `queue_ahead`,
+# `gradio_files`): each reads them leniently, so a Gradio without one would fail open, silently. Checked at launch.
+GRADIO_INSIDES = (("queue", "push", ("body", "request", "username")), ("queue", "event_queue_per_concurrency_id", ()),
+                  ("queue", "active_jobs", ()), ("demo", "temp_file_sets", ()))
+
+
+def check_gradio(demo: gr.Blocks) -> None:
+    """One line, before the server starts, when this Gradio lacks what AdGen's limits and disk cap rely on."""
+    import inspect
+
+    owners = {"queue": demo._queue, "demo": demo}
+    for owner, name, params in GRADIO_INSIDES:
+        found = getattr(owners[owner], name, None)
+        if found is None or (params and tuple(inspect.signature(found).parameters)[:len(params)] != params):
+            raise SystemExit(f"error: gradio {gr.__version__} has no {owner}.{name}{params or ''} as AdGen's queue "
+                             f"limits and disk cap use it: pip install -r requirements.txt (the Gradio AdGen is "
+                             f"tested with)")
 
 
 def admit(demo: gr.Blocks) -> None:

@@ -667,11 +667,14 @@ def test_stop_in_one_tab_never_ends_another_tabs_campaign(handlers, engine, tmp_
 
 
 def test_only_the_newest_campaigns_are_kept(handlers, tmp_path, monkeypatch):
+    import os
+
     import adgen.studio
 
     monkeypatch.setattr(adgen.studio, "MAX_CAMPAIGNS", 1)
     form = dataclasses.replace(CAMPAIGN, photo=bottle_photo(tmp_path))
     first = handlers.campaign(form, ["display_320x50"], 1)["zip"]
+    os.utime(Path(first).parent, (1000, 1000))  # long done (one made in the last minutes may be another tab's)
     second = handlers.campaign(dataclasses.replace(form, copy="새 카피"), ["display_320x50"], 1)["zip"]
     assert Path(second).exists() and not Path(first).exists()
     assert list((tmp_path / "outputs" / "campaigns").iterdir()) == [Path(second).parent]
@@ -1321,3 +1324,18 @@ def test_a_public_status_names_no_host_process_or_server_path(engine, tmp_path):
         (("127.0.0.1", False), {}), (("0.0.0.0", False), {}), (("127.0.0.1", True), {}),
         (("127.0.0.1", False), {"SPACE_ID": "team/adgen"}), (("localhost", False), {}))] == [
         False, True, True, True, False]
+
+
+def test_a_gradio_without_the_insides_the_limits_read_stops_the_launch_in_one_line(engine, tmp_path, monkeypatch):
+    """The limits, the queue place and the disk cap read Gradio's queue and file sets leniently: a Gradio without
+    them would silently turn them off, so the launch refuses it instead, naming what is missing."""
+    demo = app.build_demo(engine, outputs=tmp_path / "outputs")
+    demo.queue()
+    app.check_gradio(demo)  # this Gradio has them all
+    monkeypatch.setattr(demo._queue, "push", lambda event: None)  # another signature
+    with pytest.raises(SystemExit, match=r"^error: gradio .* has no queue.push\('body', 'request', 'username'\)"):
+        app.check_gradio(demo)
+    monkeypatch.undo()
+    monkeypatch.delattr(demo, "temp_file_sets")
+    with pytest.raises(SystemExit, match=r"has no demo.temp_file_sets as AdGen's queue limits and disk cap use it"):
+        app.check_gradio(demo)
