@@ -212,7 +212,10 @@ class Handlers:
             if engine is None or engine.state != "ready":
                 progress(0, desc=text("progress_loading", lang))
         try:
-            work = work_of(form.count, form.width, form.height, form.steps)
+            try:  # the form's values are checked by the job itself (a bad one is its one-line error)
+                work = work_of(form.count, form.width, form.height, form.steps)
+            except (TypeError, ValueError, OverflowError):
+                work = 1.0
             with self.engine.jobs.open(session_of(request), gone=event_gone()) as job, self.timed(work):
                 result = self.studio.make(form, job=job, progress=report)
             entries = self.studio.save(result)

@@ -17,4 +17,6 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 python3 -m pip install -q -r requirements-dev.txt
-exec python3 -m pytest "$@"
+# Two pytest-xdist workers, a file each at a time (a module's server or Ray head is started once), the longest files
+# first (tests/conftest.py); ADGEN_TEST_WORKERS=0 runs everything in one process.
+exec python3 -m pytest -n "${ADGEN_TEST_WORKERS:-2}" --dist loadfile "$@"

@@ -33,6 +33,16 @@ if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):  # `-n N`: the cores shared out,
     torch.set_num_threads(threads)
     os.environ["OMP_NUM_THREADS"] = str(threads)  # the CLIs the tests start use as many (threads are in a cache key)
 
+# Under `-n N` the files go to the workers in this order: the longest first, so no long one is left for the end.
+LONGEST_FIRST = ("test_workers.py", "test_app.py", "test_browser.py", "test_writer.py", "test_cli_write.py",
+                 "test_bench_gpu.py", "test_mcp.py", "test_engine.py", "test_robustness.py", "test_bench.py")
+
+
+def pytest_collection_modifyitems(items):
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        first = {name: n for n, name in enumerate(LONGEST_FIRST)}
+        items.sort(key=lambda item: first.get(item.path.name, len(first)))  # stable: each file's own order kept
+
 
 @pytest.fixture(scope="session")
 def demo_cache(tmp_path_factory) -> Path:

@@ -19,6 +19,7 @@ def factory(demo_source):
 
 
 def test_every_measurement_runs_and_the_table_is_appended(factory, tmp_path, monkeypatch):
+    torch._dynamo.reset()  # as in a fresh process: other tests' engines compiled the same block code
     monkeypatch.setattr(gpu, "PEAK_STEPS", 1)  # the peak rows' code path at one step a mode, not two
     clock = gpu.Clock(600)
     rows = gpu.measure(factory, clock, size=256, large=256, runs=1, attention=None, steps=1, count=2,
