@@ -183,7 +183,9 @@ def test_the_ad_comes_first_in_the_browsers_language(server, browser, tmp_path, 
     assert page.locator("#gallery img").count() == 1
     if viewport is PHONE:  # ... and a server restart: the history's secret is the installation's, not the launch's
         server.restart()
-        page.reload(wait_until="load")
+        page = page.context.new_page()  # the same browser (its storage), a new tab: a reload of the old one can
+        page.set_default_timeout(60_000)  # find it detached while the server was away
+        page.goto(url, wait_until="load")
         page.locator("#gallery img").first.wait_for()
         assert page.locator("#gallery img").count() == 1
 
