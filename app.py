@@ -1315,27 +1315,23 @@ def wire(demo: gr.Blocks, h: Handlers, slots: int, status: gr.Markdown, form: Fo
         runs[-1].then(None, js=SHOW_MESSAGE)
 
     # The writer: Write copy and Enhance prompt run as this tab's jobs on the same GPU queue, with the same Stop
-    def write_copy_run(data: dict, request: gr.Request, progress=gr.Progress()):  # noqa: B008 - Gradio injects it
-        try:
-            ad = form_of(data, with_mask=False)
-        except AdgenError as exc:
-            return {form.writer_message: "⚠ " + localize_error(exc, lang_of_request(request))}
-        named = h.write_copy(ad, request, progress)
-        shown = {form.writer_message: named["message"]}
-        if "suggestions" in named:
-            shown[form.suggestions] = gr.update(choices=named["suggestions"], value=None, visible=True)
-        return shown
+    def writer_run(handler, note, shown_of):
+        """The page's run of `handler` (h.write_copy or h.enhance) on the form: its message in `note`, what it wrote
+        where `shown_of(named)` puts it; a form that does not check is its one line in `note`."""
+        def run_writer(data: dict, request: gr.Request, progress=gr.Progress()):  # noqa: B008 - Gradio injects it
+            try:
+                ad = form_of(data, with_mask=False)
+            except AdgenError as exc:
+                return {note: "⚠ " + localize_error(exc, lang_of_request(request))}
+            named = handler(ad, request, progress)
+            return {note: named["message"], **shown_of(named)}
+        return run_writer
 
-    def enhance_run(data: dict, request: gr.Request, progress=gr.Progress()):  # noqa: B008 - Gradio injects it
-        try:
-            ad = form_of(data, with_mask=False)
-        except AdgenError as exc:
-            return {form.prompt_note: "⚠ " + localize_error(exc, lang_of_request(request))}
-        named = h.enhance(ad, request, progress)
-        shown = {form.prompt_note: named["message"]}
-        if "prompt" in named:  # the box keeps it (still editable) and the form carries it as written
-            shown.update({w["prompt"]: named["prompt"], enhanced: named["enhanced_prompt"], edited: True})
-        return shown
+    write_copy_run = writer_run(h.write_copy, form.writer_message, lambda named: {
+        form.suggestions: gr.update(choices=named["suggestions"], value=None, visible=True)}
+        if "suggestions" in named else {})
+    enhance_run = writer_run(h.enhance, form.prompt_note, lambda named: {  # the box keeps it, still editable
+        w["prompt"]: named["prompt"], enhanced: named["enhanced_prompt"], edited: True} if "prompt" in named else {})
 
     for trigger, job, fn, shows, box in (
             (form.write_copy, "write_copy", write_copy_run, [form.suggestions], w["copy"]),
