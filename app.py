@@ -597,25 +597,31 @@ DOWNLOADS_KEPT = 64  # named download links kept (hard links: no extra space whi
 
 
 def named_download(entry: Entry, product: str | None = None) -> str:
-    """The entry's PNG under a name saying what it is, "<product>-<date>-<seed>.png" (a link in outputs/downloads);
-    the PNG itself when no link can be made."""
+    """The entry's PNG under a name saying what it is, "<product>-<date>-<seed>.png" (a link in
+    outputs/downloads/<the entry's own file name>/); the PNG itself when no link can be made. Each image has its
+    own folder: two images with one name (another style, same product, seed and day) never replace each other's
+    link, so one session's download is never swapped for another's before Gradio copies it."""
     path = Path(entry.path)
     if product is None:
         try:
             product = read_params(path.read_bytes())["product"]["name"]
         except (OSError, AdgenError, KeyError, TypeError):
             product = ""
-    folder = path.parent / "downloads"
+    downloads = path.parent / "downloads"
+    folder = downloads / path.stem
     named = folder / download_name(product, entry.seed)
     try:
-        folder.mkdir(exist_ok=True)
-        if named.exists() and not named.samefile(path):
-            named.unlink()
-        if not named.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        os.utime(folder)  # the newest asked for is the last pruned
+        try:
             os.link(path, named)
-        old = sorted(folder.iterdir(), key=lambda p: p.stat().st_mtime)[:-DOWNLOADS_KEPT]
+        except FileExistsError:  # made before (or by another session just now): the same image by construction
+            if not named.samefile(path):
+                named.unlink()
+                os.link(path, named)
+        old = sorted(downloads.iterdir(), key=lambda p: p.stat().st_mtime)[:-DOWNLOADS_KEPT]
         for stale in old:
-            stale.unlink(missing_ok=True)
+            shutil.rmtree(stale) if stale.is_dir() else stale.unlink(missing_ok=True)
     except OSError:
         return str(path)
     return str(named)

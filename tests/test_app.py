@@ -118,6 +118,18 @@ def test_errors_speak_the_browsers_language(handlers):
     assert "제품명" in shown["message"] and "product name" not in shown["message"]
 
 
+def test_two_images_with_one_download_name_keep_their_own_files(handlers):
+    # another style, same product, seed and day: one name, two images; one tab's download must stay its image even
+    # after another tab makes the other (Gradio copies the file only after the event returns)
+    first = generate(handlers, count=1)
+    second = generate(handlers, count=1, style="anime")
+    assert Path(first["download"]).name == Path(second["download"]).name
+    assert Path(first["image"]).read_bytes() != Path(second["image"]).read_bytes()
+    assert Path(first["download"]).read_bytes() == Path(first["image"]).read_bytes()
+    assert Path(second["download"]).read_bytes() == Path(second["image"]).read_bytes()
+    assert generate(handlers, count=1)["download"] == first["download"]  # the same image again: the same link
+
+
 def test_a_corrupt_upload_is_refused(handlers, tmp_path):
     bad = tmp_path / "photo.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10)
