@@ -140,6 +140,7 @@ class Handlers:
         self.public = not admin if public is None else public  # a public launch: no hosts, pids or paths shown
         self.queue = lambda: None  # the page's Gradio queue (build_demo sets it): a waiting tab's own place
         self.images_of = lambda event: 1  # a waiting Gradio event's images (`wire` sets it from its inputs)
+        self.slots = 1  # GPU jobs run at once (Ray workers: build_demo sets it)
         self.files = lambda: ([], set())  # the files Gradio copied or received for the page, and those it keeps
         self.seconds_per_image: float | None = None  # measured per image of 1024x1024 at 8 steps (`work_of`)
         self._running: dict[object, float] = {}  # a running generation's id -> when it should end (measured)
@@ -188,7 +189,7 @@ class Handlers:
             return ""
         running = list(self._running.values())
         return place_text(len(running) + len(ahead) + 1, running, [self.images_of(e) for e in ahead],
-                          self.seconds_per_image, time.monotonic(), lang)
+                          self.seconds_per_image, time.monotonic(), lang, self.slots)
 
     @property
     def engine(self):
@@ -241,8 +242,12 @@ class Handlers:
             desc = text("progress_campaign", lang)
             report = lambda done, total: progress(done / total if total else 0.0, desc=desc)  # noqa: E731
             progress(0.0, desc=desc)
+        try:  # timed as a generation is, so a tab waiting behind a campaign sees its time
+            work = work_of(max(1, len(channel_ids or [])) * max(1, int(variants or 1)))
+        except (TypeError, ValueError, OverflowError):
+            work = 1.0
         try:
-            with self.engine.jobs.open(session_of(request), gone=event_gone()) as job:
+            with self.engine.jobs.open(session_of(request), gone=event_gone()) as job, self.timed(work):
                 result, zip_path = self.studio.campaign(form, channel_ids, variants, job=job, progress=report)
         except Exception as exc:  # noqa: BLE001 - every failure becomes one line in the page
             return {"message": failure(exc, lang, kept=shown)}
@@ -1230,7 +1235,7 @@ def build_demo(engine, outputs: Path | None = None, admin: bool = False, public:
                     campaign = campaign_panel(h, i18n)
         memory = memory_panel(i18n, admin)
         state = page_state(installation_secret(cache_dir()))
-        h.queue = lambda: getattr(demo, "_queue", None)
+        h.queue, h.slots = (lambda: getattr(demo, "_queue", None)), slots
         h.images_of = functools.partial(images_in, count=form.w["count"], channels=campaign.channels,
                                         variants=campaign.variants, width=form.w["width"], height=form.w["height"],
                                         steps=form.w["steps"])

@@ -411,13 +411,15 @@ def ordinal(n: int, lang: str) -> str:
 
 
 def place_text(place: int, running_ends: list[float], waiting_before: list[float], seconds_per_image: float | None,
-               now: float, lang: str) -> str:
+               now: float, lang: str, slots: int = 1) -> str:
     """A waiting tab's line: its place ("2nd in line") and the seconds left, from the running jobs' expected ends
     and, per job waiting before it, its images (counted at 1024x1024, 8 steps) x measured seconds per such image;
-    never a figure that has run past itself (a running job late on its estimate counts as ending now)."""
+    never a figure that has run past itself (a running job late on its estimate counts as ending now). `slots`
+    jobs run at once (Ray workers), each at the measured rate, so the work ahead ends that many times sooner."""
     if seconds_per_image is None:  # nothing measured yet: the place alone
         return text("queue_place_soon", lang, place=ordinal(place, lang))
     left = sum(max(0.0, end - now) for end in running_ends) + sum(waiting_before) * seconds_per_image
+    left /= max(1, slots)
     if left < 1:
         return text("queue_place_soon", lang, place=ordinal(place, lang))
     return text("queue_place", lang, place=ordinal(place, lang), seconds=round(left))

@@ -630,10 +630,18 @@ CAMPAIGN = dataclasses.replace(FORM, copy="여름 한정", count=1, background="
 def test_a_campaign_is_grouped_by_channel_with_a_zip_of_its_files_and_manifest(handlers, engine, tmp_path):
     import zipfile
 
+    class Running(FakeProgress):  # also how many jobs a waiting tab's estimate counts as running
+        running = []
+
+        def __call__(self, value, desc=None):
+            super().__call__(value, desc)
+            self.running.append(len(handlers._running))
+
     form = dataclasses.replace(CAMPAIGN, photo=bottle_photo(tmp_path))
-    progress = FakeProgress()
+    progress = Running()
     shown = handlers.campaign(form, ["instagram_story", "display_300x250"], 2, progress=progress)
     assert engine.runs == 0 and progress.calls[-1] == 1.0  # packshots: no model work
+    assert progress.running[-1] == 1 and not handlers._running  # timed while it ran, for tabs waiting behind it
     assert [caption for _, caption in shown["gallery"]] == [
         "Instagram story · 1080x1920 · v1 · ✓ Meta rules", "Instagram story · 1080x1920 · v2 · ✓ Meta rules",
         "Display 300x250 (medium rectangle) · 300x250 · v1 · ✓ Google / IAB rules",
@@ -1114,6 +1122,8 @@ def test_a_waiting_tabs_estimate_counts_each_waiting_jobs_images():
     # one job running (ends in 10 s); before us a 4-image job and a 1-image one, at 4 s per image measured
     assert place_text(4, [110.0], [4, 1], 4.0, 100.0, "en") == "you are 4th in line · about 30 s"
     assert place_text(4, [90.0], [4, 1], 4.0, 100.0, "ko") == "대기 4번째 · 약 20초"  # a late job never adds
+    # two Ray workers run two jobs at once, each at the measured rate: half the time
+    assert place_text(4, [110.0, 106.0], [4, 1], 4.0, 100.0, "en", slots=2) == "you are 4th in line · about 18 s"
     count, channels, variants = object(), object(), object()
     event = lambda inputs, data: SimpleNamespace(fn=SimpleNamespace(inputs=inputs),  # noqa: E731
                                                 data=SimpleNamespace(data=data))
