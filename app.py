@@ -42,6 +42,7 @@ from adgen.page import (
     check_mask_fits,
     download_name,
     is_public,
+    labels_js,
     lang_of_request,
     mask_editor_value,
     mask_png,
@@ -780,7 +781,7 @@ def launch(demo: gr.Blocks, **kwargs):
     check_gradio(demo)
     admit(demo)
     kwargs.setdefault("state_session_capacity", max_sessions())
-    return demo.launch(css=CSS, i18n=demo.i18n, **kwargs)
+    return demo.launch(css=CSS, js=labels_js(), i18n=demo.i18n, **kwargs)
 
 
 # Gradio's insides the limits, the queue place and the disk cap read (`admit`, `queue_counts`, `queue_ahead`,

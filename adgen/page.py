@@ -55,6 +55,54 @@ def page_locales() -> dict[str, dict]:
     return locales
 
 
+# The page's load script (`launch(js=...)`): Gradio's own English labels its translations lack (aria-label, title,
+# alt: what a screen reader says and a hover shows) in the page's language (Gradio sets <html lang>), and a
+# checkbox's hover title the choice's shown label, not its value ("kakao_bizboard"). It runs again, once a frame,
+# whenever the page changes; a translated label no longer matches, so it settles.
+LABELS_JS = """() => {
+  const rules = Object.fromEntries(Object.entries(%s).map(([l, rs]) => [l, rs.map(([p, to]) => [new RegExp(p), to])]));
+  const fix = () => {
+    for (const box of document.querySelectorAll('input[type=checkbox][title]')) {
+      const shown = box.closest('label')?.innerText.trim();
+      if (shown && box.title !== shown) box.title = shown;
+    }
+    const own = rules[(document.documentElement.lang || '').slice(0, 2)];
+    if (!own) return;
+    for (const el of document.querySelectorAll('[aria-label], [title], [alt]'))
+      for (const name of ['aria-label', 'title', 'alt']) {
+        const value = el.getAttribute(name);
+        if (!value) continue;
+        for (const [pattern, to] of own) {
+          const m = value.match(pattern);
+          if (m) { el.setAttribute(name, to.replace('{x}', m[1] ?? '').replace('{y}', m[2] ?? '')); break; }
+        }
+      }
+  };
+  let queued = false;
+  const later = () => { if (!queued) { queued = true; requestAnimationFrame(() => { queued = false; fix(); }); } };
+  new MutationObserver(later)
+    .observe(document.body, {subtree: true, childList: true, attributes: true,
+                             attributeFilter: ['aria-label', 'title', 'alt']});
+  fix();
+}"""
+
+
+def labels_js() -> str:
+    """`LABELS_JS` with its rules: per language but English, each `gradio_label_*` string's English (Gradio's exact
+    words, `{x}` and `{y}` standing for what varies, in that order) as a pattern, and that language's words for it."""
+    import json
+
+    locales = load_locales()
+    keys = sorted(k for k in locales["en"] if k.startswith("gradio_label_"))
+    def pattern(english: str) -> str:
+        escaped = re.escape(english).replace("\\ ", " ")
+        return "^" + escaped.replace(r"\{x\}", "(.+?)").replace(r"\{y\}", "(.+?)") + "$"
+
+    rules = {lang: [[pattern(locales["en"][k]), strings[k]] for k in keys]
+             for lang, strings in locales.items() if lang != "en"}
+    return LABELS_JS % json.dumps(rules, ensure_ascii=False)
+
+
 def admin_allowed(server_name: str | None, share: bool, environ: dict | None = None) -> bool:
     """Admin controls (memory mode, unload) only on a local launch; `ADGEN_ADMIN=1`/`0` overrides.
 

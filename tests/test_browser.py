@@ -90,6 +90,21 @@ def includes(selector: str, text: str, prop: str = "innerText") -> str:
     return f"document.querySelector({json.dumps(selector)})?.{prop}.includes({json.dumps(text)})"
 
 
+def no_english_labels(page) -> None:
+    """What a screen reader says and a hover shows on a Korean page (aria-label, title, alt) is Korean too, Gradio's
+    own labels included: none is an English phrase with no Hangul (file names and "AdGen" aside)."""
+    english = []
+    for _ in range(50):  # the page's script translates them once a frame after each change
+        english = page.evaluate("""() => [...document.querySelectorAll('[aria-label], [title], [alt]')]
+            .flatMap(el => ['aria-label', 'title', 'alt'].map(a => el.getAttribute(a)))
+            .filter(v => v && /[A-Za-z]{3,}/.test(v) && !/[가-힣]/.test(v) && !/[.](png|zip)$/.test(v)
+                         && v !== 'AdGen')""")
+        if not english:
+            return
+        time.sleep(0.1)
+    assert not english, english
+
+
 def box(page, selector: str) -> dict:
     return page.locator(selector).first.bounding_box()
 
@@ -127,6 +142,10 @@ def test_the_ad_comes_first_in_the_browsers_language(server, browser, tmp_path, 
     assert page.locator("#redo-copy").is_disabled()  # nothing to redo yet
     assert page.locator("#load-png").is_visible()  # Load from image: one tap to its file picker, not in Advanced
     if not generate:
+        if locale == "ko-KR":  # the campaign's channels too: a hover shows "카카오 비즈보드", not "kakao_bizboard"
+            page.get_by_role("tab", name="캠페인").click()
+            page.locator("#campaign-channels input[type=checkbox]").first.wait_for()
+            no_english_labels(page)
         return
     if viewport is PHONE:  # an error after Generate shows where the phone has scrolled to, with Stop's row
         page.locator("#generate").click()
@@ -175,6 +194,8 @@ def test_the_ad_comes_first_in_the_browsers_language(server, browser, tmp_path, 
     # the download is named after the product and the date; no raw key of Gradio's ("common.complete") on the page
     page.wait_for_function(includes("#download", name.replace(" ", "-")))
     assert "common." not in page.evaluate("document.body.innerText")
+    if locale == "ko-KR":  # the result's own buttons (full screen, download) too
+        no_english_labels(page)
     page.screenshot(path=str(tmp_path / "shot.png"), full_page=True)
     keep_screenshot(tmp_path / "shot.png", f"screenshot-{locale[:2]}-{'phone' if viewport is PHONE else 'desktop'}.png")
     # history survives a reload (the browser keeps it; the server checks every name)
