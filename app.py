@@ -18,6 +18,7 @@ import os
 import shutil
 import threading
 import time
+import types
 from pathlib import Path
 
 import gradio as gr
@@ -48,6 +49,7 @@ from adgen.page import (
     mask_png,
     notes_line,
     page_locales,
+    painted,
     photo_thumbnail,
     place_text,
     progress_text,
@@ -154,16 +156,20 @@ class Handlers:
 
     @contextlib.contextmanager
     def timed(self, images: float):
-        """Time a generation of `images` images (counted as 1024x1024 at 8 steps: `work_of`): its expected end while
-        it runs, then seconds per such image measured."""
+        """Time a GPU job expected to paint `images` images (counted as 1024x1024 at 8 steps: `work_of`): its expected
+        end while it runs. The job then sets `.images` on what this yields to what the model really painted (`painted`:
+        none from the cache or for a packshot), and the seconds per such image are measured from that alone."""
         start, key = time.monotonic(), object()
+        done = types.SimpleNamespace(images=0.0)
         self._running[key] = start + (self.seconds_per_image or 0.0) * images
         try:
-            yield
+            yield done
         finally:
             self._running.pop(key, None)
-        spent = (time.monotonic() - start) / max(images, 1e-3)
-        self.seconds_per_image = spent if self.seconds_per_image is None else 0.7 * self.seconds_per_image + 0.3 * spent
+        if done.images > 0:  # a job of cache hits or packshots says nothing of the model's speed
+            spent = (time.monotonic() - start) / done.images
+            self.seconds_per_image = (spent if self.seconds_per_image is None
+                                      else 0.7 * self.seconds_per_image + 0.3 * spent)
 
     def admission(self, session: str, request=None) -> str | None:
         """The line refusing one more GPU job of `session` (the queue is full, or the session has its share queued or
@@ -213,13 +219,16 @@ class Handlers:
             engine = self.studio.slot.peek()
             if engine is None or engine.state != "ready":
                 progress(0, desc=text("progress_loading", lang))
+        packshot = form.background == "packshot"
         try:
             try:  # the form's values are checked by the job itself (a bad one is its one-line error)
-                work = work_of(form.count, form.width, form.height, form.steps)
+                each = work_of(1, form.width, form.height, form.steps)
             except (TypeError, ValueError, OverflowError):
-                work = 1.0
-            with self.engine.jobs.open(session_of(request), gone=event_gone()) as job, self.timed(work):
+                each = 1.0
+            with (self.engine.jobs.open(session_of(request), gone=event_gone()) as job,
+                  self.timed(0.0 if packshot else each * max(1, int(form.count or 1))) as timer):
                 result = self.studio.make(form, job=job, progress=report)
+                timer.images = painted(result, packshot) * each
             entries = self.studio.save(result)
         except Exception as exc:  # noqa: BLE001 - every failure becomes one line in the page
             return {"message": failure(exc, lang, kept=bool(history))}
@@ -243,13 +252,17 @@ class Handlers:
             desc = text("progress_campaign", lang)
             report = lambda done, total: progress(done / total if total else 0.0, desc=desc)  # noqa: E731
             progress(0.0, desc=desc)
-        try:  # timed as a generation is, so a tab waiting behind a campaign sees its time
-            work = work_of(max(1, len(channel_ids or [])) * max(1, int(variants or 1)))
+        packshot = form.background == "packshot"
+        try:  # timed as a generation is (each file about a megapixel), so a tab waiting behind it sees its time
+            each = work_of(1, steps=form.steps)
+            files = max(1, len(channel_ids or [])) * max(1, int(variants or 1))
         except (TypeError, ValueError, OverflowError):
-            work = 1.0
+            each, files = 1.0, 1
         try:
-            with self.engine.jobs.open(session_of(request), gone=event_gone()) as job, self.timed(work):
+            with (self.engine.jobs.open(session_of(request), gone=event_gone()) as job,
+                  self.timed(0.0 if packshot else each * files) as timer):
                 result, zip_path = self.studio.campaign(form, channel_ids, variants, job=job, progress=report)
+                timer.images = painted(result, packshot) * each
         except Exception as exc:  # noqa: BLE001 - every failure becomes one line in the page
             return {"message": failure(exc, lang, kept=shown)}
         zip_path = named_zip(zip_path, form.name)
@@ -616,21 +629,44 @@ def named_download(entry: Entry, product: str | None = None) -> str:
     downloads = path.parent / "downloads"
     folder = downloads / path.stem
     named = folder / download_name(product, entry.seed)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        os.utime(folder)  # the newest asked for is the last pruned
+    for _ in range(3):  # again when another tab's pruning took this folder just after it was made
         try:
-            os.link(path, named)
-        except FileExistsError:  # made before (or by another session just now): the same image by construction
-            if not named.samefile(path):
-                named.unlink()
+            folder.mkdir(parents=True, exist_ok=True)
+            os.utime(folder)  # the newest asked for is the last pruned
+            try:
                 os.link(path, named)
-        old = sorted(downloads.iterdir(), key=lambda p: p.stat().st_mtime)[:-DOWNLOADS_KEPT]
-        for stale in old:
-            shutil.rmtree(stale) if stale.is_dir() else stale.unlink(missing_ok=True)
+            except FileExistsError:  # made before (or by another session just now): the same image by construction
+                if not named.samefile(path):
+                    named.unlink()
+                    os.link(path, named)
+        except OSError:  # pruned meanwhile, or no hard links here (the PNG itself, after the tries)
+            continue
+        prune_downloads(downloads)
+        if named.exists():
+            return str(named)
+    return str(path)
+
+
+def prune_downloads(downloads: Path) -> None:
+    """Keep the `DOWNLOADS_KEPT` newest download folders. Another tab may prune at the same time: what it removed
+    first is skipped, and a failure here never costs a download its name."""
+
+    def age(entry: Path) -> float:
+        try:
+            return entry.stat().st_mtime
+        except OSError:  # removed by another tab meanwhile
+            return 0.0
+
+    try:
+        entries = list(downloads.iterdir())
     except OSError:
-        return str(path)
-    return str(named)
+        return
+    for stale in sorted(entries, key=age)[:-DOWNLOADS_KEPT]:
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                stale.unlink()
 
 
 def _from_mcp(request) -> bool:

@@ -74,7 +74,7 @@ LABELS_JS = """() => {
         if (!value) continue;
         for (const [pattern, to] of own) {
           const m = value.match(pattern);
-          if (m) { el.setAttribute(name, to.replace('{x}', m[1] ?? '').replace('{y}', m[2] ?? '')); break; }
+          if (m) { el.setAttribute(name, to.replace(/[{]([xy])[}]/g, (_, k) => m[k === 'x' ? 1 : 2] ?? '')); break; }
         }
       }
   };
@@ -458,16 +458,31 @@ def ordinal(n: int, lang: str) -> str:
     return f"{n}{suffix}"
 
 
+def painted(result, packshot: bool) -> int:
+    """How many of `result`'s images (an `engine.Result`) the model painted: none for a packshot (drawn without it),
+    none that came from the cache (the final image, or an ad's background step)."""
+    if packshot:
+        return 0
+    return sum(not p.cached and not p.step_cached.get("background", False) for p in result.images)
+
+
 def place_text(place: int, running_ends: list[float], waiting_before: list[float], seconds_per_image: float | None,
                now: float, lang: str, slots: int = 1) -> str:
-    """A waiting tab's line: its place ("2nd in line") and the seconds left, from the running jobs' expected ends
-    and, per job waiting before it, its images (counted at 1024x1024, 8 steps) x measured seconds per such image;
-    never a figure that has run past itself (a running job late on its estimate counts as ending now). `slots`
-    jobs run at once (Ray workers), each at the measured rate, so the work ahead ends that many times sooner."""
+    """A waiting tab's line: its place ("2nd in line") and the seconds until its job starts. `slots` jobs run at once
+    (Ray workers; else one): each running job frees its slot at its expected end (a job late on its estimate frees
+    it now: never a figure that has run past itself), an idle slot is free now, and each job waiting before this
+    one takes the first slot free for its images (counted at 1024x1024, 8 steps) x measured seconds per such image.
+    This tab's job starts when the next slot is free after them."""
+    import heapq
+
     if seconds_per_image is None:  # nothing measured yet: the place alone
         return text("queue_place_soon", lang, place=ordinal(place, lang))
-    left = sum(max(0.0, end - now) for end in running_ends) + sum(waiting_before) * seconds_per_image
-    left /= max(1, slots)
+    free = [max(0.0, end - now) for end in running_ends]
+    free += [0.0] * max(0, slots - len(free))
+    heapq.heapify(free)
+    for images in waiting_before:
+        heapq.heappush(free, heapq.heappop(free) + images * seconds_per_image)
+    left = free[0]
     if left < 1:
         return text("queue_place_soon", lang, place=ordinal(place, lang))
     return text("queue_place", lang, place=ordinal(place, lang), seconds=round(left))

@@ -118,6 +118,15 @@ def test_errors_speak_the_browsers_language(handlers):
     assert "제품명" in shown["message"] and "product name" not in shown["message"]
 
 
+def test_the_measured_speed_comes_from_the_model_work_alone(handlers):
+    # a waiting tab's estimate uses seconds per image measured on earlier jobs: a cache hit took no model time
+    generate(handlers, count=1)
+    measured = handlers.seconds_per_image
+    assert measured is not None and measured > 0
+    again = generate(handlers, count=1)
+    assert "from the cache" in again["info"] and handlers.seconds_per_image == measured
+
+
 def test_two_images_with_one_download_name_keep_their_own_files(handlers):
     # another style, same product, seed and day: one name, two images; one tab's download must stay its image even
     # after another tab makes the other (Gradio copies the file only after the event returns)
@@ -639,9 +648,11 @@ def test_a_campaign_is_grouped_by_channel_with_a_zip_of_its_files_and_manifest(h
 
     form = dataclasses.replace(CAMPAIGN, photo=bottle_photo(tmp_path))
     progress = Running()
+    handlers.seconds_per_image = 10.0  # measured on earlier jobs
     shown = handlers.campaign(form, ["instagram_story", "display_300x250"], 2, progress=progress)
     assert engine.runs == 0 and progress.calls[-1] == 1.0  # packshots: no model work
     assert progress.running[-1] == 1 and not handlers._running  # timed while it ran, for tabs waiting behind it
+    assert handlers.seconds_per_image == 10.0  # ... but no model work: the model's measured speed is unchanged
     assert [caption for _, caption in shown["gallery"]] == [
         "Instagram story · 1080x1920 · v1 · ✓ Meta rules", "Instagram story · 1080x1920 · v2 · ✓ Meta rules",
         "Display 300x250 (medium rectangle) · 300x250 · v1 · ✓ Google / IAB rules",
@@ -1122,8 +1133,10 @@ def test_a_waiting_tabs_estimate_counts_each_waiting_jobs_images():
     # one job running (ends in 10 s); before us a 4-image job and a 1-image one, at 4 s per image measured
     assert place_text(4, [110.0], [4, 1], 4.0, 100.0, "en") == "you are 4th in line · about 30 s"
     assert place_text(4, [90.0], [4, 1], 4.0, 100.0, "ko") == "대기 4번째 · 약 20초"  # a late job never adds
-    # two Ray workers run two jobs at once, each at the measured rate: half the time
-    assert place_text(4, [110.0, 106.0], [4, 1], 4.0, 100.0, "en", slots=2) == "you are 4th in line · about 18 s"
+    # two Ray workers run two jobs at once: the 4-image job takes the slot free in 6 s, the 1-image one the other
+    # (free in 10 s, busy 4 s more); ours starts when the first of them ends
+    assert place_text(4, [110.0, 106.0], [4, 1], 4.0, 100.0, "en", slots=2) == "you are 4th in line · about 14 s"
+    assert place_text(2, [200.0], [1], 4.0, 100.0, "en", slots=2) == "you are 2nd in line · about 4 s"  # one idle
     count, channels, variants = object(), object(), object()
     event = lambda inputs, data: SimpleNamespace(fn=SimpleNamespace(inputs=inputs),  # noqa: E731
                                                 data=SimpleNamespace(data=data))
@@ -1361,3 +1374,31 @@ def test_a_gradio_without_the_insides_the_limits_read_stops_the_launch_in_one_li
     monkeypatch.delattr(demo, "temp_file_sets")
     with pytest.raises(SystemExit, match=r"has no demo.temp_file_sets as AdGen's queue limits and disk cap use it"):
         app.check_gradio(demo)
+
+
+def test_downloads_made_by_two_tabs_at_once_keep_their_names(tmp_path, monkeypatch):
+    # each tab's download prunes the oldest links; two pruning at once must not cost either its named file
+    import threading
+    from types import SimpleNamespace
+
+    monkeypatch.setattr(app, "DOWNLOADS_KEPT", 4)
+    images = []
+    for seed in range(40):
+        png = tmp_path / f"adgen-{seed}-{seed:08x}.png"
+        png.write_bytes(b"png %d" % seed)
+        images.append(SimpleNamespace(path=str(png), seed=seed))
+    fallbacks = []
+
+    def tab(order):
+        for entry in order * 5:
+            shown = app.named_download(entry, "탄산수")
+            if Path(shown).name.startswith("adgen-"):
+                fallbacks.append(shown)
+
+    tabs = [threading.Thread(target=tab, args=(images,)), threading.Thread(target=tab, args=(images[::-1],))]
+    for t in tabs:
+        t.start()
+    for t in tabs:
+        t.join()
+    assert fallbacks == []
+    assert len(list((tmp_path / "downloads").iterdir())) <= 4 + 2  # pruned (each tab may be one ahead)

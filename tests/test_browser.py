@@ -194,8 +194,12 @@ def test_the_ad_comes_first_in_the_browsers_language(server, browser, tmp_path, 
     # the download is named after the product and the date; no raw key of Gradio's ("common.complete") on the page
     page.wait_for_function(includes("#download", name.replace(" ", "-")))
     assert "common." not in page.evaluate("document.body.innerText")
-    if locale == "ko-KR":  # the result's own buttons (full screen, download) too
+    if locale == "ko-KR":  # the result's own buttons (full screen, download) too, and full screen's own
         no_english_labels(page)
+        page.locator("#result [aria-label='전체 화면']").first.click()
+        page.locator("#result [aria-label='전체 화면 나가기']").first.wait_for()
+        no_english_labels(page)
+        page.locator("#result [aria-label='전체 화면 나가기']").first.click()
     page.screenshot(path=str(tmp_path / "shot.png"), full_page=True)
     keep_screenshot(tmp_path / "shot.png", f"screenshot-{locale[:2]}-{'phone' if viewport is PHONE else 'desktop'}.png")
     # history survives a reload (the browser keeps it; the server checks every name)
