@@ -1130,8 +1130,9 @@ def form_panel(h: Handlers, i18n: gr.I18n) -> FormPanel:
             prompt_note = gr.Markdown("", elem_id="prompt-note")
         with gr.Tab(i18n("tab_seed_size")):
             with gr.Row():
-                w["seed"] = gr.Number(None, label=i18n("seed"), precision=0, minimum=0, maximum=2**32 - 1,
-                                      interactive=False, elem_id="seed")  # blank and locked while random
+                # blank and locked while random; no minimum/maximum: the form's own check names the field in the
+                # page's language (Gradio's refuses in English)
+                w["seed"] = gr.Number(None, label=i18n("seed"), precision=0, interactive=False, elem_id="seed")
                 random_seed = gr.Checkbox(True, label=i18n("random_seed"), elem_id="random-seed")
                 reuse = gr.Button(i18n("reuse_seed"), size="sm")
             aspect = gr.Radio([*ASPECTS, "custom"], value="1:1", label=i18n("aspect_ratio"), elem_id="aspect")
@@ -1348,6 +1349,13 @@ def wire(demo: gr.Blocks, h: Handlers, slots: int, status: gr.Markdown, form: Fo
     # the job's copies exist; each redo button clickable when the result shown has its step
     idle = (lambda *shown: (h.tidy(), (*button_updates(False, redo_ready(*shown)), None))[1], views,
             [*buttons, running])
+
+    def back_to_idle(job) -> None:
+        """The buttons come back when `job` ends. Gradio 6.31's page runs a `.then` after a job whose inputs it
+        refused (a number out of its range, its English toast) only as a `.failure`: both, or the tab stays busy."""
+        job.then(*idle, queue=False, **hidden)
+        job.failure(*idle, queue=False, **hidden)
+
     gpu = dict(concurrency_limit=slots, concurrency_id="gpu", api_visibility="private")
     out = list(outputs.values())
     runs = []
@@ -1359,7 +1367,7 @@ def wire(demo: gr.Blocks, h: Handlers, slots: int, status: gr.Markdown, form: Fo
         trigger.click(None, js=BRING_INTO_VIEW % "#result")
         started = trigger.click(*busy("generate"), queue=False, **hidden)
         runs.append(started.then(run(seed_of), inputs, out, show_progress_on=[res.image], **gpu))
-        runs[-1].then(*idle, queue=False, **hidden)
+        back_to_idle(runs[-1])
         runs[-1].then(None, js=SHOW_MESSAGE)
 
     # The writer: Write copy and Enhance prompt run as this tab's jobs on the same GPU queue, with the same Stop
@@ -1390,7 +1398,7 @@ def wire(demo: gr.Blocks, h: Handlers, slots: int, status: gr.Markdown, form: Fo
         # progress components that are not its outputs as failed (a red "Error" after a queued Stop).
         outputs_of = list(dict.fromkeys([*shows, notes[job], box]))
         runs.append(started.then(on_gpu(fn), form_inputs, outputs_of, show_progress_on=[box], **gpu))
-        runs[-1].then(*idle, queue=False, **hidden)
+        back_to_idle(runs[-1])
     form.suggestions.input(h.use_copy, form.suggestions, [w["copy"], w["subcopy"]], queue=False, **hidden)
     # "Same scene" and "Different scenes" exclude each other: ticking one unticks the other
     for one, other in (("same_scene", "different_scenes"), ("different_scenes", "same_scene")):
@@ -1413,7 +1421,7 @@ def wire(demo: gr.Blocks, h: Handlers, slots: int, status: gr.Markdown, form: Fo
     campaign_run = started.then(on_gpu(campaign, {camp.channels: "channels", camp.variants: "variants"}),
                                 {*form_inputs, camp.channels, camp.variants, camp.gallery},
                                 [camp.message, camp.gallery, camp.zip], show_progress_on=[camp.gallery], **gpu)
-    campaign_run.then(*idle, queue=False, **hidden)
+    back_to_idle(campaign_run)
     runs.append(campaign_run)
 
     def stop_ui(job: str | None, hist: list, campaign_shown, cutout, background, copy_layer, request: gr.Request):

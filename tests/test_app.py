@@ -1152,6 +1152,19 @@ def test_a_waiting_tabs_estimate_counts_each_waiting_jobs_images():
     assert [e.session_hash for e in app.queue_ahead(queue, "c")] == ["a", "b"] and app.queue_ahead(queue, "z") is None
 
 
+def test_every_page_job_gives_the_buttons_back_also_when_gradio_refuses_its_inputs(engine, tmp_path):
+    # Gradio 6.31's page runs a job's `.then` only when the job ran; a job whose inputs Gradio refused (a number out
+    # of its range) ends as a failure, and without a `.failure` step the tab stayed busy (Stop shown, no Generate)
+    demo = app.build_demo(engine, outputs=tmp_path / "outputs")
+    fns = list(demo.fns.values())
+    jobs = [f for f in fns if f.concurrency_id == "gpu" and f.api_visibility == "private"]
+    assert len(jobs) >= 7  # Generate, the three redos, Write copy, Enhance prompt, the campaign
+    for job in jobs:
+        after = [f for f in fns if f.trigger_after == job._id]
+        assert any(f.trigger_only_on_failure for f in after), job.name
+        assert any(not f.trigger_only_on_failure and not f.trigger_only_on_success for f in after), job.name
+
+
 def test_the_page_keeps_messages_stop_and_gradios_lines_where_a_phone_user_looks(engine, tmp_path):
     """On a phone Generate brings the result up, and an error (no new result) then its message; Stop floats while
     a job runs; Gradio's English queue line and its announcer are never drawn; images are shown whole."""

@@ -142,6 +142,16 @@ def test_the_ad_comes_first_in_the_browsers_language(server, browser, tmp_path, 
     assert page.locator("#redo-copy").is_disabled()  # nothing to redo yet
     assert page.locator("#load-png").is_visible()  # Load from image: one tap to its file picker, not in Advanced
     if not generate:
+        if locale == "ko-KR":  # a seed out of range: one Korean line naming the field, and the tab is free again
+            page.get_by_label(labels["name"], exact=True).fill("탄산수")
+            page.get_by_text(labels["advanced"], exact=True).first.click()
+            page.get_by_role("tab", name=labels["size"]).click()
+            page.locator("#random-seed input").uncheck()
+            page.locator("#seed input").fill("-12")
+            page.locator("#generate").click()
+            page.wait_for_function(includes("#message", "시드"))
+            page.locator("#generate").wait_for(state="visible", timeout=10_000)
+            assert not page.locator("#stop").is_visible() and not page.locator(".toast-body").count()
         if locale == "ko-KR":  # the campaign's channels too: a hover shows "카카오 비즈보드", not "kakao_bizboard"
             page.get_by_role("tab", name="캠페인").click()
             page.locator("#campaign-channels input[type=checkbox]").first.wait_for()
