@@ -1175,11 +1175,16 @@ def form_panel(h: Handlers, i18n: gr.I18n) -> FormPanel:
                      random_seed=random_seed, reuse=reuse, aspect=aspect, png=png, examples=examples, thumb=thumb)
 
 
+# What the page's results offer in their corner: no "share" (Gradio's share works only on a Space, and elsewhere it
+# says so in English), and never an upload: a result is read-only even where an event reads it back.
+VIEW_BUTTONS = ["download", "fullscreen"]
+
+
 def result_panel(i18n: gr.I18n) -> ResultPanel:
     """The ad tab: the result shown whole, its info, its kept steps (each redoable alone), the history."""
     place = gr.Markdown("", elem_id="place")  # this tab's place in the queue, where its result will show
     image = gr.Image(label=i18n("result"), format="png", interactive=False, height=520, elem_id="result",
-                     buttons=["download", "fullscreen"])
+                     buttons=VIEW_BUTTONS)
     info = gr.Markdown(elem_id="result-info")
     download = gr.File(label=i18n("download_png"), elem_id="download")
     views, redo = {}, {}
@@ -1189,12 +1194,12 @@ def result_panel(i18n: gr.I18n) -> ResultPanel:
                                     ("copy_layer", "step_copy_layer", "redo_copy")):
             with gr.Column(min_width=110):
                 views[step] = gr.Image(label=i18n(key), format="png", interactive=False, height=150, type="filepath",
-                                       elem_id=f"step-{step.split('_')[0]}",
+                                       buttons=VIEW_BUTTONS, elem_id=f"step-{step.split('_')[0]}",
                                        elem_classes=["checker"] if step == "copy_layer" else None)
                 redo[step] = gr.Button(i18n(redo_key), size="sm", elem_id=redo_key.replace("_", "-"),
                                        interactive=False)  # clickable once a result with this step shows
     gallery = gr.Gallery(label=i18n("results"), format="png", columns=4, height="auto", object_fit="contain",
-                         elem_id="gallery", allow_preview=False)
+                         elem_id="gallery", allow_preview=False, interactive=False, buttons=VIEW_BUTTONS)
     return ResultPanel(image=image, info=info, download=download, views=views, redo=redo, gallery=gallery,
                        place=place)
 
@@ -1215,7 +1220,7 @@ def campaign_panel(h: Handlers, i18n: gr.I18n) -> CampaignPanel:
     # the ZIP right with the campaign's result: under its message, above the gallery
     zip_button = gr.DownloadButton(i18n("download_zip"), visible=False, elem_id="campaign-zip", variant="primary")
     gallery = gr.Gallery(label=i18n("campaign_results"), format="png", columns=3, height="auto",
-                         object_fit="contain", elem_id="campaign-gallery")
+                         object_fit="contain", elem_id="campaign-gallery", interactive=False, buttons=VIEW_BUTTONS)
     return CampaignPanel(channels=channels, variants=variants, go=go, stop=stop, message=message, gallery=gallery,
                          zip=zip_button, place=place)
 

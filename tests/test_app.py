@@ -1152,6 +1152,16 @@ def test_a_waiting_tabs_estimate_counts_each_waiting_jobs_images():
     assert [e.session_hash for e in app.queue_ahead(queue, "c")] == ["a", "b"] and app.queue_ahead(queue, "z") is None
 
 
+def test_results_are_read_only_and_offer_no_share(engine, tmp_path):
+    # the campaign's gallery took uploads (an event reads it back, so Gradio made it editable), and the step views'
+    # share icon said "Must be on Spaces to share." in English
+    demo = app.build_demo(engine, outputs=tmp_path / "outputs")
+    shown = [b for b in demo.blocks.values() if isinstance(b, gr.Image | gr.Gallery)]
+    assert {b.elem_id for b in shown} >= {"result", "step-cutout", "gallery", "campaign-gallery"}
+    for block in shown:
+        assert block.interactive is False and block.buttons is not None and "share" not in block.buttons, block
+
+
 def test_every_page_job_gives_the_buttons_back_also_when_gradio_refuses_its_inputs(engine, tmp_path):
     # Gradio 6.31's page runs a job's `.then` only when the job ran; a job whose inputs Gradio refused (a number out
     # of its range) ends as a failure, and without a `.failure` step the tab stayed busy (Stop shown, no Generate)
