@@ -151,6 +151,19 @@ def check_channels(spec: AdSpec, channels: list[Channel]) -> None:
                                          f"a product photo; add one or leave {channel.label} out")  # Korean: its label
 
 
+def photo_channels(spec: AdSpec, channels: list[Channel]) -> tuple[list[Channel], tuple[str, ...]]:
+    """For the page, whose defaults include marketplaces' white main images: without a product photo, the chosen
+    channels that can be made and the note naming those left out (a pure white channel shows the product photo).
+    When every chosen channel needs the photo, all stay, and `check_channels` refuses as for the CLI."""
+    white = [c for c in channels if c.background == "white"]
+    if spec.request.image is not None or not white or len(white) == len(channels):
+        return channels, ()
+    left = ", ".join(c.label for c in white)  # Korean: their labels
+    return ([c for c in channels if c.background != "white"],
+            (f"left out {left}: a pure white background shows the product photo, and there is none; add a photo to "
+             "make them too",))
+
+
 def variant_spec(spec: AdSpec, v: int) -> AdSpec:
     """Variant `v` (0-based) of the ad. A model background varies by seed and scene; a packshot has neither,
     so its variants vary the layout instead: the copy above or below the product, and the backdrop's style

@@ -193,20 +193,24 @@ class Studio:
         `progress(done, total)` moves per file and per denoising step; Stop ends the job before the next file
         too (a packshot campaign runs no model steps to stop at).
         """
-        from .campaign import make_campaign, write_campaign
+        from .campaign import make_campaign, photo_channels, write_campaign
         from .channels import get_channels, load_channels
+        from .errors import InputError
         from .request import check_int
 
-        channels = get_channels(list(channel_ids or []), load_channels())
+        if not channel_ids:  # the page's own line: the boxes show labels, not the ids the CLI lists
+            raise InputError("channels", "choose at least one channel")
+        channels = get_channels(list(channel_ids), load_channels())
         variants = check_int("variants", variants, 1, UI_MAX_VARIANTS)
         engine = self.engine
         spec = form.ad_spec(engine.presets)  # every input checked before any work
+        channels, left_out = photo_channels(spec, channels)
         steps = _PerFile(self.maker(engine), len(channels) * variants, progress)
         with engine.jobs.open(job=job) as running:
             spec, written = self._scenes(engine, form, spec, variants, running)
             result = make_campaign(steps, spec, channels, variants, progress=progress, job=running,
                                    area=self.campaign_area)
-        result = dataclasses.replace(result, written=written)
+        result = dataclasses.replace(result, written=written, notes=left_out + result.notes)
         if progress is not None:
             progress(1, 1)
         digest = hashlib.sha256("".join(f"{p.channel}/{p.variant}:{hashlib.sha256(p.png).hexdigest()};"

@@ -636,6 +636,24 @@ def test_page_files_come_from_the_upload_folder_only_and_colours_apply_only_when
 CAMPAIGN = dataclasses.replace(FORM, copy="여름 한정", count=1, background="packshot")
 
 
+def test_the_korean_default_channels_make_a_campaign_without_a_photo(handlers):
+    # Coupang's, Naver's and 11st's main images are white around the product photo: a first campaign from a name and
+    # copy alone made nothing ("쿠팡 ... 제품 사진이 필요합니다"); the others are made and the note says why not these
+    from adgen.page import CAMPAIGN_DEFAULTS
+
+    form = dataclasses.replace(FORM, copy="여름 한정", count=1)
+    handlers.studio.campaign_area = 256 * 256  # small backgrounds: a cheap campaign
+    shown = handlers.campaign(form, list(CAMPAIGN_DEFAULTS["ko"]), 1, request=KOREAN)
+    made = [caption.split(" · ")[0] for _, caption in shown["gallery"]]
+    assert len(made) == len(CAMPAIGN_DEFAULTS["ko"]) - 1 and "쿠팡 대표 이미지" not in made, shown.get("message")
+    assert "ℹ 쿠팡 대표 이미지 채널은 빼고 만들었습니다" in shown["message"]
+    # only white channels chosen: nothing can be made, and the campaign says so, naming them in Korean
+    refused = handlers.campaign(form, ["coupang_main"], 1, request=KOREAN)["message"]
+    assert "제품 사진이 필요합니다" in refused and "coupang_main" not in refused
+    # none chosen: one line without the ids the CLI lists
+    assert handlers.campaign(form, [], 1, request=KOREAN)["message"] == "⚠ 채널: 채널을 하나 이상 고르세요"
+
+
 def test_a_campaign_is_grouped_by_channel_with_a_zip_of_its_files_and_manifest(handlers, engine, tmp_path):
     import zipfile
 
