@@ -523,6 +523,22 @@ def button_updates(busy: bool, redo: list[bool] | None = None) -> list[dict]:
             gr.update(visible=busy)]
 
 
+def redo_can_change(redo: str | None, form: AdForm) -> None:
+    """Refuse a redo that would make the same ad again (a copy of the one shown): the cutout redone with no mask
+    painted, or a new background for a packshot, whose backdrop is the same for every seed."""
+    if redo == "cutout" and form.mask is None:
+        raise InputError("mask", "needs a mask: paint the product white in the Product mask editor")
+    if redo == "background" and form.background == "packshot":
+        raise InputError("background", "a packshot's backdrop is the same for every seed: for another one, choose "
+                                       "another packshot style or a painted background")
+
+
+def same_as_shown(named: dict, history: list | None) -> bool:
+    """Whether a redo made the very image shown (the history's newest): nothing it redoes had changed."""
+    made = named.get("history") or []
+    return bool(made and history and made[0].get("path") == history[0].get("path"))
+
+
 def redo_ready(*views) -> list[bool]:
     """Per step view (cutout, background, copy layer): whether it shows an image, so its redo can act."""
     return [bool(view) for view in views]  # the views hand over file paths (type="filepath"): "" or None is none
@@ -1329,13 +1345,17 @@ def wire(demo: gr.Blocks, h: Handlers, slots: int, status: gr.Markdown, form: Fo
     sizes_of = {w[name]: name for name in ("width", "height", "steps", "count")}  # ZeroGPU's duration (adgen.zerogpu)
 
     # 2. the jobs: Generate and the redos, Write copy and Enhance prompt, the campaign, and Stop
-    def run(seed_of):
+    def run(seed_of, redo: str | None = None):
         def handler(data: dict, request: gr.Request, progress=gr.Progress()):  # noqa: B008 - Gradio injects it
             try:
                 ad = form_of(data, seed_of(data))
+                redo_can_change(redo, ad)
             except AdgenError as exc:
                 return {message: "⚠ " + localize_error(exc, lang_of_request(request))}
-            return to_outputs(h.generate(ad, data[history], request, progress))
+            named = h.generate(ad, data[history], request, progress)
+            if redo in ("cutout", "copy_layer") and same_as_shown(named, data[history]):
+                named = {"message": "ℹ " + text(f"redo_same_{redo}", lang_of_request(request))}  # no second copy
+            return to_outputs(named)
         return on_gpu(handler, sizes_of)
 
     # One job at a time per tab: while any job (Generate, a redo, Write copy, Enhance prompt, the campaign)
@@ -1364,14 +1384,15 @@ def wire(demo: gr.Blocks, h: Handlers, slots: int, status: gr.Markdown, form: Fo
     gpu = dict(concurrency_limit=slots, concurrency_id="gpu", api_visibility="private")
     out = list(outputs.values())
     runs = []
-    for trigger, seed_of in ((form.go, lambda d: "form"),
-                             (res.redo["copy_layer"], lambda d: d[last_seed] if d[last_seed] is not None else "form"),
-                             (res.redo["cutout"], lambda d: d[last_seed] if d[last_seed] is not None else "form"),
-                             (res.redo["background"], lambda d: new_seed())):
+    for trigger, seed_of, redo in (
+            (form.go, lambda d: "form", None),
+            (res.redo["copy_layer"], lambda d: d[last_seed] if d[last_seed] is not None else "form", "copy_layer"),
+            (res.redo["cutout"], lambda d: d[last_seed] if d[last_seed] is not None else "form", "cutout"),
+            (res.redo["background"], lambda d: new_seed(), "background")):
         # Redo buttons pass their seed for that one run; "Random seed" stays as the user set it.
         trigger.click(None, js=BRING_INTO_VIEW % "#result")
         started = trigger.click(*busy("generate"), queue=False, **hidden)
-        runs.append(started.then(run(seed_of), inputs, out, show_progress_on=[res.image], **gpu))
+        runs.append(started.then(run(seed_of, redo), inputs, out, show_progress_on=[res.image], **gpu))
         back_to_idle(runs[-1])
         runs[-1].then(None, js=SHOW_MESSAGE)
 

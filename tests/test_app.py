@@ -1313,6 +1313,26 @@ def test_after_an_ad_with_steps_the_tab_gets_its_buttons_back_with_the_redos_it_
     assert [state[n]["interactive"] for n in ("redo-cutout", "new-background", "redo-copy")] == [False, True, True]
 
 
+def test_a_redo_that_would_make_the_same_ad_again_says_why_instead(served):
+    """Redo cutout with no mask painted, or New background for a packshot (its backdrop is the same for every
+    seed), made the shown ad again from the cache and added a copy to the history; now one line says what to do."""
+    tab = PageEvents(served, "same-redo-tab", lang="ko")
+    tab.click("redo-cutout", name="탄산수", width=256, height=256, steps=1)
+    assert tab.values[tab.ids["message"]].startswith("⚠ 마스크: 마스크가 필요합니다")
+    tab.click("new-background", name="탄산수", background="packshot", width=256, height=256, steps=1)
+    assert tab.values[tab.ids["message"]].startswith("⚠ 배경: 팩샷 배경은 시드와 상관없이 같습니다")
+    assert tab.props[tab.ids["generate"]]["visible"] is True  # and the tab is free again
+    # Redo copy with the copy unchanged: the same image; the history keeps one copy of it, and the line says why
+    job = dict(name="탄산수", copy="여름 한정", width=256, height=256, steps=1)
+    tab.click("generate", **job)
+    history = tab.values[tab.ids["gallery"]]
+    tab.click("redo-copy", **job)
+    assert tab.values[tab.ids["message"]].startswith("ℹ 문구가 지금과 같습니다")
+    assert tab.values[tab.ids["gallery"]] == history
+    tab.click("redo-copy", **{**job, "copy": "가을 한정"})  # a changed copy: a new image, first in the history
+    assert tab.values[tab.ids["message"]] == "" and len(tab.values[tab.ids["gallery"]]) == len(history) + 1
+
+
 def test_a_flood_of_jobs_is_refused_in_the_callers_language(served, monkeypatch):
     """A tab or client has at most $ADGEN_SESSION_JOBS jobs queued or running, and at most $ADGEN_QUEUE_MAX wait:
     one more is refused before it queues, with one line in its language; the others run."""
