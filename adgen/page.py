@@ -55,18 +55,20 @@ def page_locales() -> dict[str, dict]:
     return locales
 
 
-# The page's load script (`launch(js=...)`): Gradio's own English labels its translations lack (aria-label, title,
-# alt: what a screen reader says and a hover shows) in the page's language (Gradio sets <html lang>), and a
-# checkbox's hover title the choice's shown label, not its value ("kakao_bizboard"). It runs again, once a frame,
-# whenever the page changes; a translated label no longer matches, so it settles.
+# The page's load script (`launch(js=...)`): Gradio's own English its translations lack, in the page's language
+# (Gradio sets <html lang>): labels (aria-label, title, alt: what a screen reader says and a hover shows) and a few
+# whole texts it draws (the mask editor's "select the draw tool to start"); and a checkbox's hover title the choice's
+# shown label, not its value ("kakao_bizboard"). It runs again, once a frame, whenever the page changes; a
+# translated label or text no longer matches, so it settles.
 LABELS_JS = """() => {
   const rules = Object.fromEntries(Object.entries(%s).map(([l, rs]) => [l, rs.map(([p, to]) => [new RegExp(p), to])]));
+  const texts = %s;
   const fix = () => {
     for (const box of document.querySelectorAll('input[type=checkbox][title]')) {
       const shown = box.closest('label')?.innerText.trim();
       if (shown && box.title !== shown) box.title = shown;
     }
-    const own = rules[(document.documentElement.lang || '').slice(0, 2)];
+    const lang = (document.documentElement.lang || '').slice(0, 2), own = rules[lang], words = texts[lang];
     if (!own) return;
     for (const el of document.querySelectorAll('[aria-label], [title], [alt]'))
       for (const name of ['aria-label', 'title', 'alt']) {
@@ -77,30 +79,39 @@ LABELS_JS = """() => {
           if (m) { el.setAttribute(name, to.replace(/[{]([xy])[}]/g, (_, k) => m[k === 'x' ? 1 : 2] ?? '')); break; }
         }
       }
+    const walk = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+    for (let node = walk.nextNode(); node; node = walk.nextNode()) {
+      const value = node.nodeValue.trim();
+      if (value && Object.hasOwn(words, value)) node.nodeValue = node.nodeValue.replace(value, () => words[value]);
+    }
   };
   let queued = false;
   const later = () => { if (!queued) { queued = true; requestAnimationFrame(() => { queued = false; fix(); }); } };
   new MutationObserver(later)
-    .observe(document.body, {subtree: true, childList: true, attributes: true,
+    .observe(document.body, {subtree: true, childList: true, characterData: true, attributes: true,
                              attributeFilter: ['aria-label', 'title', 'alt']});
   fix();
 }"""
 
 
 def labels_js() -> str:
-    """`LABELS_JS` with its rules: per language but English, each `gradio_label_*` string's English (Gradio's exact
-    words, `{x}` and `{y}` standing for what varies, in that order) as a pattern, and that language's words for it."""
+    """`LABELS_JS` with its rules, per language but English: each `gradio_label_*` string's English (Gradio's exact
+    words, `{x}` and `{y}` standing for what varies, in that order) as a pattern, and that language's words for it;
+    each `gradio_text_*` string's English (a whole text Gradio draws) and that language's."""
     import json
 
     locales = load_locales()
-    keys = sorted(k for k in locales["en"] if k.startswith("gradio_label_"))
+    labels = sorted(k for k in locales["en"] if k.startswith("gradio_label_"))
+    texts = sorted(k for k in locales["en"] if k.startswith("gradio_text_"))
+
     def pattern(english: str) -> str:
         escaped = re.escape(english).replace("\\ ", " ")
         return "^" + escaped.replace(r"\{x\}", "(.+?)").replace(r"\{y\}", "(.+?)") + "$"
 
-    rules = {lang: [[pattern(locales["en"][k]), strings[k]] for k in keys]
-             for lang, strings in locales.items() if lang != "en"}
-    return LABELS_JS % json.dumps(rules, ensure_ascii=False)
+    others = {lang: strings for lang, strings in locales.items() if lang != "en"}
+    rules = {lang: [[pattern(locales["en"][k]), strings[k]] for k in labels] for lang, strings in others.items()}
+    words = {lang: {locales["en"][k]: strings[k] for k in texts} for lang, strings in others.items()}
+    return LABELS_JS % (json.dumps(rules, ensure_ascii=False), json.dumps(words, ensure_ascii=False))
 
 
 def admin_allowed(server_name: str | None, share: bool, environ: dict | None = None) -> bool:

@@ -152,6 +152,12 @@ def test_the_ad_comes_first_in_the_browsers_language(server, browser, tmp_path, 
             page.wait_for_function(includes("#message", "시드"))
             page.locator("#generate").wait_for(state="visible", timeout=10_000)
             assert not page.locator("#stop").is_visible() and not page.locator(".toast-body").count()
+            # the mask editor's own words (its tools, "select the draw tool to start") are Korean too
+            page.get_by_role("tab", name="광고 레이아웃").click()
+            page.locator("#mask-editor").wait_for()
+            no_english_labels(page)
+            page.wait_for_function("!/[A-Za-z]{3,}/.test(document.querySelector('#mask-editor').innerText)",
+                                   timeout=5_000)
         if locale == "ko-KR":  # the campaign's channels too: a hover shows "카카오 비즈보드", not "kakao_bizboard"
             page.get_by_role("tab", name="캠페인").click()
             page.locator("#campaign-channels input[type=checkbox]").first.wait_for()
