@@ -127,6 +127,10 @@ CSS = """
 /* a slider's min and max stay on one line on a phone ("256" and "2048", not "25/6") */
 .min_value, .max_value { white-space: nowrap; }
 .slider_input_container input[type=number] { min-width: 5.5ch; }
+/* the uploaded photo's name stays readable beside its thumbnail on a phone (Gradio's table row gave it 0 px beside
+   the file's size): the name on its own line, the size under it */
+#photo tr.file { display: flex; flex-wrap: wrap; }
+#photo tr.file td.filename { flex: 1 1 100%; min-width: 0; }
 @media (max-width: 767px) {
   /* Stop floats at the bottom while a job runs, so it is reachable wherever the phone has scrolled */
   #stop, #campaign-stop { position: fixed; right: 12px; bottom: 12px; z-index: 100; width: auto !important;

@@ -158,6 +158,15 @@ def test_the_ad_comes_first_in_the_browsers_language(server, browser, tmp_path, 
             no_english_labels(page)
             page.wait_for_function("!/[A-Za-z]{3,}/.test(document.querySelector('#mask-editor').innerText)",
                                    timeout=5_000)
+        if viewport is PHONE:  # an uploaded photo's name is readable beside its thumbnail (it was cut to ".png")
+            from PIL import Image
+
+            Image.new("RGB", (60, 80), (200, 150, 100)).save(tmp_path / "bottle-photo.png")
+            page.locator("#photo input[type=file]").set_input_files(str(tmp_path / "bottle-photo.png"))
+            page.locator("#photo .stem").wait_for()
+            stem = page.evaluate("(() => { const s = document.querySelector('#photo .stem');"
+                                 " return [s.clientWidth, s.scrollWidth]; })()")
+            assert stem[0] > 0 and stem[0] >= stem[1], stem  # shown whole, not cut by an ellipsis
         if locale == "ko-KR":  # the campaign's channels too: a hover shows "카카오 비즈보드", not "kakao_bizboard"
             page.get_by_role("tab", name="캠페인").click()
             page.locator("#campaign-channels input[type=checkbox]").first.wait_for()
