@@ -162,15 +162,18 @@ class Handlers:
     def timed(self, images: float):
         """Time a GPU job expected to paint `images` images (counted as 1024x1024 at 8 steps: `work_of`): its expected
         end while it runs. The job then sets `.images` on what this yields to what the model really painted (`painted`:
-        none from the cache or for a packshot), and the seconds per such image are measured from that alone."""
+        none from the cache or for a packshot), and the seconds per such image are measured from that alone, on a
+        model loaded before the job began (the first job, which waits for the load, would say hours per image)."""
         start, key = time.monotonic(), object()
+        engine = self.studio.slot.peek()
+        warm = engine is not None and engine.state == "ready"  # else the job's time includes the model's load
         done = types.SimpleNamespace(images=0.0)
         self._running[key] = start + (self.seconds_per_image or 0.0) * images
         try:
             yield done
         finally:
             self._running.pop(key, None)
-        if done.images > 0:  # a job of cache hits or packshots says nothing of the model's speed
+        if done.images > 0 and warm:  # a job of cache hits or packshots says nothing of the model's speed
             spent = (time.monotonic() - start) / done.images
             self.seconds_per_image = (spent if self.seconds_per_image is None
                                       else 0.7 * self.seconds_per_image + 0.3 * spent)

@@ -95,7 +95,8 @@ def check_font(path: str | Path) -> Path:
     try:
         ImageFont.truetype(str(path), 24)
     except OSError:
-        raise InputError("brand font", f"{path.name} is not a font FreeType can open") from None
+        raise InputError("brand font", f"{path.name} is not a readable font: save it again as a .ttf or .otf font "
+                                       "file") from None
     return path
 
 

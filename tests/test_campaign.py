@@ -240,7 +240,7 @@ def test_a_font_without_the_copys_glyphs_is_refused_naming_them_before_any_work(
         Brand("x", font="logo.png")
     bogus = tmp_path / "bogus.ttf"
     bogus.write_bytes(b"not a font")
-    with pytest.raises(InputError, match="bogus.ttf is not a font FreeType can open"):
+    with pytest.raises(InputError, match="bogus.ttf is not a readable font: save it again as a .ttf or .otf font file"):
         Brand("x", font=bogus)
 
 
