@@ -1255,10 +1255,11 @@ def memory_panel(i18n: gr.I18n, admin: bool) -> MemoryPanel:
         if admin:
             panel.title = gr.Markdown(i18n("admin_controls"))
             with gr.Row():
-                panel.mode = gr.Radio(["auto", "gpu", "offload", "lowvram"],
+                panel.mode = gr.Radio([(i18n(f"memory_mode_{m}"), m) for m in ("auto", "gpu", "offload", "lowvram")],
                                       value=os.environ.get("ADGEN_MEMORY") or "auto", label=i18n("memory_mode"),
                                       scale=3)
-                panel.quantize = gr.Radio(["auto", "none", "fp8", "int8"],
+                panel.quantize = gr.Radio([(i18n("memory_mode_auto"), "auto"), (i18n("quantize_none"), "none"),
+                                           ("fp8", "fp8"), ("int8", "int8")],
                                           value=os.environ.get("ADGEN_QUANTIZE") or "auto",
                                           label=i18n("quantize_mode"), scale=2)
                 panel.free = gr.Button(i18n("free_memory"), size="sm")

@@ -513,6 +513,19 @@ def test_a_mask_painted_for_another_photo_is_refused(tmp_path):
     check_mask_fits(str(tmp_path / "bottle.png"), same.getvalue())
 
 
+def test_the_admin_choices_are_words_in_the_pages_language(engine, tmp_path):
+    # the memory mode and quantization showed their values (auto, gpu, lowvram, none) on the Korean page
+    demo = app.build_demo(engine, outputs=tmp_path / "outputs", admin=True)
+    radios = [b for b in demo.blocks.values()
+              if isinstance(b, gr.Radio) and {"lowvram", "none"} & {value for _, value in b.choices}]
+    assert len(radios) == 2
+    ko = load_locales()["ko"]
+    for radio in radios:
+        for shown, value in radio.choices:
+            if value not in ("fp8", "int8"):  # the schemes' own names
+                assert getattr(shown, "key", None) in ko, (shown, value)
+
+
 def test_the_copy_counters_and_the_memory_mode_on_a_cpu_give_feedback(engine, tmp_path):
     handlers = app.build_demo(engine, outputs=tmp_path, admin=True).handlers
     assert app.Handlers.counter("copy", "여름 한정", KOREAN)["info"] == "5/80자"
