@@ -705,7 +705,7 @@ def test_a_campaign_is_grouped_by_channel_with_a_zip_of_its_files_and_manifest(h
 
 
 @pytest.mark.parametrize(("channels", "variants", "says"), [
-    ([], 1, "⚠ channels: choose at least one of instagram_square"),
+    ([], 1, "⚠ channels: choose at least one channel"),  # the page lists no ids (the CLI does)
     (["tiktok"], 1, "⚠ channels: unknown 'tiktok'; choose one of"),
     (["instagram_square"], 5, "⚠ variants: must be from 1 to 4 (got 5)"),
 ])
