@@ -30,7 +30,7 @@ from adgen.channels import choice_label, load_channels
 from adgen.errors import AdgenError, GenerationStopped, InputError
 from adgen.form import UI_MAX_COUNT, AdForm
 from adgen.i18n import description, label, lang_code, localize_error, text
-from adgen.images import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, UPLOAD_TYPES
+from adgen.images import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, UPLOAD_TYPES, decode_image, read_image_file
 from adgen.limits import max_sessions, queue_max, refusal
 from adgen.metadata import read_params
 from adgen.page import (
@@ -435,6 +435,23 @@ class Handlers:
         if not found:
             notes.insert(0, text("error_needs_mask", lang))
         return value, "  \n".join(notes), background
+
+    @staticmethod
+    def brand_file_changed(kind: str, path: str | None, request: gr.Request | None = None) -> str:
+        """A new logo or brand font checked when it arrives, as a photo is (not only at Generate): "" when it is
+        usable or removed, else its one line in the UI's language."""
+        from adgen.brand import check_font
+
+        if not path:
+            return ""
+        try:
+            if kind == "logo":
+                decode_image(read_image_file(path, "logo"), "logo")
+            else:
+                check_font(path)
+        except AdgenError as exc:
+            return "⚠ " + localize_error(exc, lang_of_request(request))
+        return ""
 
     @staticmethod
     def brand_colours(name: str | None):
@@ -1538,6 +1555,15 @@ def wire(demo: gr.Blocks, h: Handlers, slots: int, status: gr.Markdown, form: Fo
 
     w["photo"].change(photo_changed, [w["photo"], state.background_chosen, w["background"], state.background_before],
                       [w["mask"], message, w["background"], state.background_before, form.thumb], **hidden)
+    # a brand kit's files are checked when they arrive too, as the photo is
+    def logo_changed(path: str | None, request: gr.Request):
+        return h.brand_file_changed("logo", path, request)
+
+    def font_changed(path: str | None, request: gr.Request):
+        return h.brand_file_changed("font", path, request)
+
+    w["logo"].upload(logo_changed, w["logo"], message, **hidden)
+    w["font"].upload(font_changed, w["font"], message, **hidden)
 
     def select(hist: list, evt: gr.SelectData, request: gr.Request):
         return to_outputs(h.select(hist, evt.index, request), redo=True)

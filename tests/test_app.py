@@ -615,6 +615,24 @@ def test_a_brand_from_the_list_and_an_ad_hoc_logo(handlers, tmp_path):
     assert said.startswith("⚠ brand: unknown 'nope'; choose one of citrus")
 
 
+def test_a_bad_logo_or_font_is_said_when_it_arrives(handlers, engine, tmp_path):
+    # a broken product photo was flagged at upload, a broken logo or font only at Generate
+    bad_logo, bad_font = tmp_path / "logo.png", tmp_path / "brand.ttf"
+    bad_logo.write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10)
+    bad_font.write_bytes(b"not a font" * 10)
+    assert handlers.brand_file_changed("logo", str(bad_logo), KOREAN).startswith("⚠ 로고: ")
+    assert handlers.brand_file_changed("font", str(bad_font), KOREAN).startswith("⚠ 브랜드 글꼴: brand.ttf 파일은")
+    Image.new("RGBA", (40, 20), (255, 0, 0, 255)).save(bad_logo)
+    assert handlers.brand_file_changed("logo", str(bad_logo), KOREAN) == ""
+    assert handlers.brand_file_changed("font", None, KOREAN) == ""  # removed
+    demo = app.build_demo(engine, outputs=tmp_path / "outputs")
+    config = demo.get_config_file()
+    ids = {c["props"].get("elem_id"): c["id"] for c in config["components"]}
+    uploads = {tuple(target) for d in config["dependencies"] if ids["message"] in d["outputs"]
+               for target in d["targets"]}
+    assert {(ids["logo"], "upload"), (ids["font"], "upload")} <= uploads
+
+
 def test_a_bad_font_upload_is_one_localized_line(handlers, tmp_path):
     bad = tmp_path / "brand.ttf"
     bad.write_bytes(b"not a font" * 10)
