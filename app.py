@@ -211,11 +211,13 @@ class Handlers:
 
     # -- generation --------------------------------------------------------------------------
     def generate(self, form: AdForm, history: list | None = None, request: gr.Request | None = None,
-                 progress=None) -> dict:
+                 progress=None, redo: str | None = None) -> dict:
         """Run `form` as this session's job. Returns the result's parts by name.
 
         A stop or an error never hides earlier results: only "message" (and nothing else) comes back,
-        in the UI's language.
+        in the UI's language. `redo` ("cutout", "copy_layer"): a redo button's run; when every image it made is
+        already in the history (nothing it redoes had changed), the result is shown, the history gets no second
+        copy, and the message says what to change.
         """
         lang = lang_of_request(request)
         history = self.studio.checked(history or [])
@@ -241,10 +243,13 @@ class Handlers:
             return {"message": failure(exc, lang, kept=bool(history))}
         if form.photo and form.background == "packshot":  # made without the model: no prompt to show
             entries = [dataclasses.replace(e, prompt="") for e in entries]
-        history = (entries + history)[:MAX_HISTORY]  # newest request first, its images in seed order
+        notes = [scenes_note(result.written, lang), warnings_note(result, lang)]
+        if redo in ("cutout", "copy_layer") and {e.path for e in entries} <= {e.path for e in history}:
+            notes.insert(0, "ℹ " + text(f"redo_same_{redo}", lang))
+        else:
+            history = (entries + history)[:MAX_HISTORY]  # newest request first, its images in seed order
         return {**self.shown(entries[0], lang, form.name), "history": [e.to_json() for e in history],
-                "gallery": gallery_of(history, lang), "seed": entries[0].seed,
-                "message": notes_line(scenes_note(result.written, lang), warnings_note(result, lang))}
+                "gallery": gallery_of(history, lang), "seed": entries[0].seed, "message": notes_line(*notes)}
 
     def campaign(self, form: AdForm, channel_ids: list[str] | None, variants: int = 1,
                  request: gr.Request | None = None, progress=None, shown: bool = False) -> dict:
@@ -555,12 +560,6 @@ def redo_can_change(redo: str | None, form: AdForm) -> None:
     if redo == "background" and form.background == "packshot":
         raise InputError("background", "a packshot's backdrop is the same for every seed: for another one, choose "
                                        "another packshot style or a painted background")
-
-
-def same_as_shown(named: dict, history: list | None) -> bool:
-    """Whether a redo made the very image shown (the history's newest): nothing it redoes had changed."""
-    made = named.get("history") or []
-    return bool(made and history and made[0].get("path") == history[0].get("path"))
 
 
 def redo_ready(*views) -> list[bool]:
@@ -1239,7 +1238,8 @@ def result_panel(i18n: gr.I18n) -> ResultPanel:
                 redo[step] = gr.Button(i18n(redo_key), size="sm", elem_id=redo_key.replace("_", "-"),
                                        interactive=False)  # clickable once a result with this step shows
     gallery = gr.Gallery(label=i18n("results"), format="png", columns=4, height="auto", object_fit="contain",
-                         elem_id="gallery", allow_preview=False, interactive=False, buttons=VIEW_BUTTONS)
+                         elem_id="gallery", allow_preview=False, interactive=False,
+                         buttons=[*VIEW_BUTTONS, "download_all"])
     return ResultPanel(image=image, info=info, download=download, views=views, redo=redo, gallery=gallery,
                        place=place)
 
@@ -1377,10 +1377,7 @@ def wire(demo: gr.Blocks, h: Handlers, slots: int, status: gr.Markdown, form: Fo
                 redo_can_change(redo, ad)
             except AdgenError as exc:
                 return {message: "⚠ " + localize_error(exc, lang_of_request(request))}
-            named = h.generate(ad, data[history], request, progress)
-            if redo in ("cutout", "copy_layer") and same_as_shown(named, data[history]):
-                named = {"message": "ℹ " + text(f"redo_same_{redo}", lang_of_request(request))}  # no second copy
-            return to_outputs(named)
+            return to_outputs(h.generate(ad, data[history], request, progress, redo=redo))
         return on_gpu(handler, sizes_of)
 
     # One job at a time per tab: while any job (Generate, a redo, Write copy, Enhance prompt, the campaign)

@@ -161,7 +161,7 @@ def photo_channels(spec: AdSpec, channels: list[Channel]) -> tuple[list[Channel]
     left = ", ".join(c.label for c in white)  # Korean: their labels
     return ([c for c in channels if c.background != "white"],
             (f"left out {left}: a pure white background shows the product photo, and there is none; add a photo to "
-             "make them too",))
+             "include every chosen channel",))
 
 
 def variant_spec(spec: AdSpec, v: int) -> AdSpec:

@@ -673,8 +673,8 @@ CAMPAIGN = dataclasses.replace(FORM, copy="여름 한정", count=1, background="
 
 
 def test_the_korean_default_channels_make_a_campaign_without_a_photo(handlers):
-    # Coupang's, Naver's and 11st's main images are white around the product photo: a first campaign from a name and
-    # copy alone made nothing ("쿠팡 ... 제품 사진이 필요합니다"); the others are made and the note says why not these
+    # Coupang's main image is white around the product photo, and it is ticked by default: a first campaign from a
+    # name and copy alone made nothing ("쿠팡 ... 제품 사진이 필요합니다"); the others are made, a note says why not it
     from adgen.page import CAMPAIGN_DEFAULTS
 
     form = dataclasses.replace(FORM, copy="여름 한정", count=1)
@@ -1303,7 +1303,8 @@ class PageEvents:
             output = self.until(stream, event, "process_completed")["output"]
         job = next(d for d in self.deps.values() if d.get("trigger_after") == first["id"])
         self.shown(job, output)
-        for then in (d for d in self.deps.values() if d.get("trigger_after") == job["id"] and d["backend_fn"]):
+        for then in (d for d in self.deps.values() if d.get("trigger_after") == job["id"] and d["backend_fn"]
+                     and not d.get("trigger_only_on_failure")):  # the job ran: its `.failure` steps do not
             self.shown(then, self.post("gradio_api/run/predict", {"data": self.data(then, values),
                                                                   "fn_index": then["id"]}))
         return output
@@ -1358,14 +1359,19 @@ def test_a_redo_that_would_make_the_same_ad_again_says_why_instead(served):
     tab.click("new-background", name="탄산수", background="packshot", width=256, height=256, steps=1)
     assert tab.values[tab.ids["message"]].startswith("⚠ 배경: 팩샷 배경은 시드와 상관없이 같습니다")
     assert tab.props[tab.ids["generate"]]["visible"] is True  # and the tab is free again
-    # Redo copy with the copy unchanged: the same image; the history keeps one copy of it, and the line says why
-    job = dict(name="탄산수", copy="여름 한정", width=256, height=256, steps=1)
+    # Redo copy with the form's copy already made: that ad is shown again, the history keeps one copy of it (here the
+    # older of two ads, while the newer one is shown), and the line says what to change
+    job = {"name": "탄산수", "copy": "여름 한정", "width": 256, "height": 256, "steps": 1, "random-seed": False,
+           "seed": 7}
     tab.click("generate", **job)
+    tab.click("generate", **{**job, "copy": "가을 한정"})
     history = tab.values[tab.ids["gallery"]]
     tab.click("redo-copy", **job)
-    assert tab.values[tab.ids["message"]].startswith("ℹ 문구가 지금과 같습니다")
+    assert tab.values[tab.ids["message"]].startswith("ℹ 이미 결과에 있는 광고입니다")
     assert tab.values[tab.ids["gallery"]] == history
-    tab.click("redo-copy", **{**job, "copy": "가을 한정"})  # a changed copy: a new image, first in the history
+    shown = Path(tab.values[tab.ids["result"]]["path"]).read_bytes()
+    assert shown == Path(history[1]["image"]["path"]).read_bytes() != Path(history[0]["image"]["path"]).read_bytes()
+    tab.click("redo-copy", **{**job, "copy": "겨울 한정"})  # a new copy: a new image, first in the history
     assert tab.values[tab.ids["message"]] == "" and len(tab.values[tab.ids["gallery"]]) == len(history) + 1
 
 

@@ -152,12 +152,23 @@ def test_the_ad_comes_first_in_the_browsers_language(server, browser, tmp_path, 
             page.wait_for_function(includes("#message", "시드"))
             page.locator("#generate").wait_for(state="visible", timeout=10_000)
             assert not page.locator("#stop").is_visible() and not page.locator(".toast-body").count()
-            # the mask editor's own words (its tools, "select the draw tool to start") are Korean too
+            # the mask editor's own words (its tools, "select the draw tool to start") are Korean too, and with a
+            # photo in it, the brush's and the eraser's options
             page.get_by_role("tab", name="광고 레이아웃").click()
             page.locator("#mask-editor").wait_for()
             no_english_labels(page)
             page.wait_for_function("!/[A-Za-z]{3,}/.test(document.querySelector('#mask-editor').innerText)",
                                    timeout=5_000)
+            from PIL import Image, ImageDraw
+
+            photo = Image.new("RGB", (90, 120), (160, 120, 80))
+            ImageDraw.Draw(photo).rectangle((36, 24, 54, 100), fill=(30, 160, 60))
+            photo.save(tmp_path / "bottle.png")
+            page.locator("#photo input[type=file]").set_input_files(str(tmp_path / "bottle.png"))
+            page.locator("#mask-editor canvas").first.wait_for()
+            for tool in ("브러시", "지우개"):
+                page.locator(f"#mask-editor [aria-label='{tool}']").first.click()
+                no_english_labels(page)
         if viewport is PHONE:  # an uploaded photo's name is readable beside its thumbnail (it was cut to ".png")
             from PIL import Image
 
