@@ -32,7 +32,7 @@ from adgen.form import UI_MAX_COUNT, AdForm
 from adgen.i18n import description, label, lang_code, localize_error, text
 from adgen.images import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, UPLOAD_TYPES, decode_image, read_image_file
 from adgen.limits import max_sessions, queue_max, refusal
-from adgen.metadata import read_params
+from adgen.metadata import read_chunk, read_params
 from adgen.page import (
     CAMPAIGN_DEFAULTS,
     EXAMPLES,
@@ -342,7 +342,7 @@ class Handlers:
         not given) and the date; "redo": whether each step's redo button can act (the entry has that step)."""
         return {"image": entry.path, "info": info_text(entry, lang), "download": named_download(entry, product),
                 **{step: entry.steps.get(step) for step in STEP_VIEWS},
-                "redo": [step in entry.steps for step in STEP_VIEWS]}
+                "redo": redo_ready(*(entry.steps.get(step) for step in STEP_VIEWS))}
 
     def select(self, history, index: int, request: gr.Request | None = None) -> dict:
         """The history entry behind gallery row `index` (rows match the stored list, even after evictions)."""
@@ -563,8 +563,16 @@ def redo_can_change(redo: str | None, form: AdForm) -> None:
 
 
 def redo_ready(*views) -> list[bool]:
-    """Per step view (cutout, background, copy layer): whether it shows an image, so its redo can act."""
-    return [bool(view) for view in views]  # the views hand over file paths (type="filepath"): "" or None is none
+    """Per step view (cutout, background, copy layer; file paths, "" or None for none): whether its redo can act.
+    It needs the step shown, and a new background needs a background the model painted: a packshot's (a CPU step,
+    its PNG says so) is the same for every seed, so New background would only make the ad shown again."""
+    ready = [bool(view) for view in views]
+    if len(views) == len(STEP_VIEWS) and ready[1]:
+        try:
+            ready[1] = read_chunk(views[1]).get("step") != "background"
+        except (OSError, AdgenError):  # not ours to read: leave the button to the job's own check
+            pass
+    return ready
 
 
 def writer_line(key: str, written, lang: str, **values) -> str:

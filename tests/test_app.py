@@ -465,6 +465,11 @@ def test_a_photo_and_korean_copy_make_the_ad_with_its_steps_shown(handlers, engi
     assert Image.open(out["cutout"]).size == (80, 180) and Image.open(out["background"]).size == (320, 400)
     assert Image.open(out["copy_layer"]).mode == "RGBA"
     assert "steps: cutout (new), background (new), copy layer (new)" in out["info"]
+    assert out["redo"] == [True, True, True]  # an inpainted background: New background can act
+    packshot = generate(handlers, photo=photo, copy="여름 한정 30%", count=1, background="packshot", width=320,
+                        height=400)  # the same backdrop for every seed: New background stays off (and the idle step)
+    assert packshot["redo"] == app.redo_ready(packshot["cutout"], packshot["background"], None)[:2] + [True]
+    assert packshot["redo"] == [True, False, True]
     runs = engine.runs
     again = generate(handlers, photo=photo, copy="새 카피", subcopy="", count=1, text_style="neon",
                      text_position="top", width=320, height=400, history=out["history"])
