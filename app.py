@@ -1202,10 +1202,12 @@ def form_panel(h: Handlers, i18n: gr.I18n) -> FormPanel:
             w["packshot"] = gr.Radio([(i18n("packshot_gradient"), "gradient"), (i18n("packshot_color"), "color"),
                                       (i18n("packshot_white"), "white")], value="gradient",
                                      label=i18n("packshot_style"), visible=False, elem_id="packshot")
-            with gr.Row():
-                w["place_x"] = gr.Slider(0, 1, value=0.5, step=0.01, label=i18n("product_x"))
-                w["place_y"] = gr.Slider(0, 1, value=0.6, step=0.01, label=i18n("product_y"))
-                w["place_scale"] = gr.Slider(0.05, 1, value=0.45, step=0.01, label=i18n("product_height"))
+            with gr.Row():  # each wide enough for its label beside its number box, else it wraps to the next line
+                w["place_x"] = gr.Slider(0, 1, value=0.5, step=0.01, label=i18n("product_x"), min_width=220,
+                                         elem_id="place-x")
+                w["place_y"] = gr.Slider(0, 1, value=0.6, step=0.01, label=i18n("product_y"), min_width=220)
+                w["place_scale"] = gr.Slider(0.05, 1, value=0.45, step=0.01, label=i18n("product_height"),
+                                             min_width=220)
             w["mask"] = gr.ImageEditor(label=i18n("product_mask"), type="pil", image_mode="RGBA",
                                        brush=gr.Brush(colors=["#FFFFFF"], default_size=24),
                                        eraser=gr.Eraser(default_size=24), sources=[], layers=False,
