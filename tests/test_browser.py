@@ -384,3 +384,6 @@ def test_a_korean_user_makes_a_campaign_and_downloads_its_zip(server, browser, t
     assert names == {"instagram_square-v1.png", "display_320x50-v1.png", "manifest.json"}
     assert [f["file"] for f in manifest["files"]] == ["instagram_square-v1.png", "display_320x50-v1.png"]
     assert manifest["product"]["name"] == "제주 감귤 탄산수" and manifest["background"] == "packshot"
+    page.locator("#campaign-gallery img").first.click()  # its enlarged view speaks Korean too
+    page.locator("#campaign-gallery [aria-label='닫기']").first.wait_for()
+    no_english_labels(page)
