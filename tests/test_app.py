@@ -173,7 +173,7 @@ def test_prompt_preview_is_the_prompt_used_and_keeps_a_users_edit(handlers):
     ad, _ = handlers.preview(AdForm(name="Cola", copy="Taste the summer"), "", "")
     assert "Leave calm, uncluttered space for a headline." in ad and "headline reads" not in ad
     shown = generate(handlers, copy="Taste the summer", count=1)
-    assert f"given it): {handlers.preview(dataclasses.replace(FORM, copy='Taste the summer'), '', '')[0]}" \
+    assert f"as you typed them): {handlers.preview(dataclasses.replace(FORM, copy='Taste the summer'), '', '')[0]}" \
         in shown["info"]  # what the preview showed is what ran
     first, _ = handlers.preview(AdForm(), "", "")
     assert first  # never empty on a first visit
@@ -181,9 +181,10 @@ def test_prompt_preview_is_the_prompt_used_and_keeps_a_users_edit(handlers):
 
 def test_an_edited_prompt_overrides_and_an_unedited_one_does_not(handlers):
     info = generate(handlers, prompt="a custom prompt", auto_prompt="the built one", count=1)["info"]
-    assert "**model prompt** (English, as the model was given it): a custom prompt" in info
+    assert ("**model prompt** (as the model was given it: AdGen writes it in English, with your own words as you "
+            "typed them): a custom prompt") in info
     info = generate(handlers, prompt="the built one", auto_prompt="the built one", count=1)["info"]
-    assert "given it): Professional commercial product photograph of 탄산수" in info
+    assert "as you typed them): Professional commercial product photograph of 탄산수" in info
 
 
 def test_load_from_image_restores_every_setting_and_says_what(handlers):
