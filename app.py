@@ -339,7 +339,7 @@ class Handlers:
 
     def shown(self, entry: Entry, lang: str = "en", product: str | None = None) -> dict:
         """What the result area shows for one entry: the download named after `product` (read from the PNG when
-        not given) and the date; "redo": whether each step's redo button can act (the entry has that step)."""
+        not given) and the date; "redo": whether each step's redo button can act (`redo_ready`)."""
         return {"image": entry.path, "info": info_text(entry, lang), "download": named_download(entry, product),
                 **{step: entry.steps.get(step) for step in STEP_VIEWS},
                 "redo": redo_ready(*(entry.steps.get(step) for step in STEP_VIEWS))}
