@@ -1558,6 +1558,8 @@ def wire(demo: gr.Blocks, h: Handlers, slots: int, status: gr.Markdown, form: Fo
         editor, note, background = h.photo_changed(photo, chosen, request)
         background, before = background_after_photo(bool(photo), chosen, current, before, background)
         thumb = photo_thumbnail(photo) if photo else None  # the photo as a picture (None: not readable or none)
+        if editor is not None:  # Gradio places the mask layer in a canvas of `canvas_size`: the photo's own size
+            editor = gr.update(value=editor, canvas_size=editor["background"].size)
         return editor, note, background, before, gr.update(value=thumb, visible=thumb is not None)
 
     w["photo"].change(photo_changed, [w["photo"], state.background_chosen, w["background"], state.background_before],

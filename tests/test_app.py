@@ -621,6 +621,17 @@ def test_a_brand_from_the_list_and_an_ad_hoc_logo(handlers, tmp_path):
     assert said.startswith("⚠ brand: unknown 'nope'; choose one of citrus")
 
 
+def test_the_mask_editor_canvas_is_the_photos_size(engine, tmp_path):
+    # Gradio centres the mask layer in a canvas of the editor's `canvas_size` (800x800 by default): a 480x480 photo's
+    # automatic mask showed 160 px right of and below the product, and a stroke landed off it too
+    demo = app.build_demo(engine, outputs=tmp_path / "outputs")
+    Image.new("RGB", (480, 360), (150, 110, 70)).save(tmp_path / "photo.png")
+    editor = next(b for b in demo.blocks.values() if isinstance(b, gr.ImageEditor))
+    change = next(f for f in demo.fns.values() if editor in f.outputs and f.name == "photo_changed")
+    update = change.fn(str(tmp_path / "photo.png"), False, "inpaint", None, None)[0]
+    assert update["canvas_size"] == (480, 360) == update["value"]["background"].size
+
+
 def test_a_bad_logo_or_font_is_said_when_it_arrives(handlers, engine, tmp_path):
     # a broken product photo was flagged at upload, a broken logo or font only at Generate
     bad_logo, bad_font = tmp_path / "logo.png", tmp_path / "brand.ttf"
