@@ -69,7 +69,6 @@ from adgen.secret import installation_secret
 from adgen.settings import add_runtime_flags, worker_flags
 from adgen.settings import make_engine as make_runtime_engine
 from adgen.studio import (
-    CAMPAIGN_CHANNELS,
     MAX_HISTORY,
     STEP_VIEWS,
     UI_MAX_VARIANTS,
@@ -485,10 +484,13 @@ class Handlers:
         return {**fields, "message": text("loaded_upload_photo" if needs_photo else "loaded", lang, what=what)}
 
     # -- status and memory ---------------------------------------------------------------------
-    def status(self, width=None, height=None, count=None, request: gr.Request | None = None) -> tuple[str, str]:
-        """(the one status line, the details) — never waits for the engine, a download or a load."""
+    def status(self, width=None, height=None, count=None, request: gr.Request | None = None,
+               place: str | None = None) -> tuple[str, str]:
+        """(the one status line, the details) — never waits for the engine, a download or a load. `place`: this tab's
+        queue line when the caller has it already."""
         lang = lang_of_request(request)
-        return status_line(self.studio.slot, lang, width, height, count, place=self.place(session_of(request), lang),
+        place = self.place(session_of(request), lang) if place is None else place
+        return status_line(self.studio.slot, lang, width, height, count, place=place,
                            public=self.public or not request_is_local(request))  # a proxied visitor: public too
 
     def is_admin(self, request: gr.Request | None = None) -> bool:
@@ -875,8 +877,6 @@ GRADIO_INSIDES = (("queue", "push", ("body", "request", "username")), ("queue", 
 
 def check_gradio(demo: gr.Blocks) -> None:
     """One line, before the server starts, when this Gradio lacks what AdGen's limits and disk cap rely on."""
-    import inspect
-
     owners = {"queue": demo._queue, "demo": demo}
     for owner, name, params in GRADIO_INSIDES:
         found = getattr(owners[owner], name, None)
@@ -1258,7 +1258,7 @@ def campaign_panel(h: Handlers, i18n: gr.I18n) -> CampaignPanel:
     """The campaign tab: the form's ad in each chosen channel x variants."""
     gr.Markdown(i18n("campaign_intro"))
     channels = gr.CheckboxGroup([(choice_label(c, "en"), i) for i, c in h.channels.items()],  # grouped by platform
-                                value=[i for i in CAMPAIGN_CHANNELS if i in h.channels],
+                                value=[i for i in CAMPAIGN_DEFAULTS["en"] if i in h.channels],
                                 label=i18n("campaign_channels"), elem_id="campaign-channels")
     variants = gr.Slider(1, UI_MAX_VARIANTS, value=1, step=1, label=i18n("campaign_variants"),
                          info=i18n("campaign_variants_info"), elem_id="campaign-variants")
@@ -1565,11 +1565,11 @@ def wire(demo: gr.Blocks, h: Handlers, slots: int, status: gr.Markdown, form: Fo
     w["photo"].change(photo_changed, [w["photo"], state.background_chosen, w["background"], state.background_before],
                       [w["mask"], message, w["background"], state.background_before, form.thumb], **hidden)
     # a brand kit's files are checked when they arrive too, as the photo is
-    def logo_changed(path: str | None, request: gr.Request):
-        return h.brand_file_changed("logo", path, request)
+    def logo_changed(path: str | None, request: gr.Request):  # a usable file keeps the line there (the photo's note)
+        return h.brand_file_changed("logo", path, request) or gr.skip()
 
     def font_changed(path: str | None, request: gr.Request):
-        return h.brand_file_changed("font", path, request)
+        return h.brand_file_changed("font", path, request) or gr.skip()
 
     w["logo"].upload(logo_changed, w["logo"], message, **hidden)
     w["font"].upload(font_changed, w["font"], message, **hidden)
@@ -1591,13 +1591,14 @@ def wire(demo: gr.Blocks, h: Handlers, slots: int, status: gr.Markdown, form: Fo
 
     # 4. the status line and memory: refreshed outside the GPU queue (it only reads counters, never waits)
     timer = gr.Timer(1.5)
-    timer.tick(h.status, [w["width"], w["height"], w["count"]], [status, memory.details], queue=False,
-               show_progress="hidden", **hidden)
-    # a waiting tab's place, also where its result will show (the status line is off-screen on a phone by then)
-    def place(request: gr.Request):
-        return (h.place(session_of(request), lang_of_request(request)),) * 2
+    # one request per tick: the status line and details, and a waiting tab's place, also where its result will show
+    # (the status line is off-screen on a phone by then)
+    def tick(width, height, count, request: gr.Request):
+        place = h.place(session_of(request), lang_of_request(request))
+        return (*h.status(width, height, count, request, place=place), place, place)
 
-    timer.tick(place, None, [res.place, camp.place], queue=False, show_progress="hidden", **hidden)
+    timer.tick(tick, [w["width"], w["height"], w["count"]], [status, memory.details, res.place, camp.place],
+               queue=False, show_progress="hidden", **hidden)
     if memory.mode is not None:
         memory.mode.change(h.set_memory_mode, memory.mode, memory.note, **{**gpu, "api_visibility": "private"})
         memory.quantize.change(h.set_quantize, memory.quantize, memory.note, **{**gpu, "api_visibility": "private"})

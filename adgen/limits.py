@@ -39,12 +39,10 @@ def max_sessions() -> int:
     return _env_int("ADGEN_MAX_SESSIONS", 256, 8, 100_000)
 
 
-def refusal(waiting: int, mine: int, lang: str = "en", most: int | None = None, per_session: int | None = None
-            ) -> str | None:
+def refusal(waiting: int, mine: int, lang: str = "en") -> str | None:
     """The one line refusing a new GPU job (None: it may queue), given the jobs `waiting` in the GPU queue and
     this session's queued or running ones (`mine`), in `lang`."""
-    per_session = session_jobs() if per_session is None else per_session
-    most = queue_max() if most is None else most
+    per_session, most = session_jobs(), queue_max()
     if mine >= per_session:
         return text("limit_session_jobs", lang, n=mine, max=per_session)
     if waiting >= most:

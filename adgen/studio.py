@@ -37,7 +37,6 @@ if TYPE_CHECKING:  # torch loads in the background: the page must not wait for i
     from .jobs import Job
 
 MAX_HISTORY = 48
-CAMPAIGN_CHANNELS = ("instagram_square", "instagram_story", "display_300x250")  # the page's default choice
 UI_MAX_VARIANTS = 4  # variants per channel from the page (the CLI allows 8)
 # campaign folders kept under outputs/campaigns/ (at most this many, and within $ADGEN_CACHE_MAX_MB together), the
 # least recently made removed first

@@ -648,6 +648,12 @@ def test_a_bad_logo_or_font_is_said_when_it_arrives(handlers, engine, tmp_path):
     uploads = {tuple(target) for d in config["dependencies"] if ids["message"] in d["outputs"]
                for target in d["targets"]}
     assert {(ids["logo"], "upload"), (ids["font"], "upload")} <= uploads
+    # a usable logo leaves the line beside Generate as it was (the photo's note), a broken one replaces it
+    logo_of = next(f for f in demo.fns.values() if f.name == "logo_changed")
+    assert logo_of.fn(str(bad_logo), KOREAN) == gr.skip()
+    # the status line and a waiting tab's place come from one request per tick, the place worked out once
+    ticks = [d for d in config["dependencies"] if any(target[1] == "tick" for target in d["targets"])]
+    assert len(ticks) == 1 and {ids["status"], ids["place"], ids["campaign-place"]} <= set(ticks[0]["outputs"])
 
 
 def test_a_bad_font_upload_is_one_localized_line(handlers, tmp_path):
