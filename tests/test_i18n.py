@@ -429,3 +429,12 @@ def test_the_english_strings_hold_no_korean():
     """An English page reads English only (a placeholder once showed a Korean product name there)."""
     hangul = re.compile("[\uac00-\ud7a3\u3131-\u318e]")
     assert [key for key, value in raw("en").items() if hangul.search(str(value))] == []
+
+
+def test_an_errors_field_is_named_as_the_page_labels_its_box():
+    # the font box read "문구 글꼴" while its errors said "브랜드 글꼴": a user looked for a box that was not there
+    locales = load_locales()
+    for lang, strings in locales.items():
+        for box, field in (("product_name", "field_product_name"), ("product_photo_optional", "field_product_photo"),
+                           ("brand_logo", "field_logo"), ("brand_font", "field_brand_font")):
+            assert strings[box].lower().startswith(strings[field].lower()), (lang, strings[box], strings[field])
