@@ -131,6 +131,8 @@ CSS = """
 #photo tr.file { display: flex; flex-wrap: wrap; }
 #photo tr.file td.filename { flex: 1 1 100%; min-width: 0; }
 @media (max-width: 767px) {
+  /* the status line (with the demo model's notice, up to six lines on a phone) leaves Generate on the first screen */
+  #status, #status .prose, #status p { font-size: 13px !important; line-height: 1.35 !important; }
   /* Stop floats at the bottom while a job runs, so it is reachable wherever the phone has scrolled */
   #stop, #campaign-stop { position: fixed; right: 12px; bottom: 12px; z-index: 100; width: auto !important;
     min-width: 96px; box-shadow: 0 4px 16px rgba(0, 0, 0, 0.35); }
